@@ -75,6 +75,7 @@ class Config:
     pad_to_multiple_of: int | None = _f(None, "Round padded lengths up to a multiple of this.")
     label_all_subtokens: bool = _f(False, "NER: label every word piece (default: first only, "
                                    "the rest -100).")
+    ner_strict: bool = _f(False, "NER: score entities in seqeval's strict IOB2 mode.")
     sampling: Sampling = _f("random", "Training order: random (seeded shuffle) or "
                             "group_by_length (shuffled mega-batches sorted by length).")
 
@@ -131,6 +132,8 @@ class Config:
     num_threads: int = _f(0, "torch intra-op threads on CPU; 0 keeps torch's default.")
     progress: bool = _f(True, "Show tqdm progress bars (never when stderr is not a terminal).")
     save_model: bool = _f(True, "Write model weights and tokenizer into the output directory.")
+    checkpoint_every_epoch: bool = _f(False, "Save a checkpoint after each epoch so that an "
+                                      "interrupted run resumes mid-way.")
 
     def __post_init__(self) -> None:
         problems = validate(self)
@@ -179,7 +182,7 @@ class Config:
 FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(Config)}
 HINTS: dict[str, Any] = typing.get_type_hints(Config)
 # Settings that cannot change a metric; left out of the config hash so toggling them reruns nothing.
-NON_RESULT_FIELDS = frozenset({"progress", "save_model", "num_threads"})
+NON_RESULT_FIELDS = frozenset({"progress", "save_model", "num_threads", "checkpoint_every_epoch"})
 
 
 def help_text(key: str) -> str:

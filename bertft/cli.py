@@ -1,0 +1,232 @@
+"""Command line: `bertft train|eval|predict|inspect|tasks|ablate|report`.
+
+Every Config field is a `--flag` (its docstring is the help text) and `--set key=value` sets any
+of them; both go through the same typed validation as specs and the Python API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bertft.config import FIELDS, Config, describe_type, help_text, parse_overrides, parse_value
+from bertft.errors import BertftError
+
+EPILOG = "Exit codes: 0 ok, 1 a run or test failed, 2 usage error (bad config, data or spec)."
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("settings (also: --set key=value)")
+    for name in FIELDS:
+        group.add_argument(f"--{name.replace('_', '-')}", dest=f"cfg_{name}", metavar="V",
+                           default=argparse.SUPPRESS,
+                           help=f"{help_text(name)} [{describe_type(name)}; default "
+                                f"{FIELDS[name].default!r}]")
+    parser.add_argument("--config", metavar="TOML", help="Read settings from a TOML file "
+                        "(a flat table of settings, or its [base] table).")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="Override any setting; repeatable.")
+
+
+def config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = None) -> Config:
+    """Defaults < base < --config file < --flags < --set."""
+    values: dict[str, Any] = dict(base or {})
+    if getattr(args, "config", None):
+        values.update(_read_toml_settings(Path(args.config)))
+    values.update({k[4:]: parse_value(v) for k, v in vars(args).items()
+                   if k.startswith("cfg_")})
+    values.update(parse_overrides(args.overrides))
+    return Config.from_dict(values, source="command line")
+
+
+def _read_toml_settings(path: Path) -> dict[str, Any]:
+    import tomllib
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BertftError(f"--config {path}: file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise BertftError(f"{path}: TOML syntax error: {exc}") from None
+    return data.get("base", data)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bertft", description=__doc__, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="Show tracebacks.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="Fine-tune and evaluate; writes OUT/metrics.json and the "
+                       "model files.", epilog=EPILOG)
+    p.add_argument("--out", required=True, metavar="DIR", help="Run directory to write.")
+    _add_config_flags(p)
+
+    p = sub.add_parser("eval", help="Evaluate a saved run on a split of its task.")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--split", choices=("validation", "test"), default="test")
+    p.add_argument("--set", dest="overrides", action="append", default=[],
+                   metavar="KEY=VALUE", help="Override data settings, e.g. data_dir=...")
+
+    p = sub.add_parser("predict", help="Predict labels (or entities) for texts.")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("texts", nargs="*", metavar="TEXT")
+    p.add_argument("--file", metavar="PATH", help="One text per line.")
+    p.add_argument("--device", default="auto")
+
+    p = sub.add_parser("inspect", help="Show a model's structure and parameter counts.")
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("--freeze-layers", default="0", metavar="K", help="int or 'all'")
+    p.add_argument("--freeze-embeddings", action="store_true")
+
+    sub.add_parser("tasks", help="List the registered tasks.")
+
+    p = sub.add_parser("ablate", help="Run ablation specs (a thin wrapper over pytest).")
+    p.add_argument("specs", nargs="*", metavar="SPEC", help="TOML spec files (default: "
+                   "ablations/*.toml).")
+    p.add_argument("--set", dest="overrides", action="append", default=[],
+                   metavar="KEY=VALUE", help="Override a base setting of every spec.")
+    p.add_argument("--results", default="results", metavar="DIR")
+    p.add_argument("--executor", choices=("local", "gpus", "ray"), default="local")
+    p.add_argument("--ray-address", default=None)
+    p.add_argument("--rerun", action="store_true", help="Ignore stored results.")
+    p.add_argument("-k", dest="keyword", default=None, help="pytest -k expression.")
+
+    p = sub.add_parser("report", help="Render markdown reports from stored results.")
+    p.add_argument("results", nargs="?", default="results", metavar="RESULTS_DIR")
+    p.add_argument("--out", default="reports", metavar="DIR")
+    p.add_argument("--format", choices=("md", "csv", "json"), default="md")
+    return parser
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from bertft.train import fit
+
+    cfg = config_from_args(args)
+    result = fit(cfg, out_dir=args.out, on_log=_print_row)
+    summary = {"validation": _scalar_part(result.validation), "test": _scalar_part(result.test),
+               "out": str(Path(args.out) / "metrics.json")}
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _scalar_part(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}
+
+
+def _print_row(row: dict[str, Any]) -> None:
+    shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}
+    print(json.dumps(shown), file=sys.stderr, flush=True)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from bertft.data import load_task
+    from bertft.features import encode_splits, make_loader
+    from bertft.predict import Predictor
+    from bertft.rundir import read_run_config
+    from bertft.runtime import resolve_precision
+    from bertft.train import evaluate
+
+    cfg, _, _ = read_run_config(args.run_dir)
+    cfg = cfg.with_overrides(parse_overrides(args.overrides))
+    pred = Predictor.from_run(args.run_dir, device=cfg.device)
+    splits = load_task(cfg)
+    if splits.label_names != pred.label_names:
+        raise BertftError(f"{args.run_dir}: the task's labels {list(splits.label_names)} differ "
+                          f"from the model's {list(pred.label_names)}")
+    encoded = encode_splits(splits, pred.tokenizer, cfg)
+    loader = make_loader(encoded.split(args.split), pred.tokenizer, splits.kind, cfg, train=False)
+    metrics, _ = evaluate(pred.model, loader, splits.kind, splits.label_names, pred.device,
+                          resolve_precision(cfg.precision, pred.device), cfg.ner_strict)
+    print(json.dumps({args.split: metrics}, indent=2))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from bertft.predict import Predictor
+
+    texts = list(args.texts)
+    if args.file:
+        try:
+            texts += [ln.rstrip("\n") for ln in Path(args.file).read_text(encoding="utf-8")
+                      .splitlines() if ln.strip()]
+        except FileNotFoundError:
+            raise BertftError(f"--file {args.file}: file not found") from None
+    if not texts:
+        raise BertftError("predict: give texts as arguments or --file PATH (one per line)")
+    for row in Predictor.from_run(args.run_dir, device=args.device).predict(texts):
+        print(json.dumps(row))
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from bertft.models import build_model, format_inspection, inspect_model
+    from bertft.optim import frozen_parameter_names
+
+    cfg = Config.from_dict({"model": args.model, "freeze_layers": parse_value(args.freeze_layers),
+                            "freeze_embeddings": args.freeze_embeddings}, source="inspect")
+    model = build_model(cfg, "classification", ("label_0", "label_1"))
+    info = inspect_model(model, frozen_parameter_names(model, cfg))
+    print(format_inspection(info, args.model))
+    return 0
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from bertft.data import TASKS
+
+    for name in sorted(TASKS):
+        spec = TASKS[name]
+        print(f"{name:<12} {spec.kind:<15} {spec.description}")
+    return 0
+
+
+def cmd_ablate(args: argparse.Namespace) -> int:
+    import pytest
+
+    argv = list(args.specs or sorted(str(p) for p in Path("ablations").glob("*.toml")))
+    argv += ["-p", "bertft.ablation.plugin", "--bertft-results", args.results,
+             "--bertft-executor", args.executor]
+    argv += [x for kv in args.overrides for x in ("--bertft-set", kv)]
+    if args.ray_address:
+        argv += ["--bertft-ray-address", args.ray_address]
+    if args.rerun:
+        argv.append("--bertft-rerun")
+    if args.keyword:
+        argv += ["-k", args.keyword]
+    return int(pytest.main(argv))
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from bertft.report import render_all
+
+    for path in render_all(Path(args.results), Path(args.out), fmt=args.format):
+        print(path)
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "predict": cmd_predict,
+            "inspect": cmd_inspect, "tasks": cmd_tasks, "ablate": cmd_ablate,
+            "report": cmd_report}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except BertftError as exc:
+        if args.debug:
+            raise
+        print(f"bertft: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("bertft: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""Tokenization, NER label alignment, batching.
+
+Examples are tokenized once (fast tokenizer, truncation, no padding) and cached in memory and on
+disk by (tokenizer, data fingerprint, max_length, label alignment). Padding happens per batch in the
+collator: dynamic by default, to `max_length` as an option, rounded up to `pad_to_multiple_of`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, RandomSampler, Sampler
+from transformers import (
+    DataCollatorForTokenClassification,
+    DataCollatorWithPadding,
+    PreTrainedTokenizerBase,
+)
+from transformers.trainer_pt_utils import LengthGroupedSampler
+
+from bertft.config import Config
+from bertft.data import Example, Splits
+
+IGNORE_INDEX = -100
+Feature = dict[str, list[int] | int]
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Tokenized splits: lists of features (input_ids, attention_mask, [token_type_ids], labels)."""
+
+    train: list[Feature]
+    validation: list[Feature]
+    test: list[Feature]
+    key: str
+
+    def split(self, name: str) -> list[Feature]:
+        return {"train": self.train, "validation": self.validation, "test": self.test}[name]
+
+
+def align_labels(word_ids: list[int | None], tags: tuple[int, ...], all_subtokens: bool
+                 ) -> list[int]:
+    """Word-level tags to word pieces: the first piece of each word gets the word's tag, later
+    pieces -100 (or the tag with `all_subtokens`), special tokens -100.
+
+    With `all_subtokens`, a continuation piece of a `B-X` word would need `I-X`; we keep the
+    tag as is, the common convention (seqeval scores words, not pieces).
+    """
+    out: list[int] = []
+    previous: int | None = None
+    for wid in word_ids:
+        if wid is None:
+            out.append(IGNORE_INDEX)
+        elif wid != previous:
+            out.append(tags[wid])
+        else:
+            out.append(tags[wid] if all_subtokens else IGNORE_INDEX)
+        previous = wid
+    return out
+
+
+def encode_examples(examples: tuple[Example, ...], kind: str, tokenizer: PreTrainedTokenizerBase,
+                    cfg: Config) -> list[Feature]:
+    if not examples:
+        return []
+    if kind == "classification":
+        texts = [e.text or "" for e in examples]
+        pairs = [e.text_pair or "" for e in examples] if examples[0].text_pair is not None \
+            else None
+        enc = tokenizer(texts, pairs, truncation=True, max_length=cfg.max_length)
+        feats = [{k: enc[k][i] for k in enc.keys()} for i in range(len(examples))]
+        for f, e in zip(feats, examples, strict=True):
+            f["labels"] = int(e.label)  # type: ignore[arg-type]
+        return feats
+    words = [list(e.tokens or ()) for e in examples]
+    enc = tokenizer(words, is_split_into_words=True, truncation=True, max_length=cfg.max_length)
+    feats = []
+    for i, e in enumerate(examples):
+        f = {k: enc[k][i] for k in enc.keys()}
+        f["labels"] = align_labels(enc.word_ids(i), e.tags or (), cfg.label_all_subtokens)
+        feats.append(f)
+    return feats
+
+
+def cache_key(splits: Splits, tokenizer: PreTrainedTokenizerBase, cfg: Config) -> str:
+    """Everything tokenization depends on; trials that share it share the encoded data."""
+    parts = {
+        "data": splits.fingerprint(),
+        "tokenizer": type(tokenizer).__name__,
+        "vocab": hashlib.sha256(
+            json.dumps(tokenizer.get_vocab(), sort_keys=True).encode()).hexdigest()[:16],
+        "lower": getattr(tokenizer, "do_lower_case", None),
+        "max_length": cfg.max_length,
+        "label_all_subtokens": cfg.label_all_subtokens if splits.kind == "ner" else None,
+        "version": 1,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+_MEMORY: dict[str, Encoded] = {}
+
+
+def cache_dir() -> Path | None:
+    """On-disk cache between sessions: $BERTFT_CACHE_DIR, or ~/.cache/bertft; '' disables it."""
+    value = os.environ.get("BERTFT_CACHE_DIR")
+    if value == "":
+        return None
+    return Path(value) if value else Path.home() / ".cache" / "bertft"
+
+
+def encode_splits(splits: Splits, tokenizer: PreTrainedTokenizerBase, cfg: Config) -> Encoded:
+    """Tokenize all splits once per key: memory first, then disk, else compute and store."""
+    key = cache_key(splits, tokenizer, cfg)
+    if key in _MEMORY:
+        return _MEMORY[key]
+    root = cache_dir()
+    path = root / "tokenized" / f"{key}.pt" if root else None
+    encoded: Encoded | None = None
+    if path is not None and path.is_file():
+        try:
+            blob = torch.load(path, weights_only=True)  # plain lists and ints; no pickle code
+            encoded = Encoded(blob["train"], blob["validation"], blob["test"], key)
+        except Exception:  # a truncated or foreign file: recompute and overwrite
+            encoded = None
+    if encoded is None:
+        encoded = Encoded(*(encode_examples(getattr(splits, s), splits.kind, tokenizer, cfg)
+                            for s in ("train", "validation", "test")), key=key)
+        if path is not None:
+            _atomic_torch_save({"train": encoded.train, "validation": encoded.validation,
+                                "test": encoded.test}, path)
+    _MEMORY[key] = encoded
+    return encoded
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only cache only costs speed
+
+
+def collator(tokenizer: PreTrainedTokenizerBase, kind: str, cfg: Config):
+    """Pads each batch: to its longest sequence (dynamic) or to max_length."""
+    padding = "max_length" if cfg.padding == "max_length" else "longest"
+    cls = DataCollatorWithPadding if kind == "classification" else \
+        DataCollatorForTokenClassification
+    return cls(tokenizer=tokenizer, padding=padding, max_length=cfg.max_length,
+               pad_to_multiple_of=cfg.pad_to_multiple_of, return_tensors="pt")
+
+
+def train_sampler(features: list[Feature], cfg: Config, generator: torch.Generator) -> Sampler:
+    """Seeded random order, or length-grouped (shuffled mega-batches sorted by length)."""
+    if cfg.sampling == "group_by_length":
+        lengths = [len(f["input_ids"]) for f in features]  # type: ignore[arg-type]
+        return LengthGroupedSampler(cfg.batch_size, lengths=lengths, generator=generator)
+    return RandomSampler(features, generator=generator)
+
+
+def make_loader(features: list[Feature], tokenizer: PreTrainedTokenizerBase, kind: str,
+                cfg: Config, *, train: bool, seed: int = 0) -> DataLoader:
+    """Training loaders shuffle with their own generator (seeded by `seed`, advanced each
+    epoch); evaluation loaders keep the data order."""
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return DataLoader(
+        features,  # type: ignore[arg-type]
+        batch_size=cfg.batch_size if train else cfg.eval_batch_size,
+        sampler=train_sampler(features, cfg, generator) if train else None,
+        shuffle=False,
+        collate_fn=collator(tokenizer, kind, cfg),
+        num_workers=0,  # tokenization is done up front; batching is cheap
+    )
+
+
+def real_tokens(batch: dict[str, torch.Tensor]) -> int:
+    """Non-padding tokens in a batch (a CPU-GPU sync point if the mask is on the GPU)."""
+    return int(batch["attention_mask"].sum())

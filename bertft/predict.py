@@ -1,0 +1,108 @@
+"""Inference from a saved run: labels with class probabilities, or entity spans for NER."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+)
+
+from bertft.config import Config
+from bertft.data import clean_text
+from bertft.errors import BertftError
+from bertft.rundir import read_run_config
+from bertft.runtime import resolve_device
+
+
+@dataclass
+class Predictor:
+    """Loads a run directory once, predicts many times (the run's preprocessing is applied)."""
+
+    model: Any
+    tokenizer: Any
+    config: Config
+    kind: str
+    label_names: tuple[str, ...]
+    device: torch.device
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path, device: str = "auto") -> Predictor:
+        cfg, kind, names = read_run_config(run_dir)
+        if not (Path(run_dir) / "config.json").is_file():
+            raise BertftError(f"{run_dir}: no model files (the run was saved with "
+                              "save_model=false)")
+        auto = AutoModelForSequenceClassification if kind == "classification" \
+            else AutoModelForTokenClassification
+        dev = resolve_device(device)
+        model = auto.from_pretrained(run_dir, use_safetensors=True).to(dev).eval()
+        tokenizer = AutoTokenizer.from_pretrained(run_dir, use_fast=True)
+        return cls(model, tokenizer, cfg, kind, names, dev)
+
+    @torch.no_grad()
+    def predict(self, texts: list[str], batch_size: int = 32) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for start in range(0, len(texts), batch_size):
+            chunk = texts[start:start + batch_size]
+            out += (self._classify(chunk) if self.kind == "classification"
+                    else [self._entities(t) for t in chunk])
+        return out
+
+    def _classify(self, texts: list[str]) -> list[dict[str, Any]]:
+        clean = [clean_text(t, self.config) for t in texts]
+        enc = self.tokenizer(clean, truncation=True, max_length=self.config.max_length,
+                             padding=True, return_tensors="pt").to(self.device)
+        probs = self.model(**enc).logits.float().softmax(-1).cpu()
+        return [{"text": t, "label": self.label_names[int(p.argmax())],
+                 "score": float(p.max()),
+                 "probabilities": {n: float(p[i]) for i, n in enumerate(self.label_names)}}
+                for t, p in zip(texts, probs, strict=True)]
+
+    def _entities(self, text: str) -> dict[str, Any]:
+        """Words are whitespace-separated (as in CoNLL files); each word takes the prediction
+        of its first word piece; B-/I- runs become spans with character offsets."""
+        words, spans, pos = [], [], 0
+        for word in text.split():
+            start = text.index(word, pos)
+            words.append(word.lower() if self.config.lowercase else word)
+            spans.append((start, start + len(word)))
+            pos = start + len(word)
+        if not words:
+            return {"text": text, "entities": []}
+        enc = self.tokenizer([words], is_split_into_words=True, truncation=True,
+                             max_length=self.config.max_length, return_tensors="pt")
+        probs = self.model(**enc.to(self.device)).logits.float().softmax(-1)[0].cpu()
+        tags: list[tuple[str, float]] = []
+        seen: set[int] = set()
+        for i, wid in enumerate(enc.word_ids(0)):
+            if wid is not None and wid not in seen:
+                seen.add(wid)
+                tags.append((self.label_names[int(probs[i].argmax())], float(probs[i].max())))
+        return {"text": text, "entities": bio_spans(tags, spans[:len(tags)], text)}
+
+
+def bio_spans(tags: list[tuple[str, float]], spans: list[tuple[int, int]], text: str
+              ) -> list[dict[str, Any]]:
+    """Group word-level BIO tags into entities; an I-X that does not continue X starts one."""
+    entities: list[dict[str, Any]] = []
+    current: dict[str, Any] | None = None
+    for (tag, score), (start, end) in zip(tags, spans, strict=True):
+        prefix, _, etype = tag.partition("-")
+        if prefix == "I" and current is not None and current["type"] == etype:
+            current["end"] = end
+            current["scores"].append(score)
+            continue
+        if current is not None:
+            entities.append(current)
+            current = None
+        if prefix in ("B", "I"):
+            current = {"type": etype, "start": start, "end": end, "scores": [score]}
+    if current is not None:
+        entities.append(current)
+    return [{"type": e["type"], "text": text[e["start"]:e["end"]], "start": e["start"],
+             "end": e["end"], "score": sum(e["scores"]) / len(e["scores"])} for e in entities]

@@ -1,0 +1,89 @@
+"""Reading stored trial results. A file that cannot be used is reported, never fatal."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from bertft.ablation.result import TrialResult
+
+MAIN_METRICS = {"classification": ("f1_macro", "accuracy"), "ner": ("f1",)}
+"""Metrics shown per arm, the first being the one arms are ranked and tested on."""
+
+STATUSES = ("passed", "failed", "diverged")
+
+
+def main_metrics(kind: str) -> tuple[str, ...]:
+    return MAIN_METRICS.get(kind, MAIN_METRICS["classification"])
+
+
+def _problem(result: TrialResult) -> str | None:
+    """What makes a parsed record unusable for a report, or None."""
+    for name in ("overrides", "config", "data", "best", "validation", "test", "timing",
+                 "environment", "spec.baseline"):
+        value = result.spec.baseline if name == "spec.baseline" else getattr(result, name)
+        if not isinstance(value, dict):
+            return f"{name} is {type(value).__name__}, expected an object"
+    for name in ("history", "errors"):
+        if not all(isinstance(row, dict) for row in getattr(result, name)):
+            return f"{name} holds a row that is not an object"
+    if not all(isinstance(axis, str) for axis in result.spec.axes):
+        return "spec.axes holds a name that is not a string"
+    if not isinstance(result.trial_id, str) or not isinstance(result.arm_id, str):
+        return "trial_id and arm_id must be strings"
+    if result.status not in STATUSES:
+        return f"status {result.status!r}, expected one of {', '.join(STATUSES)}"
+    if result.kind not in MAIN_METRICS:
+        return f"kind {result.kind!r}, expected one of {', '.join(MAIN_METRICS)}"
+    if not isinstance(result.seed, int) or isinstance(result.seed, bool):
+        return f"seed {result.seed!r} is not an integer"
+    if result.status == "passed":
+        for metric in main_metrics(result.kind):
+            value = result.validation.get(metric)
+            if (not isinstance(value, int | float) or isinstance(value, bool)
+                    or not math.isfinite(value)):
+                return f"passed trial without a finite validation {metric} (got {value!r})"
+    return None
+
+
+def load_one(path: Path) -> TrialResult:
+    """Parse one result file; every problem is a ValueError naming it."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"unreadable file: {e}") from e
+    except json.JSONDecodeError as e:
+        raise ValueError(f"invalid JSON: {e}") from e
+    if not isinstance(data, dict):
+        raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+    try:
+        result = TrialResult.from_json(data)
+    except KeyError as e:
+        raise ValueError(f"wrong schema: missing key {e}") from e
+    except (TypeError, ValueError, AttributeError) as e:
+        raise ValueError(f"wrong schema: {e}") from e
+    problem = _problem(result)
+    if problem:
+        raise ValueError(f"wrong schema: {problem}")
+    return result
+
+
+def load_results(spec_dir: Path) -> tuple[list[TrialResult], list[tuple[Path, str]]]:
+    """All `*.json` trial results of one spec folder, sorted by trial id, and the files skipped
+    with their reason (bad JSON, wrong schema, or a second file for a trial already read)."""
+    results: dict[str, TrialResult] = {}
+    unreadable: list[tuple[Path, str]] = []
+    for path in sorted(Path(spec_dir).glob("*.json")):
+        if path.name.startswith("."):
+            continue
+        try:
+            result = load_one(path)
+        except ValueError as e:
+            unreadable.append((path, " ".join(str(e).split())))
+            continue
+        if result.trial_id in results:
+            unreadable.append((path, f"duplicate of trial {result.trial_id!r}, skipped"))
+            continue
+        results[result.trial_id] = result
+    return [results[k] for k in sorted(results)], unreadable

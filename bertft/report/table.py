@@ -1,0 +1,150 @@
+"""Grouping trials into arms and aggregating them over seeds: one row per arm."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from bertft.ablation.result import SpecInfo, TrialResult
+from bertft.report.load import main_metrics
+from bertft.report.stats import ALPHA, mean_ci, paired_test
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One grid point without the seed, with every trial of it (passed or not)."""
+
+    arm_id: str
+    values: dict[str, Any]             # axis -> value, in spec axis order
+    trials: tuple[TrialResult, ...]    # sorted by seed
+
+    @property
+    def passed(self) -> tuple[TrialResult, ...]:
+        return tuple(t for t in self.trials if t.status == "passed")
+
+
+def newest(results: Sequence[TrialResult]) -> TrialResult:
+    """The most recently created record (ties: the last trial id); its spec info is used."""
+    return max(results, key=lambda r: (str(r.created or ""), r.trial_id))
+
+
+def spec_of(results: Sequence[TrialResult]) -> SpecInfo:
+    return newest(results).spec
+
+
+def kind_of(results: Sequence[TrialResult]) -> str:
+    return newest(results).kind if results else "classification"
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return (0, float(value))
+    return (1, str(value))
+
+
+def group_arms(results: Sequence[TrialResult]) -> list[Arm]:
+    """Arms sorted by their axis values (numbers numerically), trials by seed."""
+    if not results:
+        return []
+    axes = spec_of(results).axes
+    by_arm: dict[str, list[TrialResult]] = {}
+    for r in results:
+        by_arm.setdefault(r.arm_id, []).append(r)
+    arms = [Arm(arm_id, {a: trials[0].overrides.get(a) for a in axes},
+                tuple(sorted(trials, key=lambda t: (t.seed, t.trial_id))))
+            for arm_id, trials in by_arm.items()]
+    return sorted(arms, key=lambda arm: ([_sort_key(arm.values[a]) for a in axes], arm.arm_id))
+
+
+def baseline_arm(arms: Sequence[Arm], spec: SpecInfo) -> Arm | None:
+    """The first arm whose axis values match every key of `spec.baseline`; None if none does."""
+    if not spec.baseline:
+        return None
+    for arm in arms:
+        if all(k in arm.trials[0].overrides and arm.trials[0].overrides[k] == v
+               for k, v in spec.baseline.items()):
+            return arm
+    return None
+
+
+def metric_by_seed(arm: Arm, split: str, metric: str) -> dict[int, float]:
+    """{seed: value} over the arm's passed trials that report the metric."""
+    out: dict[int, float] = {}
+    for t in arm.passed:
+        value = getattr(t, split).get(metric)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            out[t.seed] = float(value)
+    return out
+
+
+def _mean(values: Sequence[Any]) -> float:
+    xs = [float(v) for v in values
+          if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)]
+    return sum(xs) / len(xs) if xs else math.nan
+
+
+def _max(values: Sequence[Any]) -> float:
+    xs = [float(v) for v in values
+          if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)]
+    return max(xs) if xs else math.nan
+
+
+def columns(kind: str, axes: Sequence[str]) -> list[str]:
+    """The aggregated table's columns, in order (the csv/json export)."""
+    metric_cols = [f"{split}_{m}_{stat}" for split in ("val", "test") for m in main_metrics(kind)
+                   for stat in ("mean", "ci")]
+    return ["arm", *axes, "baseline", "best", "n_seeds", "seeds", "n_failed", "n_diverged",
+            "fewer_seeds", *metric_cols, "best_epoch", "train_seconds", "samples_per_s",
+            "tokens_per_s", "peak_memory_mb", "diff", "p_value", "n_pairs", "significant"]
+
+
+def aggregate(results: Sequence[TrialResult]) -> pd.DataFrame:
+    """One row per arm: metrics as mean and 95% t half width over passed seeds, cost figures as
+    means (peak memory: the maximum), and the paired test of the ranking metric (validation
+    f1_macro, or f1 for NER) against the baseline arm. `best` marks the arm with the highest
+    mean ranking metric; `fewer_seeds` arms with fewer passed seeds than the spec asks for or
+    another arm has. Arms whose every trial failed keep their row, with nan figures."""
+    kind = kind_of(results)
+    metrics = main_metrics(kind)
+    if not results:
+        return pd.DataFrame(columns=columns(kind, ()))
+    spec = spec_of(results)
+    arms = group_arms(results)
+    base = baseline_arm(arms, spec)
+    rank = metrics[0]
+    expected = max([len(spec.seeds)] + [len(a.passed) for a in arms])
+    base_scores = metric_by_seed(base, "validation", rank) if base else {}
+    rows = []
+    for arm in arms:
+        passed = arm.passed
+        row: dict[str, Any] = {"arm": arm.arm_id, **arm.values,
+                               "baseline": arm is base, "best": False,
+                               "n_seeds": len(passed),
+                               "seeds": ",".join(str(t.seed) for t in passed),
+                               "n_failed": sum(t.status == "failed" for t in arm.trials),
+                               "n_diverged": sum(t.status == "diverged" for t in arm.trials),
+                               "fewer_seeds": len(passed) < expected}
+        for split, key in (("val", "validation"), ("test", "test")):
+            for m in metrics:
+                mean, ci = mean_ci(list(metric_by_seed(arm, key, m).values()))
+                row[f"{split}_{m}_mean"], row[f"{split}_{m}_ci"] = mean, ci
+        row["best_epoch"] = _mean([t.best.get("epoch") for t in passed])
+        for k in ("train_seconds", "samples_per_s", "tokens_per_s"):
+            row[k] = _mean([t.timing.get(k) for t in passed])
+        row["peak_memory_mb"] = _max([t.timing.get("peak_memory_mb") for t in passed])
+        if base is None or arm is base:
+            diff, p, n = math.nan, math.nan, 0
+        else:
+            diff, p, n = paired_test(metric_by_seed(arm, "validation", rank), base_scores)
+        row.update(diff=diff, p_value=p, n_pairs=n,
+                   significant=None if math.isnan(p) else bool(p < ALPHA))
+        rows.append(row)
+    df = pd.DataFrame(rows, columns=columns(kind, spec.axes))
+    scores = df[f"val_{rank}_mean"]
+    if scores.notna().any():
+        df.loc[int(scores.astype(float).idxmax()), "best"] = True  # first arm wins a tie
+    return df

@@ -1,0 +1,75 @@
+"""The run directory: `save_pretrained`-compatible model files plus bertft's own records.
+
+    RUN_DIR/
+      config.json, model.safetensors      transformers model (id2label holds the label names)
+      tokenizer.json, tokenizer_config.json ...
+      bertft_config.json                  the full resolved bertft Config and the task kind
+      metrics.json                        {"validation", "test", "history", "best", "timing", ...}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bertft.config import Config
+from bertft.errors import BertftError
+
+CONFIG_FILE = "bertft_config.json"
+METRICS_FILE = "metrics.json"
+
+
+def write_json_atomic(path: str | Path, data: Any) -> None:
+    """Write to a temporary file in the same directory, fsync, then rename over the target:
+    a reader never sees a half-written file, whatever kills the writer."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, sort_keys=False, default=_jsonable)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, set | tuple):
+        return list(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def save_run(result, out_dir: str | Path) -> Path:
+    """Write model, tokenizer, resolved config and metrics into `out_dir`."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if result.config.save_model and result.model is not None:
+        result.model.save_pretrained(out, safe_serialization=True)
+        result.tokenizer.save_pretrained(out)
+    write_json_atomic(out / CONFIG_FILE, {"kind": result.kind,
+                                          "label_names": list(result.label_names),
+                                          "config": result.config.to_dict()})
+    write_json_atomic(out / METRICS_FILE, result.metrics_json())
+    return out
+
+
+def read_run_config(run_dir: str | Path) -> tuple[Config, str, tuple[str, ...]]:
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise BertftError(f"{run_dir}: not a bertft run directory (no {CONFIG_FILE}); "
+                          "create one with `bertft train ... --out DIR`")
+    try:
+        blob = json.loads(path.read_text(encoding="utf-8"))
+        return (Config.from_dict(blob["config"], source=str(path)), blob["kind"],
+                tuple(blob["label_names"]))
+    except (json.JSONDecodeError, KeyError) as exc:
+        raise BertftError(f"{path}: unreadable ({exc}); the run directory is damaged") from exc

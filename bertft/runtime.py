@@ -1,0 +1,135 @@
+"""Device, precision, seeding and environment facts: the few things that touch the machine."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import random
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bertft.errors import BertftError
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` picks cuda, then mps, then cpu; an explicit device must exist."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise BertftError(f"device = {name!r}: CUDA is not available here; use 'auto' or 'cpu'")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise BertftError("device = 'mps': MPS is not available here; use 'auto' or 'cpu'")
+    return torch.device(name)
+
+
+def resolve_precision(name: str, device: torch.device) -> torch.dtype:
+    """`auto`: bf16 autocast on a GPU that supports it, else fp32. Returns the autocast dtype."""
+    if name == "auto":
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+    if dtype == torch.float16 and device.type == "cpu":
+        raise BertftError("precision = 'fp16': not supported on cpu; use 'fp32' or 'bf16'")
+    return dtype
+
+
+def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:
+    """Mixed-precision context; a no-op for fp32."""
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices): head init, dropout and data order follow."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def configure_threads(num_threads: int) -> None:
+    if num_threads > 0 and torch.get_num_threads() != num_threads:
+        torch.set_num_threads(num_threads)
+
+
+def configure_determinism(enabled: bool) -> None:
+    """Deterministic algorithms on GPU; CPU kernels used here are deterministic already."""
+    if enabled:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return "Apple MPS"
+    return platform.processor() or platform.machine()
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak accelerator memory, or the process's peak resident set size on CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    try:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    except ImportError:  # pragma: no cover - Windows
+        return float("nan")
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued kernels so that wall-clock timings are honest (a CPU-GPU sync point)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    with open(os.devnull, "w") as null, contextlib.redirect_stderr(null):
+        yield
+
+
+def git_commit(cwd: str | Path | None = None) -> str | None:
+    try:
+        with _quiet():
+            out = subprocess.run(
+                ["git", "rev-parse", "--short=12", "HEAD"], cwd=cwd, capture_output=True,
+                text=True, timeout=5, check=False,
+            )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def environment(device: torch.device) -> dict[str, object]:
+    """Library versions and hardware, stored beside every result."""
+    import transformers
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "device": device.type,
+        "device_name": device_name(device),
+        "cpu_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "git_commit": git_commit(Path(__file__).resolve().parent),
+    }

@@ -1,0 +1,289 @@
+"""The training loop, evaluation and the run directory.
+
+`fit(cfg)` is the whole pipeline: load data -> tokenize -> build model -> freeze -> train with
+evaluation and early stopping -> restore best -> test -> (save). Classification and NER share it.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from bertft import optim
+from bertft.config import Config
+from bertft.data import Splits, load_task
+from bertft.errors import ConfigError, TrialDiverged
+from bertft.features import IGNORE_INDEX, Encoded, encode_splits, make_loader, real_tokens
+from bertft.metrics import SCALAR_METRICS, best_metric_name, classification_metrics, ner_metrics
+from bertft.models import build_model, load_tokenizer
+from bertft.runtime import (
+    autocast, configure_determinism, configure_threads, environment, peak_memory_mb,
+    reset_peak_memory, resolve_device, resolve_precision, set_seed, synchronize,
+)
+
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+@dataclass
+class RunResult:
+    """What a run produced; `metrics_json()` is the CLI's metrics.json contract."""
+
+    config: Config
+    kind: str
+    label_names: tuple[str, ...]
+    validation: dict[str, Any]
+    test: dict[str, Any]
+    history: list[dict[str, Any]]
+    best: dict[str, Any]
+    timing: dict[str, float]
+    environment: dict[str, Any]
+    data: dict[str, Any]
+    predictions: dict[str, dict[str, list]] = field(default_factory=dict)
+    model: nn.Module | None = None
+    tokenizer: Any = None
+
+    def metrics_json(self) -> dict[str, Any]:
+        return {"validation": self.validation, "test": self.test, "history": self.history,
+                "best": self.best, "timing": self.timing, "data": self.data,
+                "environment": self.environment, "config": self.config.to_dict()}
+
+
+def forward_logits(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    return model(**{k: batch[k] for k in MODEL_INPUTS if k in batch}).logits
+
+
+def loss_fn(logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | None
+            ) -> torch.Tensor:
+    """Cross-entropy in fp32 over classes (or tokens, -100 ignored for NER)."""
+    return F.cross_entropy(logits.float().view(-1, logits.shape[-1]), labels.view(-1),
+                           weight=weight, ignore_index=IGNORE_INDEX)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader, kind: str, label_names: tuple[str, ...],
+             device: torch.device, dtype: torch.dtype, ner_strict: bool = False
+             ) -> tuple[dict[str, Any], dict[str, list]]:
+    """Metrics and per-example predictions (predicted id, gold id, confidence) on one split."""
+    model.eval()
+    total_loss, n_batches = 0.0, 0
+    preds: list = []
+    golds: list = []
+    confs: list = []
+    for batch in loader:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        with autocast(device, dtype):
+            logits = forward_logits(model, batch)
+        total_loss += float(loss_fn(logits, batch["labels"], None))
+        n_batches += 1
+        probs = logits.float().softmax(-1)
+        conf, pred = probs.max(-1)
+        if kind == "classification":
+            preds += pred.tolist()
+            golds += batch["labels"].tolist()
+            confs += conf.tolist()
+        else:  # keep word-level positions only (labels != -100)
+            for p, g, c in zip(pred.tolist(), batch["labels"].tolist(), conf.tolist(),
+                               strict=True):
+                keep = [i for i, t in enumerate(g) if t != IGNORE_INDEX]
+                preds.append([p[i] for i in keep])
+                golds.append([g[i] for i in keep])
+                confs.append([round(c[i], 4) for i in keep])
+    if kind == "classification":
+        metrics = classification_metrics(golds, preds, label_names)
+    else:
+        names = label_names
+        metrics = ner_metrics([[names[t] for t in s] for s in golds],
+                              [[names[t] for t in s] for s in preds], strict=ner_strict)
+    metrics["loss"] = total_loss / max(1, n_batches)
+    return metrics, {"pred": preds, "label": golds, "confidence": confs}
+
+
+def _scalars(metrics: dict[str, Any], kind: str) -> dict[str, float]:
+    return {k: metrics[k] for k in SCALAR_METRICS[kind] if k in metrics}
+
+
+def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = None,
+        on_log: Callable[[dict[str, Any]], None] | None = None) -> RunResult:
+    """Train and evaluate one configuration. Raises TrialDiverged on a NaN/inf loss."""
+    configure_threads(cfg.num_threads)
+    configure_determinism(cfg.deterministic)
+    device = resolve_device(cfg.device)
+    dtype = resolve_precision(cfg.precision, device)
+    splits = splits if splits is not None else load_task(cfg)
+    kind, names = splits.kind, splits.label_names
+    metric = best_metric_name(cfg.metric_for_best, kind)
+    if metric not in SCALAR_METRICS[kind]:
+        raise ConfigError([f"metric_for_best = {cfg.metric_for_best!r}: not a {kind} metric; "
+                           f"allowed: auto, {', '.join(SCALAR_METRICS[kind])}"])
+    tokenizer = load_tokenizer(cfg)
+    encoded: Encoded = encode_splits(splits, tokenizer, cfg)
+
+    set_seed(cfg.seed)  # head init, dropout and data order all follow from here
+    model = build_model(cfg, kind, names).to(device)
+    frozen = optim.frozen_parameter_names(model, cfg)
+    optim.apply_freezing(model, frozen)
+    optimizer = optim.build_optimizer(model, cfg, device)
+    train_loader = make_loader(encoded.train, tokenizer, kind, cfg, train=True, seed=cfg.seed)
+    val_loader = make_loader(encoded.validation, tokenizer, kind, cfg, train=False)
+    per_epoch = optim.steps_per_epoch(len(train_loader), cfg.grad_accum_steps)
+    total = cfg.max_steps or cfg.epochs * per_epoch
+    epochs = math.ceil(total / per_epoch)
+    warmup = optim.warmup_steps(cfg, total)
+    weight = (optim.class_weights([f["labels"] for f in encoded.train], len(names)).to(device)
+              if cfg.class_weights == "balanced" and kind == "classification" else None)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    frozen_modules = _frozen_modules(model, frozen)
+
+    history: list[dict[str, Any]] = []
+    best = {"metric": metric, "value": -math.inf, "epoch": 0, "step": 0}
+    best_state: dict[str, torch.Tensor] | None = None
+    step, bad_evals, samples, tokens, train_time = 0, 0, 0, 0, 0.0
+    run = _Running()
+    show = cfg.progress and sys.stderr.isatty()
+    reset_peak_memory(device)
+    stop = False
+
+    def run_eval(epoch: int) -> bool:
+        """Validate, record history, track the best weights; True means stop early."""
+        nonlocal best_state, bad_evals, run
+        val, _ = evaluate(model, val_loader, kind, names, device, dtype, cfg.ner_strict)
+        row = {"epoch": epoch, "step": step, **run.summary(),
+               **{f"val_{k}": v for k, v in _scalars(val, kind).items()},
+               "train_seconds": train_time, "samples_per_s": samples / max(train_time, 1e-9),
+               "tokens_per_s": tokens / max(train_time, 1e-9)}
+        history.append(row)
+        if on_log:
+            on_log(row)
+        run = _Running()
+        if val[metric] > best["value"]:
+            best.update(value=val[metric], epoch=epoch, step=step)
+            bad_evals = 0
+            if cfg.restore_best:  # a copy on the CPU: device memory stays for training
+                best_state = {k: v.detach().to("cpu", copy=True)
+                              for k, v in model.state_dict().items()}
+        else:
+            bad_evals += 1
+        return bool(cfg.early_stopping_patience) and bad_evals >= cfg.early_stopping_patience
+
+    for epoch in range(1, epochs + 1):
+        if cfg.unfreeze_at_epoch == epoch and frozen:
+            optim.unfreeze(model, optimizer, cfg, frozen)
+            frozen, frozen_modules = set(), []
+        model.train()
+        for m in frozen_modules:  # frozen layers run without dropout (eval mode)
+            m.eval()
+        n_batches = len(train_loader)
+        bar = tqdm(total=n_batches, desc=f"epoch {epoch}", disable=not show, leave=False)
+        synchronize(device)
+        t0 = time.perf_counter()
+        for i, batch in enumerate(train_loader):
+            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            with autocast(device, dtype):
+                logits = forward_logits(model, batch)
+            loss = loss_fn(logits, batch["labels"], weight)
+            scaler.scale(loss / cfg.grad_accum_steps).backward()
+            run.add(loss, logits, batch["labels"])  # note: a CPU-GPU sync point
+            samples += batch["input_ids"].shape[0]
+            tokens += real_tokens(batch)
+            bar.update(1)
+            if not optim.is_update_step(i, n_batches, cfg.grad_accum_steps):
+                continue
+            optim.set_lr(optimizer, optim.lr_factor(step, warmup, total, cfg.lr_schedule))
+            if cfg.max_grad_norm:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            if step % cfg.log_every == 0 and not math.isfinite(run.loss_sum):
+                raise TrialDiverged(f"training loss became {run.loss_sum} by step {step} "
+                                    f"(epoch {epoch})")
+            if cfg.eval_steps and step % cfg.eval_steps == 0:
+                synchronize(device)
+                train_time += time.perf_counter() - t0
+                stop = run_eval(epoch)
+                model.train()
+                for m in frozen_modules:
+                    m.eval()
+                t0 = time.perf_counter()
+            if stop or step >= total:
+                break
+        bar.close()
+        synchronize(device)
+        train_time += time.perf_counter() - t0
+        if not math.isfinite(run.loss_sum):
+            raise TrialDiverged(f"training loss became {run.loss_sum} in epoch {epoch} "
+                                f"(step {step})")
+        if not stop and (not cfg.eval_steps or step >= total):
+            if not history or history[-1]["step"] != step:
+                stop = run_eval(epoch)
+        if stop or step >= total:
+            break
+
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    val, val_preds = evaluate(model, val_loader, kind, names, device, dtype, cfg.ner_strict)
+    test_loader = make_loader(encoded.test, tokenizer, kind, cfg, train=False)
+    test, test_preds = (evaluate(model, test_loader, kind, names, device, dtype, cfg.ner_strict)
+                        if encoded.test else ({}, {}))
+    result = RunResult(
+        config=cfg, kind=kind, label_names=names, validation=val, test=test, history=history,
+        best=best, environment={**environment(device), "dtype": str(dtype).replace("torch.", "")},
+        timing={"train_seconds": train_time, "train_samples": samples, "train_tokens": tokens,
+                "samples_per_s": samples / max(train_time, 1e-9),
+                "tokens_per_s": tokens / max(train_time, 1e-9), "optimizer_steps": step,
+                "peak_memory_mb": peak_memory_mb(device)},
+        data={"task": splits.task, "source": splits.source, **splits.sizes(),
+              "label_names": list(names)},
+        predictions={"validation": val_preds, "test": test_preds},
+        model=model, tokenizer=tokenizer,
+    )
+    if out_dir is not None:
+        from bertft.rundir import save_run
+
+        save_run(result, out_dir)
+    return result
+
+
+@dataclass
+class _Running:
+    """Train loss and accuracy since the last evaluation."""
+
+    loss_sum: float = 0.0
+    batches: int = 0
+    correct: int = 0
+    count: int = 0
+
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        self.loss_sum += float(loss.detach())
+        self.batches += 1
+        mask = labels != IGNORE_INDEX  # examples, or labelled word pieces for NER
+        self.correct += int(((logits.detach().argmax(-1) == labels) & mask).sum())
+        self.count += int(mask.sum())
+
+    def summary(self) -> dict[str, float]:
+        return {"train_loss": self.loss_sum / max(1, self.batches),
+                "train_accuracy": self.correct / max(1, self.count)}
+
+
+def _frozen_modules(model: nn.Module, frozen: set[str]) -> list[nn.Module]:
+    """Modules all of whose parameters are frozen (so dropout in them can be switched off)."""
+    if not frozen:
+        return []
+    out: list[nn.Module] = []
+    for name, module in model.named_modules():
+        params = [n for n, _ in module.named_parameters(prefix=name)]
+        if params and all(p in frozen for p in params):
+            out.append(module)  # children of a frozen module are included; eval() is idempotent
+    return out
