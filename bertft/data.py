@@ -126,9 +126,8 @@ def _read_text(path: Path, encoding: str, missing: str) -> str:
     return text.removeprefix("\ufeff")
 
 
-def _user_file(path: str, role: str, encoding: str) -> str:
-    return _read_text(Path(path), encoding,
-                      f"file not found: {path} ({role}; check the path)")
+def _user_file(task: str, path: str, role: str, encoding: str) -> str:
+    return _read_text(Path(path), encoding, f"{task}: file not found: {path} ({role})")
 
 
 @dataclass(frozen=True)
@@ -157,14 +156,17 @@ def _read_delimited(text: str, path: Path, delimiter: str) -> list[_Record]:
     """CSV (RFC 4180 quoting) or TSV (no quoting: texts may hold quotes). Rows count from 1
     after the header; blank lines are skipped."""
     csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))  # long documents are fine
-    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting)
+    stream = io.StringIO(text, newline="")
+    if delimiter == "\t":
+        reader = csv.reader(stream, delimiter="\t", quoting=csv.QUOTE_NONE)
+    else:
+        reader = csv.reader(stream, delimiter=delimiter, quoting=csv.QUOTE_MINIMAL)
     try:
         header = next(reader, None)
         if not header:
             raise DataError(f"{path}: empty file (expected a header line, then one row per "
                             "example)")
-        records = []
+        records: list[_Record] = []
         for row in reader:
             if not row:
                 continue
@@ -315,7 +317,7 @@ def iob1_to_bio(tags: Sequence[str]) -> list[str]:
 
 def ner_label_names(types: Iterable[str]) -> tuple[str, ...]:
     """"O" first, then B-/I- of every entity type in sorted order."""
-    return ("O",) + tuple(f"{p}-{t}" for t in sorted(set(types)) for p in ("B", "I"))
+    return ("O", *(f"{p}-{t}" for t in sorted(set(types)) for p in ("B", "I")))
 
 
 def _columns_needed(token_column: int, tag_column: int) -> int:
@@ -409,7 +411,7 @@ def _load_hub(task: str, hub_id: str, config_name: str | None, expected: str) ->
 
         args = (hub_id, config_name) if config_name else (hub_id,)
         return datasets.load_dataset(*args)
-    except Exception as e:  # noqa: BLE001 - network, auth, missing dataset: all the same fix
+    except Exception as e:  # network, auth, missing dataset: one fix
         name = f"{hub_id}/{config_name}" if config_name else hub_id
         raise DataError(f"{task}: cannot load '{name}' from the Hugging Face Hub (unreachable "
                         f"or unavailable: {type(e).__name__}: {e}); pass --data-dir or set "
@@ -422,7 +424,8 @@ def _hub_classification(split: Any, text_key: str, n_labels: int, task: str
     for i, row in enumerate(split):
         label = int(row["label"])
         if not 0 <= label < n_labels:
-            raise DataError(f"{task}: Hub row {i + 1} has label {label}; expected 0..{n_labels - 1}")
+            raise DataError(f"{task}: Hub row {i + 1} has label {label}; "
+                            f"expected 0..{n_labels - 1}")
         out.append(Example(text=str(row[text_key]).strip(), label=label))
     return tuple(out)
 
@@ -487,13 +490,13 @@ def load_conll2003(cfg: Config) -> RawSplits:
         return _conll2003_hub()
     allowed = (set(CONLL2003_TYPES), "is not a CoNLL-2003 type (" + ", ".join(CONLL2003_TYPES)
                + ")")
-    splits = []
-    for name in ("eng.train", "eng.testa", "eng.testb"):
+    def read(name: str) -> tuple[Example, ...]:
         path = folder / name
         text = _read_text(path, "utf-8", _missing_local("conll2003", path, _CONLL_FILES))
-        sentences = parse_conll(text, path, 0, -1, allowed)
-        splits.append(sentences_to_examples(sentences, CONLL2003_LABELS))
-    return RawSplits(CONLL2003_LABELS, *splits, str(folder))
+        return sentences_to_examples(parse_conll(text, path, 0, -1, allowed), CONLL2003_LABELS)
+
+    return RawSplits(CONLL2003_LABELS, read("eng.train"), read("eng.testa"), read("eng.testb"),
+                     str(folder))
 
 
 def _conll2003_hub() -> RawSplits:
@@ -582,7 +585,7 @@ def load_text_file(cfg: Config) -> RawSplits:
                             cfg.label_column, cfg.text_pair_column, allow_empty=cfg.drop_empty)
 
     train_rows = read(cfg.train_file, "train_file")
-    names, numeric = label_names_from(_label_key(r.label, False) for r in train_rows)
+    names, numeric = label_names_from(r.label for r in train_rows)
     unknown = "does not occur in the training data; training labels: " + ", ".join(names)
     train = rows_to_examples(train_rows, names, Path(cfg.train_file), numeric, unknown)
     others = [None if path is None else
@@ -603,7 +606,7 @@ def load_conll_file(cfg: Config) -> RawSplits:
 
     def read(path: str, role: str, allowed: tuple[set[str], str] | None
              ) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
-        text = _user_file(path, role, cfg.encoding)
+        text = _user_file("conll-file", path, role, cfg.encoding)
         return parse_conll(text, Path(path), cfg.token_column, cfg.tag_column, allowed)
 
     train_sentences = read(cfg.train_file, "train_file", None)
@@ -664,7 +667,9 @@ def clean_text(text: str, cfg: Config) -> str:
 
 def _clean_example(ex: Example, cfg: Config, kind: Kind) -> Example:
     if kind == "ner":
-        return replace(ex, tokens=tuple(t.lower() for t in ex.tokens)) if cfg.lowercase else ex
+        if not cfg.lowercase:
+            return ex
+        return replace(ex, tokens=tuple(t.lower() for t in ex.tokens or ()))
     pair = None if ex.text_pair is None else clean_text(ex.text_pair, cfg)
     return replace(ex, text=clean_text(ex.text or "", cfg), text_pair=pair)
 
@@ -674,6 +679,7 @@ def _is_empty(ex: Example, kind: Kind) -> bool:
 
 
 def _dedupe_key(ex: Example, kind: Kind) -> tuple:
+    """Duplicates: same (text, text_pair); for NER, same tokens (tags ignored)."""
     return (ex.tokens,) if kind == "ner" else (ex.text, ex.text_pair)
 
 
@@ -744,7 +750,7 @@ def subset(train: tuple[Example, ...], n: int | None, seed: int, stratify: bool
 
 
 def _require_classes(task: str, train: Sequence[Example], names: Sequence[str]) -> None:
-    present = sorted({ex.label for ex in train})
+    present = sorted({ex.label for ex in train if ex.label is not None})
     if len(present) < 2:
         found = ", ".join(f"'{names[i]}'" for i in present)
         raise DataError(f"{task}: the training data has only {len(present)} class ({found}); "
