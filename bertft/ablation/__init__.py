@@ -1,0 +1,1 @@
+"""Ablation specs, grid expansion, the results store and the pytest plugin."""

@@ -1,0 +1,213 @@
+"""pytest plugin: every trial of every spec in `ablations/*.toml` is one test item.
+
+    pytest ablations/                                  # the whole suite
+    pytest ablations/freezing.toml -k "seed=0"         # narrow with -k, -x, --lf as usual
+    pytest ablations --bertft-set model=bert-base-uncased --bertft-data-dir ../shared/data
+
+Registered through the `pytest11` entry point, so it works from any directory. Item ids read
+`freezing.toml::freezing[freeze_layers=2,seed=1]`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bertft.ablation.result import TrialResult
+from bertft.ablation.runner import run_trial
+from bertft.ablation.spec import Spec, SpecError, Trial, expand, load_spec
+from bertft.ablation.store import ResultStore
+from bertft.config import parse_overrides
+from bertft.errors import ConfigError
+
+EXECUTORS = ("local", "gpus", "ray")
+
+
+@dataclass(frozen=True)
+class Options:
+    overrides: dict[str, Any]
+    results: Path
+    rerun: bool
+    executor: str
+    ray_address: str | None
+    started: float
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("bertft", "bertft ablations")
+    group.addoption("--bertft-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="Override a base setting of every spec (repeatable).")
+    group.addoption("--bertft-data-dir", default=None, metavar="DIR",
+                    help="Local copies of standard tasks (sst2, imdb, conll2003).")
+    group.addoption("--bertft-results", default="results", metavar="DIR",
+                    help="Results store (default: results/).")
+    group.addoption("--bertft-rerun", action="store_true",
+                    help="Run trials again even when a stored result matches.")
+    group.addoption("--bertft-executor", default="local", choices=EXECUTORS,
+                    help="local: in this process; gpus: one pytest-xdist worker per GPU "
+                         "(with -n); ray: Ray tasks.")
+    group.addoption("--bertft-ray-address", default=None, metavar="ADDR",
+                    help="Ray cluster address ('auto' for a running cluster); default: a "
+                         "local Ray.")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    try:
+        overrides = parse_overrides(config.getoption("bertft_set"), source="--bertft-set")
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if config.getoption("bertft_data_dir"):
+        overrides["data_dir"] = config.getoption("bertft_data_dir")
+    config.stash[OPTIONS] = Options(
+        overrides=overrides, results=Path(config.getoption("bertft_results")),
+        rerun=config.getoption("bertft_rerun"), executor=config.getoption("bertft_executor"),
+        ray_address=config.getoption("bertft_ray_address"), started=time.time())
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if config.getoption("bertft_executor") == "gpus" and worker:
+        _pin_gpu(worker)
+
+
+def _pin_gpu(worker: str) -> None:
+    """xdist worker gwN sees only GPU N (of those visible to the parent)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    gpus = visible.split(",") if visible else None
+    index = int(worker.removeprefix("gw"))
+    if gpus is None:
+        import torch
+
+        gpus = [str(i) for i in range(torch.cuda.device_count())] or ["0"]
+    os.environ["CUDA_VISIBLE_DEVICES"] = gpus[index % len(gpus)]
+
+
+OPTIONS = pytest.StashKey[Options]()
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    """Collect `*.toml` inside a folder named `ablations`, or any `.toml` named explicitly."""
+    if file_path.suffix != ".toml":
+        return None
+    explicit = any(Path(a.split("::")[0]).resolve() == file_path.resolve()
+                   for a in parent.config.args)
+    if file_path.parent.name == "ablations" or explicit:
+        return SpecFile.from_parent(parent, path=file_path)
+    return None
+
+
+class SpecFile(pytest.File):
+    def collect(self):
+        opts = self.config.stash[OPTIONS]
+        try:
+            spec = load_spec(self.path, opts.overrides)
+            trials = expand(spec)
+        except SpecError as exc:
+            raise self.CollectError(str(exc)) from None
+        for trial in trials:
+            yield pytest.Function.from_parent(self, name=f"{spec.name}[{trial.trial_id}]",
+                                              callobj=_trial_test(spec, trial))
+
+
+def _trial_test(spec: Spec, trial: Trial):
+    def trial_test(benchmark: Any, request: pytest.FixtureRequest) -> None:
+        opts = request.config.stash[OPTIONS]
+        result = run_stored(spec, trial, opts, benchmark)
+        benchmark.extra_info.update(_extra_info(result))
+        if result.status != "passed":
+            pytest.fail(f"trial {result.status}: {result.error}", pytrace=False)
+    trial_test.__doc__ = f"{spec.name}: {trial.trial_id}"
+    return trial_test
+
+
+def run_stored(spec: Spec, trial: Trial, opts: Options, benchmark: Any = None) -> TrialResult:
+    """Reuse a matching stored result, else run the trial under its lock and store it."""
+    store = ResultStore(opts.results)
+    config_hash = trial.config.hash()
+    found = store.lookup(spec.name, trial.trial_id, config_hash)
+    if found.state == "complete" and not opts.rerun:
+        _reuse(found.result, store, spec, trial)
+    with store.lock(spec.name, trial.trial_id):
+        found = store.lookup(spec.name, trial.trial_id, config_hash)
+        if found.state == "complete" and (not opts.rerun or _written_since(found.result, opts)):
+            _reuse(found.result, store, spec, trial)  # another run wrote it while we waited
+        if found.state == "corrupt":
+            kept = store.quarantine(spec.name, trial.trial_id)
+            warnings.warn(f"{found.reason}; moved to {kept} and running the trial again",
+                          stacklevel=1)
+        measure = _measure(benchmark)
+        result = _executor(opts).run(trial, spec, measure)
+        store.write(result)
+    return result
+
+
+def _reuse(result: TrialResult | None, store: ResultStore, spec: Spec, trial: Trial) -> None:
+    """A stored pass is skipped; a stored divergence fails again without rerunning (it is
+    deterministic); a stored failure (e.g. out of memory) is retried."""
+    assert result is not None
+    path = store.path(spec.name, trial.trial_id)
+    if result.status == "passed":
+        pytest.skip(f"stored result reused: {path} (--bertft-rerun runs it again)")
+    if result.status == "diverged":
+        pytest.fail(f"trial diverged (stored in {path}): {result.error}", pytrace=False)
+
+
+def _written_since(result: TrialResult | None, opts: Options) -> bool:
+    import datetime as dt
+
+    if result is None or not result.created:
+        return False
+    return dt.datetime.fromisoformat(result.created).timestamp() >= int(opts.started)
+
+
+def _measure(benchmark: Any):
+    """Time the training call as one pytest-benchmark round (no warmup round: a trial is
+    too expensive to run twice; the core excludes tokenization and evaluation from its own
+    throughput figures)."""
+    if benchmark is None:
+        return None
+
+    def measure(fn):
+        return benchmark.pedantic(fn, rounds=1, iterations=1, warmup_rounds=0)
+    return measure
+
+
+def _extra_info(result: TrialResult) -> dict[str, Any]:
+    t, env = result.timing, result.environment
+    return {"status": result.status, "samples_per_s": t.get("samples_per_s"),
+            "tokens_per_s": t.get("tokens_per_s"), "device": env.get("device"),
+            "dtype": env.get("dtype"), "peak_memory_mb": t.get("peak_memory_mb")}
+
+
+class _LocalExecutor:
+    def run(self, trial: Trial, spec: Spec, measure) -> TrialResult:
+        return run_trial(trial, spec, measure)
+
+
+def _executor(opts: Options):
+    if opts.executor == "ray":
+        from bertft.ablation.ray_executor import get_executor
+
+        return get_executor(opts.ray_address)
+    return _LocalExecutor()  # 'gpus': each xdist worker runs locally on its pinned GPU
+
+
+HAS_TRIALS = pytest.StashKey[bool]()
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
+                                  items: list[pytest.Item]) -> None:
+    config.stash[HAS_TRIALS] = any(isinstance(i.parent, SpecFile) for i in items)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
+    if config.stash.get(HAS_TRIALS, False):
+        results = config.stash[OPTIONS].results
+        terminalreporter.write_line(f"bertft: results stored under {results}/; render the "
+                                    f"reports with `bertft report {results}`")
+
+
+__all__ = ["SpecFile", "run_stored"]

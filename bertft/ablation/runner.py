@@ -1,0 +1,106 @@
+"""Run one trial through the core and turn what happened into a stored result record.
+
+A trial never takes the grid down: a diverged loss or any exception (out-of-memory included)
+becomes a `diverged` / `failed` record with its reason and last metrics.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import traceback
+from typing import Any
+
+from bertft.ablation.result import SpecInfo, TrialResult
+from bertft.ablation.spec import Spec, Trial
+from bertft.config import Config
+from bertft.data import Splits, load_task
+from bertft.errors import BertftError, TrialDiverged
+from bertft.train import RunResult, fit
+
+N_ERRORS = 20  # most confident wrong validation predictions kept for the report
+
+# Data settings: trials that agree on these share one loaded dataset (per process).
+DATA_FIELDS = ("task", "data_dir", "train_file", "validation_file", "test_file", "file_format",
+               "encoding", "text_column", "text_pair_column", "label_column", "token_column",
+               "tag_column", "validation_ratio", "test_ratio", "data_seed", "lowercase",
+               "strip_html", "normalize_whitespace", "drop_empty", "drop_duplicates",
+               "max_train_samples")
+_SPLITS: dict[tuple, Splits] = {}
+
+
+def load_splits(cfg: Config) -> Splits:
+    key = tuple(getattr(cfg, f) for f in DATA_FIELDS)
+    if key not in _SPLITS:
+        _SPLITS[key] = load_task(cfg)
+    return _SPLITS[key]
+
+
+def spec_info(spec: Spec) -> SpecInfo:
+    return SpecInfo(spec.name, spec.description, spec.path, spec.axis_names, spec.baseline,
+                    spec.seeds)
+
+
+def run_trial(trial: Trial, spec: Spec, measure=None) -> TrialResult:
+    """Train and evaluate one trial. `measure(fn)` may wrap the training call (pytest-benchmark
+    does, to time it); it must call `fn` once and return its value."""
+    start = time.perf_counter()
+    base = dict(spec=spec_info(spec), trial_id=trial.trial_id, arm_id=trial.arm_id,
+                overrides=trial.overrides, seed=trial.seed, config=trial.config.to_dict(),
+                config_hash=trial.config.hash(), created=_now())
+    last: list[dict[str, Any]] = []
+    try:
+        splits = load_splits(trial.config)
+
+        def train() -> RunResult:
+            return fit(trial.config, splits=splits, on_log=last.append)
+
+        run = measure(train) if measure is not None else train()
+    except TrialDiverged as exc:
+        return TrialResult(**base, status="diverged", error=str(exc), history=tuple(last),
+                           timing={"wall_seconds": time.perf_counter() - start})
+    except BertftError:
+        raise  # a usage error is the user's to fix, not a trial outcome
+    except Exception as exc:  # noqa: BLE001 - isolation: any other fault fails this trial only
+        reason = f"{type(exc).__name__}: {exc}".strip()
+        tb = traceback.format_exc(limit=3)
+        return TrialResult(**base, status="failed", error=f"{reason}\n{tb}"[:4000],
+                           history=tuple(last),
+                           timing={"wall_seconds": time.perf_counter() - start})
+    return TrialResult(
+        **base, status="passed", kind=run.kind, label_names=run.label_names, data=run.data,
+        history=tuple(run.history), best=run.best, validation=run.validation, test=run.test,
+        errors=tuple(confident_errors(run, splits)),
+        timing={**run.timing, "wall_seconds": time.perf_counter() - start},
+        environment=run.environment,
+    )
+
+
+def confident_errors(run: RunResult, splits: Splits, n: int = N_ERRORS) -> list[dict[str, Any]]:
+    """The most confident wrong validation predictions, with their text."""
+    preds = run.predictions.get("validation", {})
+    names = run.label_names
+    rows: list[dict[str, Any]] = []
+    for i, (p, g, c) in enumerate(zip(preds.get("pred", []), preds.get("label", []),
+                                      preds.get("confidence", []), strict=True)):
+        example = splits.validation[i]
+        if run.kind == "classification":
+            if p != g:
+                text = example.text or ""
+                if example.text_pair:
+                    text += " [SEP] " + example.text_pair
+                rows.append({"text": text, "gold": names[g], "pred": names[p],
+                             "confidence": round(float(c), 4)})
+            continue
+        words = list(example.tokens or ())
+        for j, (pt, gt, ct) in enumerate(zip(p, g, c, strict=True)):
+            if pt != gt and j < len(words):
+                marked = words[:j] + [f"[[{words[j]}]]"] + words[j + 1:]
+                rows.append({"text": " ".join(marked), "gold": names[gt], "pred": names[pt],
+                             "confidence": round(float(ct), 4)})
+    rows.sort(key=lambda r: -r["confidence"])
+    return rows[:n]
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()

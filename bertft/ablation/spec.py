@@ -1,0 +1,261 @@
+"""Ablation specs: declarative TOML, parsed with `tomllib` only, validated before any training.
+
+    name = "freezing"
+    description = "Which layers to freeze?"
+    seeds = [0, 1, 2]
+    baseline = { freeze_layers = 0 }      # the reference arm
+
+    [base]                                # any Config setting
+    task = "bbc-news"
+
+    [grid]                                # axes: the grid is their product
+    freeze_layers = [0, 3, 6]
+
+    [[zip]]                               # axes that vary together (one more grid axis)
+    head_lr = [1e-3, 1e-4]
+    base_lr = [1e-4, 1e-5]
+
+Parsing has no side effects: nothing is downloaded or loaded. Every problem in a file (and in the
+command-line overrides) is collected and raised once, naming the file, the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bertft.config import FIELDS, Config, coerce, unknown_key_message
+from bertft.errors import ConfigError
+
+TOP_KEYS = ("name", "description", "seeds", "baseline", "base", "grid", "zip")
+
+
+class SpecError(ConfigError):
+    """All problems found in one spec file."""
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    description: str
+    path: str
+    base: dict[str, Any]                          # settings shared by every trial
+    axes: tuple[tuple[str, ...], ...]             # each axis: one key, or a zip group's keys
+    values: tuple[tuple[tuple[Any, ...], ...], ...]  # per axis: the value tuples
+    seeds: tuple[int, ...]
+    baseline: dict[str, Any]
+
+    @property
+    def axis_names(self) -> tuple[str, ...]:
+        return tuple(k for axis in self.axes for k in axis)
+
+
+@dataclass(frozen=True)
+class Trial:
+    spec: str
+    trial_id: str                   # "freeze_layers=2,seed=1"
+    arm_id: str                     # "freeze_layers=2"
+    overrides: dict[str, Any]       # grid values and seed
+    seed: int
+    config: Config
+
+
+def format_value(value: Any) -> str:
+    """Readable, stable text for ids: 0.0001 -> 1e-04 style only where shorter."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value is None:
+        return "none"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def make_id(values: dict[str, Any]) -> str:
+    return ",".join(f"{k}={format_value(v)}" for k, v in values.items())
+
+
+def expand(spec: Spec) -> list[Trial]:
+    """The grid as trials, in spec order (axes in file order, then seeds). Pure."""
+    trials = []
+    for combo in itertools.product(*spec.values):
+        point: dict[str, Any] = {}
+        for keys, vals in zip(spec.axes, combo, strict=True):
+            point.update(zip(keys, vals, strict=True))
+        for seed in spec.seeds:
+            overrides = {**point, "seed": seed}
+            cfg = Config.from_dict({**spec.base, **overrides}, source=spec.path)
+            trials.append(Trial(spec.name, make_id(overrides), make_id(point), overrides, seed,
+                                cfg))
+    return trials
+
+
+def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> Spec:
+    """Parse and validate a spec file; `overrides` (from --bertft-set) replace base settings."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(["file not found"], str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise SpecError([f"not UTF-8 text ({exc.reason} at byte {exc.start})"], str(path)) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError([f"TOML syntax error: {exc}"], str(path)) from None
+    return parse_spec(data, str(path), overrides or {})
+
+
+def parse_spec(data: dict[str, Any], source: str, overrides: dict[str, Any]) -> Spec:
+    p: list[str] = []
+    for key in data:
+        if key not in TOP_KEYS:
+            p.append(f"unknown top-level key '{key}'; allowed: {', '.join(TOP_KEYS)}")
+    name = data.get("name", Path(source).stem)
+    if not isinstance(name, str) or not name or not name.replace("-", "").replace("_", "") \
+            .isalnum():
+        p.append(f"name = {name!r}: expected a non-empty string of letters, digits, - and _")
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        p.append(f"description = {description!r}: expected a string")
+
+    base = _table(data, "base", p)
+    for key, value in base.items():
+        _check_setting(f"base.{key}", key, value, p)
+    base = {**base, **overrides}
+
+    axes: list[tuple[str, ...]] = []
+    values: list[tuple[tuple[Any, ...], ...]] = []
+    for key, vals in _table(data, "grid", p).items():
+        if _check_axis(f"grid.{key}", key, vals, p):
+            axes.append((key,))
+            values.append(tuple((v,) for v in vals))
+    zips = data.get("zip", [])
+    if not isinstance(zips, list) or not all(isinstance(z, dict) for z in zips):
+        p.append("zip: expected [[zip]] tables of equal-length lists")
+        zips = []
+    for i, group in enumerate(zips):
+        ok = [_check_axis(f"zip[{i}].{k}", k, v, p) for k, v in group.items()]
+        lengths = {len(v) for v in group.values() if isinstance(v, list)}
+        if len(lengths) > 1:
+            p.append(f"zip[{i}]: lists must have equal lengths, got "
+                     + ", ".join(f"{k}={len(v)}" for k, v in group.items()))
+        elif group and all(ok):
+            axes.append(tuple(group))
+            values.append(tuple(zip(*group.values(), strict=True)))
+        elif not group:
+            p.append(f"zip[{i}]: empty group; give two or more axes that vary together")
+    names = [k for axis in axes for k in axis]
+    for key in {k for k in names if names.count(k) > 1}:
+        p.append(f"{key}: appears in more than one axis (grid and zip, or two zips)")
+    if "seed" in names or "seed" in base:
+        p.append("seed: use the top-level `seeds = [...]` list, not a setting or axis")
+
+    seeds = data.get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds or not all(
+            isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        p.append(f"seeds = {seeds!r}: expected a non-empty list of integers")
+        seeds = [0]
+    elif len(set(seeds)) != len(seeds):
+        p.append(f"seeds = {seeds!r}: seeds must be distinct")
+
+    baseline = data.get("baseline", {})
+    if not isinstance(baseline, dict):
+        p.append(f"baseline = {baseline!r}: expected a table of axis values, e.g. "
+                 "baseline = { freeze_layers = 0 }")
+        baseline = {}
+    for key, value in baseline.items():
+        axis = next((i for i, a in enumerate(axes) if key in a), None)
+        if axis is None:
+            p.append(f"baseline.{key}: not an axis of this spec; axes: {', '.join(names) or 'none'}")
+        elif not any(vals[axes[axis].index(key)] == value for vals in values[axis]):
+            allowed = [vals[axes[axis].index(key)] for vals in values[axis]]
+            p.append(f"baseline.{key} = {value!r}: not among the axis values {allowed}")
+
+    spec = Spec(name if isinstance(name, str) else "", description
+                if isinstance(description, str) else "", source, base, tuple(axes),
+                tuple(values), tuple(seeds), dict(baseline))
+    if not p:  # every grid point must make a valid config; each distinct problem once
+        p += _grid_problems(spec)
+    if p:
+        raise SpecError(p, source)
+    return spec
+
+
+def _table(data: dict[str, Any], key: str, p: list[str]) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        p.append(f"{key}: expected a [{key}] table")
+        return {}
+    return value
+
+
+def _check_setting(where: str, key: str, value: Any, p: list[str]) -> bool:
+    if key not in FIELDS:
+        p.append(f"{where}: {unknown_key_message(key)}")
+        return False
+    ok, _, why = coerce(key, value)
+    if not ok:
+        p.append(f"{where}: {why}")
+    return ok
+
+
+def _check_axis(where: str, key: str, vals: Any, p: list[str]) -> bool:
+    if key not in FIELDS:
+        p.append(f"{where}: {unknown_key_message(key)}")
+        return False
+    if not isinstance(vals, list):
+        p.append(f"{where} = {vals!r}: an axis must be a list of values")
+        return False
+    if not vals:
+        p.append(f"{where}: empty axis; give at least one value")
+        return False
+    ok = all([_check_setting(f"{where}[{i}]", key, v, p) for i, v in enumerate(vals)])
+    if ok and len({json.dumps(v) for v in vals}) != len(vals):
+        p.append(f"{where} = {vals!r}: values must be distinct")
+        return False
+    return ok
+
+
+def _grid_problems(spec: Spec) -> list[str]:
+    problems: list[str] = []
+    for combo in itertools.product(*spec.values):
+        point = {k: v for keys, vals in zip(spec.axes, combo, strict=True)
+                 for k, v in zip(keys, vals, strict=True)}
+        values = {**spec.base, **point, "seed": spec.seeds[0]}
+        try:
+            cfg = Config.from_dict(values)
+        except ConfigError as exc:
+            problems += [f"[{make_id(point)}] {m}" for m in exc.problems
+                         if not any(m in q for q in problems)]
+            continue
+        problems += [f"[{make_id(point)}] {m}" for m in model_problems(cfg)
+                     if not any(m in q for q in problems)]
+    return problems
+
+
+def model_problems(cfg: Config) -> list[str]:
+    """Checks that need the model's shape, read from a local config.json only (no download)."""
+    from bertft.models import TINY_BERT, resolve_model_path
+
+    if cfg.freeze_layers == "all" or cfg.freeze_layers == 0:
+        return []
+    if cfg.model == "tiny-bert":
+        n = TINY_BERT["num_hidden_layers"]
+    else:
+        try:
+            cfg_file = Path(resolve_model_path(cfg.model)) / "config.json"
+            n = json.loads(cfg_file.read_text())["num_hidden_layers"]
+        except (OSError, KeyError, ValueError, Exception):  # Hub ids are checked at run time
+            return []
+    if cfg.freeze_layers > n:
+        return [f"freeze_layers = {cfg.freeze_layers}: model {cfg.model} has {n} encoder "
+                f"layers; allowed: 0..{n} or 'all'"]
+    return []
+
+
+__all__ = ["Spec", "SpecError", "Trial", "expand", "load_spec", "make_id"]
