@@ -89,8 +89,8 @@ class Config:
     freeze_embeddings: bool = _f(False, "Freeze the embedding layer.")
     freeze_layers: int | Literal["all"] = _f(0, "Freeze the bottom K encoder layers; `all` "
                                              "freezes the whole encoder (head only trains).")
-    unfreeze_at_epoch: int | None = _f(None, "Gradual unfreezing: from this epoch (1-based) on, "
-                                       "every frozen parameter trains at its group's LR.")
+    unfreeze_at_epoch: int = _f(0, "Gradual unfreezing: from this epoch (1-based) on, every "
+                                "frozen parameter trains at its group's LR; 0: never.")
 
     # --- optimizer and schedule -------------------------------------------------------------
     head_lr: float = _f(5e-5, "Learning rate of the task head (and pooler).")
@@ -323,9 +323,9 @@ def validate(cfg: Config) -> list[str]:
          f"encoder_dropout = {cfg.encoder_dropout!r}: must be in [0, 1) or None")
     need(cfg.freeze_layers == "all" or cfg.freeze_layers >= 0,
          f"freeze_layers = {cfg.freeze_layers!r}: must be >= 0 or 'all'")
-    need(cfg.unfreeze_at_epoch is None or cfg.unfreeze_at_epoch >= 2,
-         f"unfreeze_at_epoch = {cfg.unfreeze_at_epoch!r}: must be >= 2 (epochs count from 1) "
-         "or None")
+    need(cfg.unfreeze_at_epoch == 0 or cfg.unfreeze_at_epoch >= 2,
+         f"unfreeze_at_epoch = {cfg.unfreeze_at_epoch!r}: must be 0 (never) or >= 2 "
+         "(epochs count from 1)")
     need(cfg.num_threads >= 0, f"num_threads = {cfg.num_threads!r}: must be >= 0")
     need(cfg.device == "auto" or cfg.device in ("cpu", "cuda", "mps")
          or (cfg.device.startswith("cuda:") and cfg.device[5:].isdigit()),

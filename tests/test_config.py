@@ -29,7 +29,7 @@ def test_every_problem_is_reported_at_once():
     ({"layer_lr_decay": 1.5}, "layer_lr_decay = 1.5: must be in (0, 1]"),
     ({"warmup_steps": 10, "warmup_ratio": 0.1}, "set at most one of them"),
     ({"freeze_layers": -1}, "freeze_layers = -1: must be >= 0 or 'all'"),
-    ({"unfreeze_at_epoch": 1}, "unfreeze_at_epoch = 1: must be >= 2"),
+    ({"unfreeze_at_epoch": 1}, "unfreeze_at_epoch = 1: must be 0 (never) or >= 2"),
     ({"device": "gpu"}, "device = 'gpu': expected one of 'auto', 'cpu', 'cuda', 'cuda:N', 'mps'"),
     ({"epochs": 1.5}, "epochs = 1.5: expected an integer"),
     ({"lowercase": "yes"}, "lowercase = 'yes': expected true/false"),

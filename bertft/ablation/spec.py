@@ -139,14 +139,17 @@ def parse_spec(data: dict[str, Any], source: str, overrides: dict[str, Any]) -> 
         p.append("zip: expected [[zip]] tables of equal-length lists")
         zips = []
     for i, group in enumerate(zips):
-        ok = [_check_axis(f"zip[{i}].{k}", k, v, p) for k, v in group.items()]
+        ok = [_check_axis(f"zip[{i}].{k}", k, v, p, distinct=False) for k, v in group.items()]
         lengths = {len(v) for v in group.values() if isinstance(v, list)}
         if len(lengths) > 1:
             p.append(f"zip[{i}]: lists must have equal lengths, got "
                      + ", ".join(f"{k}={len(v)}" for k, v in group.items()))
         elif group and all(ok):
+            columns = tuple(zip(*group.values(), strict=True))
+            if len({json.dumps(c) for c in columns}) != len(columns):
+                p.append(f"zip[{i}]: two columns have the same values; each column is one arm")
             axes.append(tuple(group))
-            values.append(tuple(zip(*group.values(), strict=True)))
+            values.append(columns)
         elif not group:
             p.append(f"zip[{i}]: empty group; give two or more axes that vary together")
     names = [k for axis in axes for k in axis]
@@ -204,7 +207,7 @@ def _check_setting(where: str, key: str, value: Any, p: list[str]) -> bool:
     return ok
 
 
-def _check_axis(where: str, key: str, vals: Any, p: list[str]) -> bool:
+def _check_axis(where: str, key: str, vals: Any, p: list[str], distinct: bool = True) -> bool:
     if key not in FIELDS:
         p.append(f"{where}: {unknown_key_message(key)}")
         return False
@@ -215,7 +218,7 @@ def _check_axis(where: str, key: str, vals: Any, p: list[str]) -> bool:
         p.append(f"{where}: empty axis; give at least one value")
         return False
     ok = all([_check_setting(f"{where}[{i}]", key, v, p) for i, v in enumerate(vals)])
-    if ok and len({json.dumps(v) for v in vals}) != len(vals):
+    if ok and distinct and len({json.dumps(v) for v in vals}) != len(vals):
         p.append(f"{where} = {vals!r}: values must be distinct")
         return False
     return ok
