@@ -14,7 +14,7 @@ from typing import Any
 from bertft.ablation.result import SpecInfo, TrialResult
 from bertft.ablation.spec import Spec, Trial
 from bertft.config import Config
-from bertft.data import Splits, load_task
+from bertft.data import Splits, load_task, task_kind
 from bertft.errors import BertftError, TrialDiverged
 from bertft.train import RunResult, fit
 
@@ -47,7 +47,8 @@ def run_trial(trial: Trial, spec: Spec, measure=None) -> TrialResult:
     start = time.perf_counter()
     base = dict(spec=spec_info(spec), trial_id=trial.trial_id, arm_id=trial.arm_id,
                 overrides=trial.overrides, seed=trial.seed, config=trial.config.to_dict(),
-                config_hash=trial.config.hash(), created=_now())
+                config_hash=trial.config.hash(), created=_now(),
+                kind=task_kind(trial.config.task))
     last: list[dict[str, Any]] = []
     try:
         splits = load_splits(trial.config)
@@ -68,7 +69,7 @@ def run_trial(trial: Trial, spec: Spec, measure=None) -> TrialResult:
                            history=tuple(last),
                            timing={"wall_seconds": time.perf_counter() - start})
     return TrialResult(
-        **base, status="passed", kind=run.kind, label_names=run.label_names, data=run.data,
+        **base, status="passed", label_names=run.label_names, data=run.data,
         history=tuple(run.history), best=run.best, validation=run.validation, test=run.test,
         errors=tuple(confident_errors(run, splits)),
         timing={**run.timing, "wall_seconds": time.perf_counter() - start},

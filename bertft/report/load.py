@@ -69,13 +69,30 @@ def load_one(path: Path) -> TrialResult:
     return result
 
 
+QUARANTINED = ".json.corrupt"
+"""Suffix the results store gives a corrupted result file it moved aside (bertft.ablation.store)."""
+
+
+def result_files(spec_dir: Path) -> list[Path]:
+    """`*.json` results and quarantined `*.json.corrupt` files, sorted; hidden files (the store's
+    `.<name>.tmp` files being written) are not results."""
+    return sorted(p for p in Path(spec_dir).iterdir()
+                  if p.is_file() and not p.name.startswith(".")
+                  and (p.name.endswith(".json") or p.name.endswith(QUARANTINED)))
+
+
 def load_results(spec_dir: Path) -> tuple[list[TrialResult], list[tuple[Path, str]]]:
     """All `*.json` trial results of one spec folder, sorted by trial id, and the files skipped
-    with their reason (bad JSON, wrong schema, or a second file for a trial already read)."""
+    with their reason (bad JSON, wrong schema, a second file for a trial already read, or a file
+    the results store quarantined as corrupted)."""
     results: dict[str, TrialResult] = {}
     unreadable: list[tuple[Path, str]] = []
-    for path in sorted(Path(spec_dir).glob("*.json")):
-        if path.name.startswith("."):
+    if not Path(spec_dir).is_dir():
+        return [], []
+    for path in result_files(spec_dir):
+        if path.name.endswith(QUARANTINED):
+            unreadable.append((path, "corrupted; moved aside by the results store, which runs "
+                                     "the trial again"))
             continue
         try:
             result = load_one(path)

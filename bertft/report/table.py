@@ -37,10 +37,13 @@ def spec_of(results: Sequence[TrialResult]) -> SpecInfo:
 
 
 def kind_of(results: Sequence[TrialResult]) -> str:
-    return newest(results).kind if results else "classification"
+    """The task kind, from the passed trials: the runner stores failed and diverged ones with
+    the default kind (classification) whatever the task."""
+    passed = [r for r in results if r.status == "passed"]
+    return newest(passed or results).kind if results else "classification"
 
 
-def _sort_key(value: Any) -> tuple[int, Any]:
+def sort_key(value: Any) -> tuple[int, Any]:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return (0, float(value))
     return (1, str(value))
@@ -57,7 +60,14 @@ def group_arms(results: Sequence[TrialResult]) -> list[Arm]:
     arms = [Arm(arm_id, {a: trials[0].overrides.get(a) for a in axes},
                 tuple(sorted(trials, key=lambda t: (t.seed, t.trial_id))))
             for arm_id, trials in by_arm.items()]
-    return sorted(arms, key=lambda arm: ([_sort_key(arm.values[a]) for a in axes], arm.arm_id))
+    return sorted(arms, key=lambda arm: ([sort_key(arm.values[a]) for a in axes], arm.arm_id))
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equality that keeps booleans apart from numbers (0 == False in Python)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    return a == b
 
 
 def baseline_arm(arms: Sequence[Arm], spec: SpecInfo) -> Arm | None:
@@ -65,7 +75,7 @@ def baseline_arm(arms: Sequence[Arm], spec: SpecInfo) -> Arm | None:
     if not spec.baseline:
         return None
     for arm in arms:
-        if all(k in arm.trials[0].overrides and arm.trials[0].overrides[k] == v
+        if all(k in arm.trials[0].overrides and _same(arm.trials[0].overrides[k], v)
                for k, v in spec.baseline.items()):
             return arm
     return None

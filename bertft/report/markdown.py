@@ -1,0 +1,378 @@
+"""Markdown for one spec's report and for the index. Every number comes from the stored results,
+so the same results always give the same text (the golden-file tests rely on it)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pandas as pd
+from tabulate import tabulate
+
+from bertft.ablation.result import TrialResult
+from bertft.report import plots
+from bertft.report.load import main_metrics
+from bertft.report.stats import ALPHA
+from bertft.report.table import Arm, aggregate, baseline_arm, group_arms, kind_of, newest
+
+METRIC_LABELS = {"f1_macro": "F1 (macro)", "accuracy": "accuracy", "f1": "entity F1"}
+TOP_ERRORS = 10
+TEXT_CHARS = 120
+REASON_CHARS = 300
+DASH = "–"
+
+
+# ---- formatting -------------------------------------------------------------------------------
+
+def cell(value: Any) -> str:
+    """A table cell: one line, pipes escaped."""
+    return " ".join(str(value).split()).replace("|", "\\|")
+
+
+def truncate(text: Any, limit: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def fmt_ci(mean: float, half: float) -> str:
+    """`0.8123 ± 0.0123`; one seed gives `0.8123 (n=1)`; no seed gives a dash."""
+    if not _finite(mean):
+        return DASH
+    if not _finite(half):
+        return f"{mean:.4f} (n=1)"
+    return f"{mean:.4f} ± {half:.4f}"
+
+
+def fmt_num(x: Any, decimals: int) -> str:
+    return f"{x:,.{decimals}f}" if _finite(x) else DASH
+
+
+def fmt_p(p: float) -> str:
+    return "p<0.001" if p < 0.001 else f"p={p:.3f}"
+
+
+def fmt_duration(seconds: float) -> str:
+    s = round(seconds)
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    human = f"{h}h {m:02d}m {s:02d}s" if h else f"{m}m {s:02d}s"
+    return f"{seconds:,.1f} s ({human})"
+
+
+def fmt_diff(row: pd.Series) -> str:
+    """The Δ-to-baseline cell: difference, p value and the verdict."""
+    if row["baseline"]:
+        return "baseline"
+    diff, p, n = row["diff"], row["p_value"], int(row["n_pairs"])
+    if not _finite(diff):
+        return DASH
+    if not _finite(p):
+        return f"{diff:+.4f} (n/a: {n} shared seed{'s' if n != 1 else ''})"
+    verdict = "significant" if p < ALPHA else "within noise"
+    return f"{diff:+.4f} ({fmt_p(p)}, {verdict})"
+
+
+def _table(rows: list[list[Any]], headers: list[str]) -> str:
+    # disable_numparse: tabulate would otherwise reformat "0.8100" as "0.81"
+    return tabulate([[cell(c) for c in r] for r in rows], headers=[cell(h) for h in headers],
+                    tablefmt="github", disable_numparse=True)
+
+
+def _distinct(values: Sequence[Any]) -> str:
+    seen = sorted({str(v) for v in values if v not in (None, "")})
+    return ", ".join(seen) if seen else "unknown"
+
+
+# ---- sections ---------------------------------------------------------------------------------
+
+def _counts(results: Sequence[TrialResult], unreadable: Sequence[Any]) -> str:
+    parts = [f"{sum(r.status == s for r in results)} {s}" for s in ("passed", "failed", "diverged")]
+    return ", ".join(parts + [f"{len(unreadable)} unreadable"])
+
+
+def _header(results: Sequence[TrialResult], unreadable: Sequence[Any], name: str) -> list[str]:
+    spec = newest(results).spec
+    env = [r.environment for r in results]
+    data = [r.data for r in results if r.data]
+    device = _distinct([f"{e.get('device')} ({e.get('device_name')})" if e.get("device_name")
+                        else e.get("device") for e in env])
+    versions = ", ".join(f"{k} {_distinct([e.get(k) for e in env])}"
+                         for k in ("python", "torch", "transformers"))
+    sizes = " / ".join(f"{split} {_distinct([d.get(split) for d in data])}"
+                       for split in ("train", "validation", "test"))
+    walls = [r.timing.get("wall_seconds", r.timing.get("train_seconds")) for r in results]
+    wall = sum(w for w in walls if _finite(w))
+    created = [r.created for r in results if isinstance(r.created, str) and r.created]
+    lines = [f"# {spec.name}", ""]
+    if spec.description:
+        lines += [str(spec.description).strip(), ""]
+    lines += [
+        f"- **Spec file:** `{spec.file}`",
+        f"- **Model:** {_distinct([r.config.get('model') for r in results])}",
+        f"- **Task:** {_distinct([d.get('task') for d in data])} ({kind_of(results)}; source "
+        f"{_distinct([d.get('source') for d in data])})",
+        f"- **Data sizes:** {sizes}",
+        f"- **Device:** {device}; **dtype:** {_distinct([e.get('dtype') for e in env])}",
+        f"- **Versions:** {versions}",
+        f"- **Git commit:** {_distinct([e.get('git_commit') for e in env])}",
+        f"- **Date:** {max(created) if created else 'unknown'} (newest result)",
+        f"- **Total wall time:** {fmt_duration(wall)} over {len(results)} trials",
+        f"- **Trials:** {_counts(results, unreadable)}",
+        f"- **Axes:** {', '.join(f'`{a}`' for a in spec.axes) or 'none'}; **seeds:** "
+        f"{', '.join(str(s) for s in spec.seeds)}",
+        "",
+    ]
+    if name != spec.name:
+        lines[-1:] = [f"- **Results folder:** `{name}`", ""]
+    return lines
+
+
+def _main_table(df: pd.DataFrame, results: Sequence[TrialResult]) -> list[str]:
+    kind = kind_of(results)
+    spec = newest(results).spec
+    metrics = main_metrics(kind)
+    rank = METRIC_LABELS[metrics[0]]
+    axes = list(spec.axes) or ["arm"]
+    headers = [*axes,
+               *[f"Val {METRIC_LABELS[m]}" for m in metrics],
+               *[f"Test {METRIC_LABELS[m]}" for m in metrics],
+               "Seeds", "Best epoch", "Train time (s)", "Samples/s", "Tokens/s",
+               "Peak memory (MB)", f"Δ val {rank} vs baseline"]
+    expected = max([len(spec.seeds)] + df["n_seeds"].astype(int).tolist())
+    # axis values as stored (pandas would show an int column holding a None as floats)
+    values = {a.arm_id: {**a.values, "arm": a.arm_id} for a in group_arms(results)}
+    rows = []
+    for _, r in df.iterrows():
+        seeds = str(int(r["n_seeds"]))
+        if r["fewer_seeds"]:
+            seeds = f"{seeds} of {expected} ⚠"
+        row = [values[r["arm"]][a] for a in axes]
+        row += [fmt_ci(r[f"{s}_{m}_mean"], r[f"{s}_{m}_ci"]) for s in ("val", "test")
+                for m in metrics]
+        row += [seeds, fmt_num(r["best_epoch"], 1), fmt_num(r["train_seconds"], 1),
+                fmt_num(r["samples_per_s"], 1), fmt_num(r["tokens_per_s"], 0),
+                fmt_num(r["peak_memory_mb"], 0), fmt_diff(r)]
+        row = [cell(c) for c in row]
+        if r["best"]:
+            row = [f"**{c}**" for c in row]
+        rows.append(row)
+    lines = ["## Results", "", _table(rows, headers), "",
+             f"Metrics are the mean ± the half width of the 95% confidence interval "
+             f"(t distribution) over the passed seeds; `n=1` means a single seed, so no interval. "
+             f"**Bold**: the best arm by mean validation {rank}. Δ: mean paired difference in "
+             f"validation {rank} to the baseline arm over the seeds both arms share, with a "
+             f"paired t-test: *significant* at p < {ALPHA} (no correction for multiple "
+             f"comparisons), otherwise *within noise*. Cost figures are means over seeds "
+             f"(peak memory: the maximum).", ""]
+    if not df["baseline"].any():
+        lines += ["No arm matches the spec's baseline "
+                  f"`{newest(results).spec.baseline}`, so no differences are tested.", ""]
+    short = df[df["fewer_seeds"]]
+    for _, r in short.iterrows():
+        lost = [f"seed {t.seed} {t.status}" for t in results
+                if t.arm_id == r["arm"] and t.status != "passed"]
+        why = f"; {', '.join(lost)}" if lost else ""
+        lines.append(f"- ⚠ Fewer seeds than the other arms: `{r['arm']}` has "
+                     f"{int(r['n_seeds'])} of {expected} passed seeds{why}.")
+    if len(short):
+        lines.append("")
+    return lines
+
+
+def _per_label(best: Arm, kind: str) -> list[str]:
+    key = "per_class" if kind == "classification" else "per_type"
+    what = "class" if kind == "classification" else "entity type"
+    stats: dict[str, dict[str, list[float]]] = {}
+    for t in best.passed:
+        for label, figures in (t.validation.get(key) or {}).items():
+            if isinstance(figures, dict):
+                for k in ("precision", "recall", "f1", "support"):
+                    if _finite(figures.get(k)):
+                        stats.setdefault(str(label), {}).setdefault(k, []).append(
+                            float(figures[k]))
+    if not stats:
+        return []
+    names = [str(n) for n in best.passed[0].label_names] if kind == "classification" else []
+    order = [n for n in names if n in stats] + sorted(n for n in stats if n not in names)
+
+    def mean(label: str, k: str) -> float:
+        xs = stats[label].get(k, [])
+        return sum(xs) / len(xs) if xs else math.nan
+
+    rows = [[label, fmt_num(mean(label, "precision"), 4), fmt_num(mean(label, "recall"), 4),
+             fmt_num(mean(label, "f1"), 4), fmt_num(mean(label, "support"), 0)]
+            for label in order]
+    return [f"### Per-{what} F1 (validation, mean over {len(best.passed)} seeds)", "",
+            _table(rows, [what.capitalize(), "Precision", "Recall", "F1", "Support"]), ""]
+
+
+def _confusion(best: Arm) -> list[str]:
+    mats = [t.validation.get("confusion_matrix") for t in best.passed]
+    mats = [m for m in mats if isinstance(m, list) and m and all(isinstance(r, list) for r in m)]
+    if not mats:
+        return []
+    shape = (len(mats[0]), len(mats[0][0]))
+    same = [m for m in mats if len(m) == shape[0] and all(len(r) == shape[1] for r in m)]
+    total = [[sum(int(m[i][j]) for m in same) for j in range(shape[1])] for i in range(shape[0])]
+    names = [str(n) for n in best.passed[0].label_names]
+    if len(names) != max(shape):
+        names = [str(i) for i in range(max(shape))]
+    rows = [[f"**{names[i]}**", *row] for i, row in enumerate(total)]
+    lines = [f"### Confusion matrix (validation, summed over {len(same)} seeds)", "",
+             "Rows: gold label; columns: predicted label.", "",
+             _table(rows, ["gold \\ predicted", *names[:shape[1]]]), ""]
+    if len(same) < len(mats):
+        lines += [f"{len(mats) - len(same)} matrices of another shape were left out.", ""]
+    return lines
+
+
+def _errors(best: Arm) -> list[str]:
+    """The most confident wrong validation predictions over the arm's seeds; an example that
+    several seeds get wrong is one row, with its highest probability and the seeds."""
+    lines = ["### Most confident errors (validation)", ""]
+    merged: dict[tuple[str, str, str], tuple[float, list[int]]] = {}
+    for t in best.passed:
+        for e in t.errors:
+            key = (" ".join(str(e.get("text", "")).split()), str(e.get("gold", DASH)),
+                   str(e.get("pred", DASH)))
+            c = e.get("confidence")
+            conf = float(c) if _finite(c) else math.nan
+            old, seeds = merged.get(key, (math.nan, []))
+            merged[key] = (conf if math.isnan(old) or conf > old else old, seeds + [t.seed])
+    if not merged:
+        return lines + ["No wrong predictions were stored for this arm.", ""]
+    top = sorted(merged.items(),
+                 key=lambda kv: (-kv[1][0] if _finite(kv[1][0]) else math.inf, kv[0]))
+    rows = [[truncate(text, TEXT_CHARS), gold, pred, fmt_num(conf, 4),
+             ", ".join(str(s) for s in sorted(set(seeds)))]
+            for (text, gold, pred), (conf, seeds) in top[:TOP_ERRORS]]
+    return lines + [f"The {len(rows)} most confident wrong predictions; probability: the "
+                    "highest over the seeds that made the error.", "",
+                    _table(rows, ["Text", "Gold", "Predicted", "Probability", "Seeds"]), ""]
+
+
+def _first_line(error: Any) -> str:
+    """The reason without the traceback the runner appends to a failure."""
+    lines = [line for line in str(error or "").splitlines() if line.strip()]
+    return lines[0] if lines else "no reason recorded"
+
+
+def _failures(results: Sequence[TrialResult]) -> list[str]:
+    bad = [r for r in results if r.status != "passed"]
+    lines = ["## Failed or diverged trials", ""]
+    if not bad:
+        return lines + ["None.", ""]
+    rows = [[f"`{r.trial_id}`", r.status, truncate(_first_line(r.error), REASON_CHARS)]
+            for r in sorted(bad, key=lambda r: r.trial_id)]
+    return lines + ["These trials are not in the table above.", "",
+                    _table(rows, ["Trial", "Status", "Reason"]), ""]
+
+
+def _unreadable(unreadable: Sequence[tuple[Path, str]]) -> list[str]:
+    lines = ["## Unreadable results", ""]
+    if not unreadable:
+        return lines + ["None.", ""]
+    rows = [[f"`{Path(p).parent.name}/{Path(p).name}`", truncate(reason, REASON_CHARS)]
+            for p, reason in unreadable]
+    return lines + ["These files were skipped.", "", _table(rows, ["File", "Reason"]), ""]
+
+
+# ---- reports ----------------------------------------------------------------------------------
+
+def render_report(results: Sequence[TrialResult], unreadable: Sequence[tuple[Path, str]],
+                  out_dir: Path, name: str | None = None) -> tuple[str, list[Path]]:
+    """The markdown of one spec's report and the PNGs written for it into `out_dir`
+    (`<name>_metric.png`, `<name>_curves.png`, `<name>_throughput.png`, when they apply)."""
+    results = sorted(results, key=lambda r: r.trial_id)
+    if not results:
+        title = name or "unnamed spec"
+        return "\n".join([f"# {title}", "", "No readable results.", "",
+                          *_unreadable(unreadable)]).rstrip() + "\n", []
+    spec = newest(results).spec
+    name = name or spec.name
+    kind = kind_of(results)
+    rank = main_metrics(kind)[0]
+    df = aggregate(results)
+    arms = group_arms(results)
+    lines = _header(results, unreadable, name) + _main_table(df, results)
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    drawn = [(title, plot(out_dir / f"{name}_{suffix}.png")) for title, suffix, plot in (
+        (f"Validation {METRIC_LABELS[rank]} against `{spec.axes[0] if spec.axes else ''}`",
+         "metric", lambda p: plots.plot_metric(arms, spec, rank, p)),
+        (f"Learning curves (validation {METRIC_LABELS[rank]})", "curves",
+         lambda p: plots.plot_curves(arms, spec, rank, p)),
+        ("Throughput against batch size", "throughput",
+         lambda p: plots.plot_throughput(arms, spec, p)),
+    )]
+    drawn = [(title, path) for title, path in drawn if path is not None]
+    if drawn:
+        lines += ["## Plots", ""]
+        for title, path in drawn:
+            lines += [f"### {title}", "", f"![{title}]({quote(path.name)})", ""]
+
+    best_rows = df[df["best"]]
+    if len(best_rows):
+        best_id = best_rows.iloc[0]["arm"]
+        best = next(a for a in arms if a.arm_id == best_id)
+        lines += [f"## Best arm: `{best_id}`", ""]
+        lines += _per_label(best, kind)
+        if kind == "classification":
+            lines += _confusion(best)
+        lines += _errors(best)
+    lines += _failures(results) + _unreadable(unreadable)
+    return "\n".join(lines).rstrip() + "\n", [p for _, p in drawn]
+
+
+def render_markdown(results: Sequence[TrialResult], unreadable: Sequence[tuple[Path, str]],
+                    out_dir: Path, name: str | None = None) -> str:
+    """One spec's report as markdown; its plots are written into `out_dir`, linked relatively."""
+    return render_report(results, unreadable, out_dir, name)[0]
+
+
+# ---- index ------------------------------------------------------------------------------------
+
+def finding(results: Sequence[TrialResult]) -> str:
+    """One line: the best arm, its margin over the baseline and whether it is significant."""
+    if not any(r.status == "passed" for r in results):
+        return "no passed trials"
+    kind = kind_of(results)
+    rank = main_metrics(kind)[0]
+    df = aggregate(results)
+    best = df[df["best"]].iloc[0]
+    text = (f"best `{best['arm']}`: val {METRIC_LABELS[rank]} "
+            f"{fmt_ci(best[f'val_{rank}_mean'], best[f'val_{rank}_ci'])}")
+    base = baseline_arm(group_arms(results), newest(results).spec)
+    if base is None:
+        return text + "; no baseline arm"
+    if best["baseline"]:
+        return text + "; the baseline is the best arm"
+    diff, p, n = best["diff"], best["p_value"], int(best["n_pairs"])
+    margin = f"{diff:+.4f} over baseline `{base.arm_id}`"
+    if not _finite(p):
+        return f"{text}, {margin} (untested: {n} shared seed{'s' if n != 1 else ''})"
+    verdict = "significant" if p < ALPHA else "within noise"
+    return f"{text}, {margin} ({fmt_p(p)}, {verdict})"
+
+
+def render_index(entries: Sequence[tuple[str, Sequence[TrialResult],
+                                         Sequence[tuple[Path, str]]]]) -> str:
+    """`README.md` of the reports folder: one row per spec (name, results, unreadable files)."""
+    rows = []
+    for name, results, unreadable in sorted(entries, key=lambda e: e[0]):
+        kind = kind_of(results) if results else DASH
+        rows.append([f"[{name}]({quote(name)}.md)", kind, _counts(results, unreadable),
+                     finding(results)])
+    return "\n".join([
+        "# Ablation reports", "",
+        "One report per spec. Finding: the best arm by mean validation metric over seeds, and "
+        f"its paired difference to the baseline arm (t-test over shared seeds, α = {ALPHA}).", "",
+        _table(rows, ["Spec", "Kind", "Trials", "Finding"]), ""])

@@ -1,0 +1,76 @@
+"""`bertft report`: every spec folder of a results directory to a report, plus the index."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from bertft.errors import BertftError
+from bertft.report.load import load_results, result_files
+from bertft.report.markdown import render_index, render_report
+from bertft.report.table import aggregate
+
+FORMATS = ("md", "csv", "json")
+
+
+def parse_format(fmt: str) -> str:
+    if fmt not in FORMATS:
+        raise BertftError(f"report format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    return fmt
+
+
+def spec_dirs(results_dir: Path) -> list[Path]:
+    """Sub-folders holding at least one result file, sorted by name."""
+    if not results_dir.is_dir():
+        return []
+    return sorted(d for d in results_dir.iterdir()
+                  if d.is_dir() and not d.name.startswith(".") and result_files(d))
+
+
+def render_all(results_dir: Path, out_dir: Path, fmt: str = "md") -> list[Path]:
+    """Render one report per spec folder of `results_dir` into `out_dir`; return the files
+    written. `md`: `<spec>.md`, its PNGs and `README.md` (the index); `csv` / `json`: the
+    aggregated table of each spec (`aggregate`) as `<spec>.csv` / `<spec>.json`."""
+    fmt = parse_format(fmt)
+    results_dir, out_dir = Path(results_dir), Path(out_dir)
+    dirs = spec_dirs(results_dir)
+    if not dirs:
+        raise BertftError(f"{results_dir}: no results found; run `tox -e ablations` or "
+                          "`bertft ablate` first")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    entries = []
+    for spec_dir in dirs:
+        results, unreadable = load_results(spec_dir)
+        name = spec_dir.name
+        if fmt == "md":
+            text, pngs = render_report(results, unreadable, out_dir, name)
+            path = out_dir / f"{name}.md"
+            path.write_text(text, encoding="utf-8")
+            written += [path, *pngs]
+            entries.append((name, results, unreadable))
+            continue
+        df = aggregate(results)
+        path = out_dir / f"{name}.{fmt}"
+        if fmt == "csv":
+            df.to_csv(path, index=False, float_format="%.6g")
+        else:
+            records = [{k: (None if isinstance(v, float) and math.isnan(v) else v)
+                        for k, v in row.items()} for row in df.to_dict(orient="records")]
+            path.write_text(json.dumps(records, indent=2, default=_plain) + "\n",
+                            encoding="utf-8")
+        written.append(path)
+    if fmt == "md":
+        index = out_dir / "README.md"
+        index.write_text(render_index(entries), encoding="utf-8")
+        written.append(index)
+    return written
+
+
+def _plain(value: object) -> object:
+    """numpy scalars to Python ones for json."""
+    item = getattr(value, "item", None)
+    if callable(item):
+        return item()
+    return str(value)

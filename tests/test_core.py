@@ -1,0 +1,239 @@
+"""Unit tests of the core on the tiny random BERT: seconds each, no real model."""
+
+import json
+
+import pytest
+import torch
+
+from bertft.cli import main
+from bertft.config import Config
+from bertft.data import Example, Splits
+from bertft.features import IGNORE_INDEX, align_labels, encode_splits, make_loader
+from bertft.models import build_model, load_tokenizer
+from bertft.predict import Predictor, bio_spans
+from bertft.runtime import resolve_device, resolve_precision, set_seed
+from bertft.train import fit
+
+TINY = dict(model="tiny-bert", progress=False, max_length=32)
+
+
+def toy_splits(n: int = 96) -> Splits:
+    """A learnable toy task: the label is whether the text mentions 'good'."""
+    words = ["movie", "plot", "actor", "scene", "music", "story", "ending", "cast"]
+    rows = []
+    for i in range(n):
+        label = i % 2
+        text = f"the {words[i % 8]} was {'good' if label else 'bad'} and {words[(i * 3) % 8]}"
+        rows.append(Example(text=text, label=label))
+    return Splits("toy", "classification", ("neg", "pos"), tuple(rows[: n - 32]),
+                  tuple(rows[n - 32: n - 16]), tuple(rows[n - 16:]), "generated")
+
+
+def toy_ner() -> Splits:
+    rows = [Example(tokens=("john", "lives", "in", "paris"), tags=(1, 0, 0, 3)),
+            Example(tokens=("mary", "visited", "new", "york"), tags=(1, 0, 3, 4))] * 12
+    names = ("O", "B-PER", "I-PER", "B-LOC", "I-LOC")
+    return Splits("toyner", "ner", names, tuple(rows[:16]), tuple(rows[16:20]),
+                  tuple(rows[20:]), "generated")
+
+
+def test_device_and_precision_resolution_on_cpu():
+    assert resolve_device("auto").type in ("cpu", "cuda", "mps")
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_precision("auto", torch.device("cpu")) == torch.float32
+    assert resolve_precision("bf16", torch.device("cpu")) == torch.bfloat16
+
+
+def test_ner_labels_go_to_the_first_word_piece_only():
+    #            [CLS] new  york  -ers  city [SEP]
+    word_ids = [None, 0, 1, 1, 2, None]
+    assert align_labels(word_ids, (3, 4, 0), all_subtokens=False) == \
+        [IGNORE_INDEX, 3, 4, IGNORE_INDEX, 0, IGNORE_INDEX]
+    assert align_labels(word_ids, (3, 4, 0), all_subtokens=True) == \
+        [IGNORE_INDEX, 3, 4, 4, 0, IGNORE_INDEX]
+
+
+def test_ner_alignment_with_the_real_tokenizer():
+    cfg = Config(**TINY)
+    tok = load_tokenizer(cfg)
+    splits = toy_ner()
+    enc = encode_splits(splits, tok, cfg)
+    feat = enc.train[1]  # mary visited new york
+    pieces = tok.convert_ids_to_tokens(feat["input_ids"])
+    labelled = [(p, t) for p, t in zip(pieces, feat["labels"], strict=True) if t != IGNORE_INDEX]
+    assert labelled == [("mary", 1), ("visited", 0), ("new", 3), ("york", 4)]
+
+
+def test_dynamic_padding_pads_to_the_longest_in_the_batch_and_max_length_to_max_length():
+    splits = toy_splits()
+    tok = load_tokenizer(Config(**TINY))
+    for padding, multiple in (("dynamic", None), ("dynamic", 8), ("max_length", None)):
+        cfg = Config(**TINY, padding=padding, pad_to_multiple_of=multiple, eval_batch_size=4)
+        enc = encode_splits(splits, tok, cfg)
+        batch = next(iter(make_loader(enc.validation, tok, "classification", cfg, train=False)))
+        longest = max(len(f["input_ids"]) for f in enc.validation[:4])
+        width = batch["input_ids"].shape[1]
+        if padding == "max_length":
+            assert width == 32
+        elif multiple:
+            assert width % 8 == 0 and longest <= width < longest + 8
+        else:
+            assert width == longest
+        assert batch["attention_mask"].sum(1).tolist() == \
+            [len(f["input_ids"]) for f in enc.validation[:4]]
+
+
+def test_training_order_is_seeded():
+    splits = toy_splits()
+    cfg = Config(**TINY, batch_size=8)
+    tok = load_tokenizer(cfg)
+    enc = encode_splits(splits, tok, cfg)
+    first = [next(iter(make_loader(enc.train, tok, "classification", cfg, train=True, seed=s)))
+             ["input_ids"].tolist() for s in (1, 1, 2)]
+    assert first[0] == first[1] != first[2]
+
+
+def test_loss_goes_down_and_the_toy_task_is_learned():
+    result = fit(Config(**TINY, epochs=6, batch_size=8, head_lr=3e-3, base_lr=3e-3,
+                        save_model=False), splits=toy_splits())
+    losses = [row["train_loss"] for row in result.history]
+    assert losses[-1] < losses[0] * 0.5
+    assert result.validation["accuracy"] == 1.0
+
+
+def test_frozen_parameters_are_unchanged_after_training():
+    cfg = Config(**TINY, epochs=2, batch_size=8, freeze_layers=1, freeze_embeddings=True,
+                 head_lr=3e-3, base_lr=3e-3)
+    set_seed(cfg.seed)
+    before = {k: v.clone() for k, v in build_model(cfg, "classification", ("neg", "pos"))
+              .state_dict().items()}
+    after = fit(cfg, splits=toy_splits()).model.state_dict()
+    for name, value in after.items():
+        frozen = name.startswith(("bert.embeddings.", "bert.encoder.layer.0."))
+        if name.endswith("position_ids"):
+            continue
+        assert torch.equal(before[name], value) == frozen, name
+
+
+def test_gradual_unfreezing_trains_the_frozen_layers_from_its_epoch():
+    cfg = Config(**TINY, epochs=2, batch_size=8, freeze_layers="all", unfreeze_at_epoch=2,
+                 head_lr=3e-3, base_lr=3e-3, restore_best=False)
+    set_seed(cfg.seed)
+    before = build_model(cfg, "classification", ("neg", "pos")).state_dict()
+    after = fit(cfg, splits=toy_splits()).model.state_dict()
+    name = "bert.encoder.layer.0.attention.self.query.weight"
+    assert not torch.equal(before[name], after[name])
+
+
+def test_same_seed_same_metrics_and_another_seed_differs():
+    cfg = Config(**TINY, epochs=1, batch_size=8, save_model=False)
+    a, b = fit(cfg, splits=toy_splits()), fit(cfg, splits=toy_splits())
+    c = fit(Config(**TINY, save_model=False, epochs=1, batch_size=8, seed=1),
+            splits=toy_splits())
+    assert a.history[0]["train_loss"] == b.history[0]["train_loss"]
+    assert a.validation == b.validation
+    assert a.history[0]["train_loss"] != c.history[0]["train_loss"]
+
+
+def test_early_stopping_stops_after_patience_and_restores_the_best_weights():
+    cfg = Config(**TINY, epochs=8, batch_size=8, head_lr=1e-6, base_lr=1e-6,
+                 early_stopping_patience=1, metric_for_best="accuracy")
+    result = fit(cfg, splits=toy_splits())
+    assert len(result.history) < 8
+    best = max(r["val_accuracy"] for r in result.history)
+    assert result.validation["accuracy"] == pytest.approx(best)
+    assert result.best["epoch"] == next(r["epoch"] for r in result.history
+                                        if r["val_accuracy"] == best)
+
+
+def test_history_records_throughput_and_eval_steps():
+    result = fit(Config(**TINY, epochs=1, batch_size=8, eval_steps=4, save_model=False),
+                 splits=toy_splits())
+    assert [r["step"] for r in result.history] == [4, 8]
+    row = result.history[-1]
+    assert row["samples_per_s"] > 0 and row["tokens_per_s"] > row["samples_per_s"]
+    assert result.timing["train_samples"] == 64
+
+
+def test_gradient_accumulation_takes_fewer_optimizer_steps():
+    result = fit(Config(**TINY, epochs=1, batch_size=8, grad_accum_steps=3, save_model=False),
+                 splits=toy_splits())
+    assert result.timing["optimizer_steps"] == 3  # 8 micro-batches: windows of 3, 3, 2
+
+
+def test_save_and_load_give_identical_predictions(tmp_path):
+    cfg = Config(**TINY, epochs=1, batch_size=8)
+    result = fit(cfg, splits=toy_splits(), out_dir=tmp_path)
+    texts = ["the movie was good and plot", "the actor was bad and cast"]
+    enc = result.tokenizer(texts, padding=True, return_tensors="pt")
+    result.model.eval()
+    with torch.no_grad():
+        expected = result.model(**enc).logits.softmax(-1)
+    pred = Predictor.from_run(tmp_path, device="cpu").predict(texts)
+    for row, probs in zip(pred, expected, strict=True):
+        assert [row["probabilities"][n] for n in ("neg", "pos")] == \
+            pytest.approx(probs.tolist(), abs=1e-6)
+        assert row["label"] == ("neg", "pos")[int(probs.argmax())]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(metrics) >= {"validation", "test", "history"}
+    assert {"accuracy", "f1_macro"} <= set(metrics["validation"])
+
+
+def test_ner_run_predicts_entity_spans_with_character_offsets(tmp_path):
+    cfg = Config(**TINY, epochs=12, batch_size=4, head_lr=1e-2, base_lr=1e-2)
+    result = fit(cfg, splits=toy_ner(), out_dir=tmp_path)
+    assert {"f1", "precision", "recall"} <= set(result.validation)
+    out = Predictor.from_run(tmp_path, device="cpu").predict(["john lives in paris"])[0]
+    for ent in out["entities"]:
+        assert out["text"][ent["start"]:ent["end"]] == ent["text"]
+        assert 0 < ent["score"] <= 1
+
+
+def test_bio_spans_groups_words_into_entities():
+    text = "Ann met Bob Lee in Rome"
+    spans = [(0, 3), (4, 7), (8, 11), (12, 15), (16, 18), (19, 23)]
+    tags = [("B-PER", 0.9), ("O", 0.9), ("B-PER", 0.8), ("I-PER", 0.6), ("O", 1.0),
+            ("I-LOC", 0.7)]
+    assert bio_spans(tags, spans, text) == [
+        {"type": "PER", "text": "Ann", "start": 0, "end": 3, "score": 0.9},
+        {"type": "PER", "text": "Bob Lee", "start": 8, "end": 15, "score": pytest.approx(0.7)},
+        {"type": "LOC", "text": "Rome", "start": 19, "end": 23, "score": 0.7},
+    ]
+
+
+def test_cli_train_writes_metrics_and_predict_reads_the_run(tmp_path, capsys):
+    data = tmp_path / "toy.csv"
+    rows = ["text,label"] + [f"the film was {'good' if i % 2 else 'bad'} {i},"
+                             f"{'pos' if i % 2 else 'neg'}" for i in range(60)]
+    data.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "run"
+    code = main(["train", "--out", str(out), "--model", "tiny-bert", "--task", "text-file",
+                 "--train-file", str(data), "--epochs", "1", "--set", "progress=false",
+                 "--set", "max_length=16"])
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["config"]["train_file"] == str(data)
+    assert metrics["data"]["label_names"] == ["neg", "pos"]
+    assert (out / "model.safetensors").is_file()
+    capsys.readouterr()
+    assert main(["predict", str(out), "the film was good"]) == 0
+    row = json.loads(capsys.readouterr().out.strip())
+    assert row["label"] in ("neg", "pos") and sum(row["probabilities"].values()) == \
+        pytest.approx(1.0)
+
+
+def test_cli_inspect_counts_frozen_parameters(capsys):
+    assert main(["inspect", "tiny-bert", "--freeze-layers", "all"]) == 0
+    out = capsys.readouterr().out
+    assert "encoder layers: 2" in out and "hidden size: 32" in out
+    total = build_model(Config(model="tiny-bert"), "classification", ("a", "b"))
+    n = sum(p.numel() for p in total.parameters())
+    assert f"total {n:,}" in out
+    assert "trainable 1,122 " in out or "trainable 1,122" in out  # pooler 32*32+32 + head 66
+
+
+def test_cli_usage_errors_exit_2_with_one_message(capsys):
+    assert main(["train", "--out", "x", "--set", "bach_size=3"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("bertft: error: --set: 1 problem:")
+    assert "did you mean batch_size" in err and "Traceback" not in err

@@ -1,0 +1,387 @@
+"""Reports (`bertft report`): seed statistics against hand-computed values, robustness to bad
+result files, and the rendered markdown against golden files.
+
+Fixture results: tests/fixtures/report/results (written by make_fixtures.py beside them).
+Golden reports: tests/fixtures/report/golden; regenerate after an intended change with
+
+    BERTFT_UPDATE_GOLDEN=1 pytest tests/test_report.py
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bertft.errors import BertftError
+from bertft.report import (aggregate, load_results, mean_ci, paired_test, render_all,
+                           render_markdown)
+from bertft.report.markdown import fmt_ci
+from bertft.report.table import columns
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "report"
+RESULTS = FIXTURES / "results"
+GOLDEN = FIXTURES / "golden"
+UPDATE = os.environ.get("BERTFT_UPDATE_GOLDEN") == "1"
+CLS, NER = "lr_batch", "ner_freeze"
+BASE = "learning_rate=2e-05,batch_size=32"
+BEST = "learning_rate=5e-05,batch_size=32"
+
+
+def _fixture_module():
+    spec = importlib.util.spec_from_file_location("make_fixtures", FIXTURES / "make_fixtures.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory) -> tuple[Path, list[Path]]:
+    """The fixture results rendered once as markdown (rendering draws plots: ~1 s)."""
+    out = tmp_path_factory.mktemp("reports")
+    return out, render_all(RESULTS, out)
+
+
+@pytest.fixture(scope="module")
+def cls_results():
+    return load_results(RESULTS / CLS)
+
+
+def _trial(mod, **changes) -> dict:
+    """A passed classification trial of the fixture spec as JSON, with changes."""
+    return {**mod.cls_trial(1, 2e-05, 32, 1).to_json(), **changes}
+
+
+# ---- statistics -------------------------------------------------------------------------------
+
+def test_mean_ci_matches_hand_computed_t_interval():
+    mean, half = mean_ci([0.80, 0.82, 0.84])
+    # t(0.975, df=2) = 4.302653; sd = 0.02; half width = 4.302653 * 0.02 / sqrt(3)
+    assert mean == pytest.approx(0.82)
+    assert half == pytest.approx(4.302653 * 0.02 / 1.7320508, abs=1e-6)
+    assert half == pytest.approx(0.049683, abs=1e-6)
+    # 99%: t(0.995, df=2) = 9.924843
+    assert mean_ci([0.80, 0.82, 0.84], confidence=0.99)[1] == pytest.approx(
+        9.924843 * 0.02 / 1.7320508, abs=1e-6)
+
+
+def test_mean_ci_one_seed_has_no_interval_and_says_n1():
+    mean, half = mean_ci([0.9])
+    assert mean == 0.9 and math.isnan(half)
+    assert fmt_ci(mean, half) == "0.9000 (n=1)"
+    assert all(math.isnan(x) for x in mean_ci([]))
+    assert fmt_ci(0.8123, 0.0123) == "0.8123 ± 0.0123"
+
+
+def test_paired_test_matches_hand_formula_on_shared_seeds():
+    a = {1: 0.80, 2: 0.82, 3: 0.85, 4: 0.99}   # seed 4 only in a, seed 5 only in b: ignored
+    b = {1: 0.78, 2: 0.81, 3: 0.82, 5: 0.10}
+    diff, p, n = paired_test(a, b)
+    # differences 0.02, 0.01, 0.03: mean 0.02, sd 0.01, t = 0.02 / (0.01 / sqrt 3) = 2 sqrt 3;
+    # two-sided p for df = 2 in closed form: 1 - t / sqrt(2 + t^2)
+    t = 0.02 / (0.01 / math.sqrt(3))
+    assert n == 3
+    assert diff == pytest.approx(0.02)
+    assert p == pytest.approx(1 - t / math.sqrt(2 + t * t), abs=1e-9)
+    assert p == pytest.approx(0.0741799, abs=1e-6)
+    assert paired_test(b, a)[0] == pytest.approx(-0.02)  # a - b, so the sign flips
+
+
+def test_paired_test_degenerate_cases():
+    assert paired_test({1: 0.9}, {2: 0.8})[2] == 0
+    diff, p, n = paired_test({1: 0.9, 2: 0.7}, {1: 0.8})
+    assert (diff, n) == (pytest.approx(0.1), 1) and math.isnan(p)
+    assert paired_test({1: 0.5, 2: 0.5}, {1: 0.5, 2: 0.5})[1] == 1.0   # identical runs
+    assert paired_test({1: 1.5, 2: 2.5}, {1: 0.5, 2: 1.5})[1] == 0.0   # constant difference
+
+
+# ---- loading ----------------------------------------------------------------------------------
+
+def test_fixtures_are_what_the_script_writes(tmp_path):
+    """The stored fixtures match make_fixtures.py, so they can be regenerated and changed."""
+    written = _fixture_module().write(tmp_path)
+    stored = sorted(p.relative_to(RESULTS) for p in RESULTS.rglob("*") if p.is_file())
+    assert sorted(p.relative_to(tmp_path) for p in written) == stored
+    for rel in stored:
+        assert (tmp_path / rel).read_text() == (RESULTS / rel).read_text(), rel
+
+
+def test_load_results_skips_corrupted_files(cls_results):
+    results, unreadable = cls_results
+    assert len(results) == 12
+    reasons = {p.name: r for p, r in unreadable}
+    assert reasons["learning_rate=1e-04,batch_size=32,seed=1.json"].startswith("invalid JSON")
+    assert "schema_version 0" in reasons["old_format.json"]
+    assert "moved aside by the results store" in reasons[
+        "learning_rate=5e-05,batch_size=32,seed=2.json.corrupt"]
+    assert len(unreadable) == 3
+
+
+def test_load_results_names_every_kind_of_bad_file(tmp_path):
+    mod = _fixture_module()
+    good = _trial(mod)
+    files = {
+        "good.json": json.dumps(good),
+        "same_trial.json": json.dumps(good),
+        "list.json": "[1, 2]",
+        "no_spec.json": json.dumps({"schema_version": 1}),
+        "extra_key.json": json.dumps({**good, "surprise": 1}),
+        "no_metric.json": json.dumps({**good, "validation": {"accuracy": 0.9}}),
+        "bad_status.json": json.dumps({**good, "status": "weird", "trial_id": "x"}),
+        "binary.json": b"\xff\xfe\x00",
+        "notes.txt": "not a result",
+    }
+    for name, text in files.items():
+        path = tmp_path / name
+        path.write_bytes(text) if isinstance(text, bytes) else path.write_text(text)
+    results, unreadable = load_results(tmp_path)
+    assert [r.trial_id for r in results] == [good["trial_id"]]
+    reasons = {p.name: r for p, r in unreadable}
+    assert set(reasons) == set(files) - {"good.json", "notes.txt"}
+    assert "duplicate" in reasons["same_trial.json"]
+    assert "JSON object" in reasons["list.json"]
+    assert "missing key 'spec'" in reasons["no_spec.json"]
+    assert "surprise" in reasons["extra_key.json"]
+    assert "f1_macro" in reasons["no_metric.json"]
+    assert "weird" in reasons["bad_status.json"]
+    assert "unreadable file" in reasons["binary.json"]
+
+
+# ---- aggregation ------------------------------------------------------------------------------
+
+def test_aggregate_one_row_per_arm_with_seed_statistics(cls_results):
+    df = aggregate(cls_results[0]).set_index("arm")
+    assert list(df.index) == ["learning_rate=2e-05,batch_size=16", BASE,
+                              "learning_rate=5e-05,batch_size=16", BEST]
+    assert df["baseline"].tolist() == [False, True, False, False]
+    assert df["best"].tolist() == [False, False, False, True]
+    assert df["n_seeds"].tolist() == [2, 3, 2, 3]
+    assert df["fewer_seeds"].tolist() == [True, False, True, False]
+    assert df["n_failed"].tolist() == [1, 0, 0, 0]
+    assert df["n_diverged"].tolist() == [0, 0, 1, 0]
+    best = df.loc[BEST]
+    # f1_macro 0.885, 0.870, 0.893 -> mean 0.882667, sd 0.011676, t(0.975, 2) = 4.302653
+    f1 = [0.885, 0.870, 0.893]
+    m = sum(f1) / 3
+    sd = math.sqrt(sum((x - m) ** 2 for x in f1) / 2)
+    assert best["val_f1_macro_mean"] == pytest.approx(0.882667, abs=1e-6)
+    assert sd == pytest.approx(0.011676, abs=1e-6)
+    assert best["val_f1_macro_ci"] == pytest.approx(4.302653 * sd / math.sqrt(3), abs=1e-6)
+    # differences to the baseline 0.035, 0.032, 0.032: mean 0.033, sd sqrt(3e-6), t = 33
+    assert best["diff"] == pytest.approx(0.033)
+    assert best["p_value"] == pytest.approx(1 - 33 / math.sqrt(2 + 33 ** 2), rel=1e-5)
+    assert best["n_pairs"] == 3 and best["significant"] is True
+    # the diverged seed 1 is not paired: 0.861-0.838 and 0.842-0.861
+    other = df.loc["learning_rate=5e-05,batch_size=16"]
+    assert other["n_pairs"] == 2 and other["diff"] == pytest.approx(0.002)
+    assert other["significant"] is False
+    assert best["samples_per_s"] == pytest.approx((401 + 402 + 403) / 3)
+    assert best["peak_memory_mb"] == 3103.0  # the maximum over seeds
+
+
+# ---- rendering --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", [f"{CLS}.md", f"{NER}.md", "README.md"])
+def test_markdown_matches_golden(rendered, name):
+    out, _ = rendered
+    actual = (out / name).read_text(encoding="utf-8")
+    golden = GOLDEN / name
+    if UPDATE:
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(actual, encoding="utf-8")
+    if not golden.exists():
+        pytest.fail(f"{golden} missing; create it with BERTFT_UPDATE_GOLDEN=1 pytest "
+                    f"tests/test_report.py")
+    expected = golden.read_text(encoding="utf-8")
+    if actual != expected:
+        diff = "".join(difflib.unified_diff(expected.splitlines(keepends=True),
+                                            actual.splitlines(keepends=True),
+                                            fromfile=f"golden/{name}", tofile=f"rendered/{name}"))
+        pytest.fail(f"{name} differs from its golden file (if intended, regenerate with "
+                    f"BERTFT_UPDATE_GOLDEN=1 pytest tests/test_report.py):\n{diff}")
+
+
+def _row(md: str, start: str) -> str:
+    return next(line for line in md.splitlines() if line.startswith(start))
+
+
+def test_report_marks_best_baseline_and_significance(rendered):
+    md = (rendered[0] / f"{CLS}.md").read_text()
+    best = _row(md, "| **5e-05**")
+    assert best.count("**") >= 2 * 13  # every cell of the best arm is bold
+    assert "+0.0330 (p<0.001, significant)" in best
+    assert "| baseline " in _row(md, "| 2e-05           | 32")
+    assert "(p=0.942, within noise)" in _row(md, "| 2e-05           | 16")
+    assert "## Best arm: `learning_rate=5e-05,batch_size=32`" in md
+    ner = (rendered[0] / f"{NER}.md").read_text()
+    assert "**baseline**" in _row(ner, "| **0**")  # the baseline itself is best
+
+
+def test_report_lists_failures_short_arms_and_unreadable_files(rendered):
+    md = (rendered[0] / f"{CLS}.md").read_text()
+    failures = md.split("## Failed or diverged trials")[1].split("## Unreadable")[0]
+    assert "| `learning_rate=2e-05,batch_size=16,seed=3` | failed   | RuntimeError: CUDA out of " \
+           "memory" in failures
+    assert "| `learning_rate=5e-05,batch_size=16,seed=1` | diverged | training loss became nan" \
+        in failures
+    assert "2 of 3 ⚠" in _row(md, "| 2e-05           | 16")
+    assert ("⚠ Fewer seeds than the other arms: `learning_rate=5e-05,batch_size=16` has 2 of 3 "
+            "passed seeds; seed 1 diverged.") in md
+    unreadable = md.split("## Unreadable results")[1]
+    assert "| invalid JSON" in _row(unreadable.strip(),
+                                    "| `lr_batch/learning_rate=1e-04,batch_size=32,seed=1.json`")
+    assert "`lr_batch/old_format.json`" in unreadable
+    assert "`lr_batch/learning_rate=5e-05,batch_size=32,seed=2.json.corrupt`" in unreadable
+    assert "- **Trials:** 10 passed, 1 failed, 1 diverged, 3 unreadable" in md
+    assert "Traceback" not in md  # the reason is the first line of a failure
+
+
+def test_report_sections_per_kind(rendered):
+    md = (rendered[0] / f"{CLS}.md").read_text()
+    assert "### Per-class F1" in md and "### Confusion matrix (validation, summed over 3 seeds)" \
+        in md
+    assert "| **negative**       | 134 " in md  # 44 + 45 + 45 correct negatives over 3 seeds
+    assert "moments o… | negative | positive    | 0.9890        | 1, 2, 3 |" in md  # truncated
+    ner = (rendered[0] / f"{NER}.md").read_text()
+    assert "### Per-entity type F1" in ner and "| PER " in ner
+    assert "Confusion matrix" not in ner
+    assert "Test entity F1" in ner and "| **–** " in ner  # no test split: a dash, not a crash
+
+
+def test_plots_written_and_linked(rendered):
+    out, written = rendered
+    pngs = sorted(p.name for p in written if p.suffix == ".png")
+    assert pngs == [f"{CLS}_curves.png", f"{CLS}_metric.png", f"{CLS}_throughput.png",
+                    f"{NER}_curves.png", f"{NER}_metric.png"]  # no batch_size axis: no throughput
+    for name in pngs:
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        spec = name.rsplit("_", 1)[0]
+        assert f"]({name})" in (out / f"{spec}.md").read_text()
+    assert sorted(p.name for p in written if p.suffix == ".md") == [
+        "README.md", f"{CLS}.md", f"{NER}.md"]
+
+
+def test_index_gives_one_finding_per_spec(rendered):
+    index = (rendered[0] / "README.md").read_text()
+    assert f"[{CLS}]({CLS}.md)" in index and f"[{NER}]({NER}.md)" in index
+    assert (f"best `{BEST}`: val F1 (macro) 0.8827 ± 0.0290, +0.0330 over baseline `{BASE}` "
+            "(p<0.001, significant)") in index
+    assert "best `freeze_layers=0`: val entity F1 0.8760 ± 0.0508; the baseline is the best " \
+           "arm" in index
+
+
+def test_render_markdown_is_deterministic_and_independent_of_order(tmp_path, cls_results):
+    results, unreadable = cls_results
+    one = render_markdown(results, unreadable, tmp_path / "a")
+    two = render_markdown(list(reversed(results)), unreadable, tmp_path / "b")
+    assert one == two
+    assert str(tmp_path) not in one
+
+
+def test_single_seed_and_missing_baseline(tmp_path):
+    mod = _fixture_module()
+    spec_dir = tmp_path / "results" / "one_seed"
+    spec_dir.mkdir(parents=True)
+    for lr in (2e-05, 5e-05):
+        t = mod.cls_trial(1, lr, 32, 1).to_json()
+        t["spec"] = {**t["spec"], "name": "one_seed", "seeds": [1],
+                     "baseline": {"learning_rate": 1.0}}
+        (spec_dir / f"{t['trial_id']}.json").write_text(json.dumps(t))
+    render_all(tmp_path / "results", tmp_path / "out")
+    md = (tmp_path / "out" / "one_seed.md").read_text()
+    assert "0.8500 (n=1)" in md
+    assert "No arm matches the spec's baseline" in md
+    assert "no baseline arm" in (tmp_path / "out" / "README.md").read_text()
+
+
+def test_mixed_type_axis_like_the_freezing_spec(tmp_path):
+    """Zipped axes whose main axis mixes numbers and strings (freeze_layers 0, 3, "all")."""
+    mod = _fixture_module()
+    spec_dir = tmp_path / "results" / "freezing"
+    spec_dir.mkdir(parents=True)
+    arms = [(0, False), (0, True), (3, True), ("all", True)]
+    for i, (layers, emb) in enumerate(arms):
+        for seed in (1, 2):
+            t = mod.cls_trial(1, 2e-05, 32, seed).to_json()
+            arm = f"freeze_layers={layers},freeze_embeddings={emb}"
+            t.update(arm_id=arm, trial_id=f"{arm},seed={seed}",
+                     overrides={"freeze_layers": layers, "freeze_embeddings": emb, "seed": seed})
+            t["validation"] = {**t["validation"], "f1_macro": 0.80 + 0.01 * i + 0.001 * seed}
+            t["spec"] = {**t["spec"], "name": "freezing", "seeds": [1, 2],
+                         "axes": ["freeze_layers", "freeze_embeddings"],
+                         "baseline": {"freeze_layers": 0, "freeze_embeddings": False}}
+            (spec_dir / f"{t['trial_id']}.json").write_text(json.dumps(t))
+    written = render_all(tmp_path / "results", tmp_path / "out")
+    assert (tmp_path / "out" / "freezing_metric.png") in written
+    df = aggregate(load_results(spec_dir)[0])
+    assert df["arm"].tolist() == [f"freeze_layers={a},freeze_embeddings={b}" for a, b in arms]
+    assert df["baseline"].tolist() == [True, False, False, False]
+    assert df["best"].tolist() == [False, False, False, True]
+
+
+def test_kind_comes_from_passed_trials(tmp_path):
+    """The runner stores a failed trial with the default kind (classification) even for NER."""
+    mod = _fixture_module()
+    results, _ = load_results(RESULTS / NER)
+    failed = {**mod.ner_trial(9, 4, 2).to_json(), "status": "failed", "kind": "classification",
+              "error": "ValueError: boom", "validation": {}, "trial_id": "freeze_layers=4,seed=3",
+              "seed": 3, "created": "2099-01-01T00:00:00Z"}
+    (tmp_path / "failed.json").write_text(json.dumps(failed))
+    results += load_results(tmp_path)[0]
+    df = aggregate(results)
+    assert "val_f1_mean" in df.columns
+    assert df["n_failed"].tolist() == [0, 1]
+    md = render_markdown(results, [], tmp_path / "out")
+    assert "Val entity F1" in md
+    assert "| `freeze_layers=4,seed=3` | failed   | ValueError: boom" in md
+
+
+def test_spec_with_only_unreadable_files_does_not_crash(tmp_path):
+    spec_dir = tmp_path / "results" / "broken"
+    spec_dir.mkdir(parents=True)
+    (spec_dir / "a.json").write_text("{not json")
+    written = render_all(tmp_path / "results", tmp_path / "out")
+    md = (tmp_path / "out" / "broken.md").read_text()
+    assert "No readable results." in md and "`broken/a.json` | invalid JSON" in md
+    assert "no passed trials" in (tmp_path / "out" / "README.md").read_text()
+    assert {p.name for p in written} == {"broken.md", "README.md"}
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_export_aggregated_table(tmp_path, fmt):
+    written = render_all(RESULTS, tmp_path, fmt=fmt)
+    assert sorted(p.name for p in written) == [f"{CLS}.{fmt}", f"{NER}.{fmt}"]
+    path = tmp_path / f"{CLS}.{fmt}"
+    df = pd.read_csv(path) if fmt == "csv" else pd.DataFrame(json.loads(path.read_text()))
+    assert list(df.columns) == columns("classification", ("learning_rate", "batch_size"))
+    assert len(df) == 4
+    assert df.loc[df["best"].astype(bool), "arm"].tolist() == [BEST]
+    assert df.loc[df["arm"] == BEST, "val_f1_macro_mean"].item() == pytest.approx(0.882667,
+                                                                                   abs=1e-5)
+    ner = tmp_path / f"{NER}.{fmt}"
+    ner_df = pd.read_csv(ner) if fmt == "csv" else pd.DataFrame(json.loads(ner.read_text()))
+    assert "val_f1_mean" in ner_df.columns and "val_f1_macro_mean" not in ner_df.columns
+    assert not list(tmp_path.glob("*.png")) and not (tmp_path / "README.md").exists()
+
+
+def test_no_results_is_a_usage_error(tmp_path):
+    for missing in (tmp_path / "absent", tmp_path):
+        with pytest.raises(BertftError, match="no results found; run `tox -e ablations` or "
+                                              "`bertft ablate` first"):
+            render_all(missing, tmp_path / "out")
+    (tmp_path / "empty_spec").mkdir()
+    with pytest.raises(BertftError, match=f"{tmp_path}: no results found"):
+        render_all(tmp_path, tmp_path / "out")
+
+
+def test_unknown_format_names_the_allowed_ones(tmp_path):
+    shutil.copytree(RESULTS / NER, tmp_path / NER)
+    with pytest.raises(BertftError, match="expected one of md, csv, json"):
+        render_all(tmp_path, tmp_path / "out", fmt="html")
