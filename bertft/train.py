@@ -2,6 +2,9 @@
 
 `fit(cfg)` is the whole pipeline: load data -> tokenize -> build model -> freeze -> train with
 evaluation and early stopping -> restore best -> test -> (save). Classification and NER share it.
+Frozen layers run in eval mode (no dropout). When the embeddings and the bottom K layers are
+frozen for the whole run, `bertft.frozen` computes their outputs once and batches carry those
+states instead of token ids (see its docstring); the loop is the same either way.
 """
 
 from __future__ import annotations
@@ -19,19 +22,19 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from bertft import frozen as frozen_prefix
 from bertft import optim
 from bertft.config import Config
 from bertft.data import Splits, load_task
 from bertft.errors import ConfigError, TrialDiverged
-from bertft.features import IGNORE_INDEX, Encoded, encode_splits, make_loader, real_tokens
+from bertft.features import IGNORE_INDEX, Encoded, encode_splits
+from bertft.frozen import MODEL_INPUTS, forward_logits  # noqa: F401 (re-exported)
 from bertft.metrics import SCALAR_METRICS, best_metric_name, classification_metrics, ner_metrics
 from bertft.models import build_model, load_tokenizer
 from bertft.runtime import (
     autocast, configure_determinism, configure_threads, environment, peak_memory_mb,
     reset_peak_memory, resolve_device, resolve_precision, set_seed, synchronize,
 )
-
-MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 @dataclass
@@ -58,10 +61,6 @@ class RunResult:
                 "environment": self.environment, "config": self.config.to_dict()}
 
 
-def forward_logits(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    return model(**{k: batch[k] for k in MODEL_INPUTS if k in batch}).logits
-
-
 def loss_fn(logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | None
             ) -> torch.Tensor:
     """Cross-entropy in fp32 over classes (or tokens, -100 ignored for NER)."""
@@ -71,8 +70,9 @@ def loss_fn(logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | N
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader, kind: str, label_names: tuple[str, ...],
-             device: torch.device, dtype: torch.dtype, ner_strict: bool = False
-             ) -> tuple[dict[str, Any], dict[str, list]]:
+             device: torch.device, dtype: torch.dtype, ner_strict: bool = False,
+             logits_fn: Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor]
+             = forward_logits) -> tuple[dict[str, Any], dict[str, list]]:
     """Metrics and per-example predictions (predicted id, gold id, confidence) on one split."""
     model.eval()
     total_loss, n_batches = 0.0, 0
@@ -82,7 +82,7 @@ def evaluate(model: nn.Module, loader, kind: str, label_names: tuple[str, ...],
     for batch in loader:
         batch = {k: v.to(device) for k, v in batch.items()}
         with autocast(device, dtype):
-            logits = forward_logits(model, batch)
+            logits = logits_fn(model, batch)
         total_loss += float(loss_fn(logits, batch["labels"], None))
         n_batches += 1
         probs = logits.float().softmax(-1)
@@ -133,8 +133,12 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
     frozen = optim.frozen_parameter_names(model, cfg)
     optim.apply_freezing(model, frozen)
     optimizer = optim.build_optimizer(model, cfg, device)
-    train_loader = make_loader(encoded.train, tokenizer, kind, cfg, train=True, seed=cfg.seed)
-    val_loader = make_loader(encoded.validation, tokenizer, kind, cfg, train=False)
+    # full model on token ids, or top layers on cached frozen-prefix states (precompute here)
+    forward = frozen_prefix.choose_forward(model, encoded, tokenizer, kind, cfg, device, dtype)
+    if cfg.compile:
+        forward.compile(model)
+    train_loader = forward.loader("train", train=True, seed=cfg.seed)
+    val_loader = forward.loader("validation", train=False)
     per_epoch = optim.steps_per_epoch(len(train_loader), cfg.grad_accum_steps)
     total = cfg.max_steps or cfg.epochs * per_epoch
     epochs = math.ceil(total / per_epoch)
@@ -147,7 +151,8 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
     history: list[dict[str, Any]] = []
     best = {"metric": metric, "value": -math.inf, "epoch": 0, "step": 0}
     best_state: dict[str, torch.Tensor] | None = None
-    step, bad_evals, samples, tokens, train_time = 0, 0, 0, 0, 0.0
+    step, bad_evals, samples, tokens = 0, 0, 0, 0
+    train_time = forward.precompute_seconds  # honest throughput: the cache costs train time
     run = _Running()
     show = cfg.progress and sys.stderr.isatty()
     reset_peak_memory(device)
@@ -156,7 +161,8 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
     def run_eval(epoch: int) -> bool:
         """Validate, record history, track the best weights; True means stop early."""
         nonlocal best_state, bad_evals, run
-        val, _ = evaluate(model, val_loader, kind, names, device, dtype, cfg.ner_strict)
+        val, _ = evaluate(model, val_loader, kind, names, device, dtype, cfg.ner_strict,
+                          forward.logits)
         row = {"epoch": epoch, "step": step, **run.summary(),
                **{f"val_{k}": v for k, v in _scalars(val, kind).items()},
                "train_seconds": train_time, "samples_per_s": samples / max(train_time, 1e-9),
@@ -189,12 +195,12 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
         for i, batch in enumerate(train_loader):
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             with autocast(device, dtype):
-                logits = forward_logits(model, batch)
+                logits = forward.logits(model, batch)
             loss = loss_fn(logits, batch["labels"], weight)
             scaler.scale(loss / cfg.grad_accum_steps).backward()
             run.add(loss, logits, batch["labels"])  # note: a CPU-GPU sync point
-            samples += batch["input_ids"].shape[0]
-            tokens += real_tokens(batch)
+            samples += batch["labels"].shape[0]
+            tokens += forward.tokens(batch)
             bar.update(1)
             if not optim.is_update_step(i, n_batches, cfg.grad_accum_steps):
                 continue
@@ -233,17 +239,18 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
 
     if best_state is not None:
         model.load_state_dict(best_state)
-    val, val_preds = evaluate(model, val_loader, kind, names, device, dtype, cfg.ner_strict)
-    test_loader = make_loader(encoded.test, tokenizer, kind, cfg, train=False)
-    test, test_preds = (evaluate(model, test_loader, kind, names, device, dtype, cfg.ner_strict)
-                        if encoded.test else ({}, {}))
+    val, val_preds = evaluate(model, val_loader, kind, names, device, dtype, cfg.ner_strict,
+                              forward.logits)
+    test_loader = forward.loader("test", train=False)
+    test, test_preds = (evaluate(model, test_loader, kind, names, device, dtype, cfg.ner_strict,
+                                 forward.logits) if encoded.test else ({}, {}))
     result = RunResult(
         config=cfg, kind=kind, label_names=names, validation=val, test=test, history=history,
         best=best, environment={**environment(device), "dtype": str(dtype).replace("torch.", "")},
         timing={"train_seconds": train_time, "train_samples": samples, "train_tokens": tokens,
                 "samples_per_s": samples / max(train_time, 1e-9),
                 "tokens_per_s": tokens / max(train_time, 1e-9), "optimizer_steps": step,
-                "peak_memory_mb": peak_memory_mb(device)},
+                "peak_memory_mb": peak_memory_mb(device), **forward.timing()},
         data={"task": splits.task, "source": splits.source, **splits.sizes(),
               "label_names": list(names)},
         predictions={"validation": val_preds, "test": test_preds},

@@ -1,0 +1,77 @@
+"""Accuracy targets of the core (issue 2), measured on real data with the offline model.
+
+    python -m benchmarks.accuracy sst2-4k       # CPU-friendly: 4,000 SST-2 rows, 2 epochs
+    python -m benchmarks.accuracy sst2-full     # full SST-2 train set, 1 epoch
+    python -m benchmarks.accuracy conll2003     # full CoNLL-2003 train set, 3 epochs
+    python -m benchmarks.accuracy bbc-news wnut16
+
+Data: $BERTFT_DATA_DIR or ../shared/data. Each run prints one JSON line and writes
+`.benchmarks/accuracy/<name>/metrics.json`. Not a test: these take minutes to tens of minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from bertft.config import Config
+from bertft.train import fit
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = os.environ.get("BERTFT_DATA_DIR", str(ROOT.parent / "shared" / "data"))
+COMMON = dict(model="minilm-l6", progress=False, save_model=False, data_dir=DATA)
+
+# name -> (settings, metric, target); targets from the issue, None where it says "report".
+RUNS: dict[str, tuple[dict, str, float | None]] = {
+    "sst2-4k": (dict(task="sst2", max_train_samples=4000, epochs=2, batch_size=32,
+                     max_length=64, head_lr=1e-4, base_lr=1e-4, warmup_ratio=0.1), "accuracy",
+                0.84),
+    "sst2-full": (dict(task="sst2", epochs=1, batch_size=32, max_length=64, head_lr=1e-4,
+                       base_lr=1e-4, warmup_ratio=0.06, eval_steps=0), "accuracy", 0.89),
+    "conll2003": (dict(task="conll2003", epochs=3, batch_size=32, max_length=128,
+                       head_lr=1e-3, base_lr=1e-4, warmup_ratio=0.1), "f1", 0.85),
+    "bbc-news": (dict(task="bbc-news", epochs=3, batch_size=16, max_length=256, head_lr=1e-3,
+                      base_lr=1e-4, warmup_ratio=0.1), "accuracy", 0.95),
+    "wnut16": (dict(task="wnut16", epochs=5, batch_size=16, max_length=64, head_lr=1e-3,
+                    base_lr=1e-4, warmup_ratio=0.1), "f1", None),
+}
+
+
+def run(name: str) -> dict:
+    settings, metric, target = RUNS[name]
+    cfg = Config(**COMMON, **settings)
+    start = time.perf_counter()
+    result = fit(cfg, out_dir=ROOT / ".benchmarks" / "accuracy" / name)
+    row = {
+        "run": name, "task": cfg.task, "metric": metric,
+        "validation": round(result.validation[metric], 4),
+        "test": round(result.test[metric], 4) if result.test else None,
+        "target": target, "met": None if target is None else result.test[metric] >= target,
+        "train_size": result.data["train"], "epochs": cfg.epochs,
+        "train_seconds": round(result.timing["train_seconds"], 1),
+        "wall_seconds": round(time.perf_counter() - start, 1),
+        "samples_per_s": round(result.timing["samples_per_s"], 1),
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, "
+                   f"{result.environment['device']}",
+        "settings": cfg.diff(),
+    }
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", choices=sorted(RUNS))
+    for name in parser.parse_args().runs:
+        run(name)
+
+
+if __name__ == "__main__":
+    main()

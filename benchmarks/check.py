@@ -1,0 +1,86 @@
+"""Regression gate: bertft's speed ratios to the Hugging Face Trainer against committed floors.
+
+    python -m benchmarks.check [--floors benchmarks/floors.toml] [--out .benchmarks/check.json]
+
+One process measures, after a warmup, on a small SST-2 workload (see floors.toml): bertft and both
+Trainer configurations on one epoch, and the freezing grid through both. Ratios survive noisy
+machines better than absolute times. Exit 1 when a ratio is more than the tolerance below its
+floor, naming the ratio, its value, the floor and the tolerance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.workload import (
+    ROOT, Setup, Workload, data_dir, run_bertft, run_grid_bertft, run_grid_trainer, run_trainer,
+    warmup,
+)
+from bertft.perf import format_table, load_floors
+
+GATE = Workload(train_rows=256, max_length=64, val_rows=64, test_rows=64, epochs=1,
+                grid_epochs=1)
+
+
+def measure(setup: Setup) -> tuple[dict[str, float], dict]:
+    bertft = run_bertft(setup)
+    dyn = run_trainer(setup, "dynamic")
+    maxlen = run_trainer(setup, "max_length")
+    grid_b, grid_t = run_grid_bertft(setup), run_grid_trainer(setup)
+    ratios = {
+        "train_vs_trainer_dynamic": bertft["samples_per_s"] / dyn["samples_per_s"],
+        "train_vs_trainer_max_length": bertft["samples_per_s"] / maxlen["samples_per_s"],
+        "grid_speedup_vs_trainer": grid_t["wall_seconds"] / grid_b["wall_seconds"],
+    }
+    raw = {"bertft": bertft, "trainer-dynamic": dyn, "trainer-max_length": maxlen,
+           "grid-bertft": grid_b, "grid-trainer": grid_t}
+    return ratios, raw
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.check", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--floors", default=str(ROOT / "benchmarks" / "floors.toml"))
+    ap.add_argument("--out", default=str(ROOT / ".benchmarks" / "check.json"))
+    args = ap.parse_args(argv)
+    checks = load_floors(args.floors)  # a bad floors file fails before any compute
+    if data_dir() is None:
+        print("benchmarks.check: SST-2 not found; set BERTFT_DATA_DIR to a folder holding "
+              "sst2/train.tsv and sst2/dev.tsv", file=sys.stderr)
+        return 2
+    os.environ["BERTFT_CACHE_DIR"] = ""  # no tokenized copies from earlier sessions
+    start = time.perf_counter()
+    setup = Setup.load(GATE)
+    warmup(setup)
+    ratios, raw = measure(setup)
+    rows = []
+    for check in checks:
+        if check.name not in ratios:
+            print(f"benchmarks.check: floors.toml names '{check.name}'; measured ratios: "
+                  f"{', '.join(ratios)}", file=sys.stderr)
+            return 2
+        rows.append((check, ratios[check.name], check.check(ratios[check.name])))
+    seconds = time.perf_counter() - start
+    print(format_table(rows))
+    print(f"\n{setup.facts()['device']} ({setup.facts()['device_type']}, "
+          f"{setup.facts()['dtype']}, {setup.facts()['threads']} threads), {seconds:.0f} s")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({
+        "ratios": ratios, "seconds": seconds, "facts": setup.facts(),
+        "checks": [{"name": c.name, "value": v, "floor": c.floor, "tolerance": c.tolerance,
+                    "limit": c.limit, "problem": p} for c, v, p in rows],
+        "raw": raw}, indent=2, default=str))
+    problems = [p for _, _, p in rows if p]
+    for p in problems:
+        print(f"FAIL: {p}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

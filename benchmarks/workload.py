@@ -1,0 +1,257 @@
+"""The benchmark workload, shared by the pytest-benchmark suite and the regression gate.
+
+Both systems get the same examples and the same token ids (bertft's tokenization, done once and
+timed separately), the same model and head initialisation (`bertft.models.build_model` after
+seeding), the same optimizer settings (AdamW, lr, weight decay, linear schedule, clipping) and the
+same threads. Throughput counts training only: bertft's `train_seconds` (which includes any
+frozen-prefix precompute) and the wall time of `Trainer.train()`; neither includes model loading,
+tokenization or evaluation. Grid wall times count everything per trial (model build, training,
+evaluation each epoch; bertft also re-evaluates the best weights and scores the test split).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bertft import optim
+from bertft.config import Config
+from bertft.data import Splits, load_task
+from bertft.features import encode_examples, encode_splits
+from bertft.models import build_model, load_tokenizer, non_embedding_params, num_layers
+from bertft.perf import mfu, peak_flops, training_flops
+from bertft.runtime import (
+    device_name, peak_memory_mb, reset_peak_memory, resolve_device, resolve_precision, set_seed,
+    synchronize,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"{name} = {raw!r}: expected an integer") from None
+
+
+def data_dir() -> Path | None:
+    """$BERTFT_DATA_DIR, else <repo>/../shared/data; None when it holds no sst2/."""
+    root = Path(os.environ.get("BERTFT_DATA_DIR") or ROOT.parent / "shared" / "data")
+    return root if (root / "sst2" / "train.tsv").is_file() else None
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What is measured; every field is saved beside the numbers."""
+
+    train_rows: int = 4000
+    val_rows: int = 500  # carved from SST-2 train
+    test_rows: int = 872  # GLUE SST-2 dev (872 rows): the accuracy reported
+    max_length: int = 128
+    batch_size: int = 32
+    lr: float = 5e-5
+    epochs: int = 1
+    grid_epochs: int = 2
+    grid: tuple[int, ...] = (0, 2, 4, 6)
+    model: str = "minilm-l6"
+
+    @classmethod
+    def from_env(cls, **defaults: Any) -> Workload:
+        w = cls(**defaults)
+        return dataclasses.replace(
+            w, train_rows=env_int("BERTFT_BENCH_TRAIN_ROWS", w.train_rows),
+            val_rows=env_int("BERTFT_BENCH_VAL_ROWS", w.val_rows),
+            test_rows=env_int("BERTFT_BENCH_TEST_ROWS", w.test_rows),
+            max_length=env_int("BERTFT_BENCH_MAX_LENGTH", w.max_length),
+            epochs=env_int("BERTFT_BENCH_EPOCHS", w.epochs),
+            grid_epochs=env_int("BERTFT_BENCH_GRID_EPOCHS", w.grid_epochs),
+            model=os.environ.get("BERTFT_BENCH_MODEL", w.model))
+
+    def config(self, **overrides: Any) -> Config:
+        return Config(**{"model": self.model, "task": "sst2", "data_dir": str(data_dir()),
+                         "max_train_samples": self.train_rows, "max_length": self.max_length,
+                         "batch_size": self.batch_size, "head_lr": self.lr, "base_lr": self.lr,
+                         "epochs": self.epochs, "progress": False, "save_model": False,
+                         **overrides})
+
+
+@dataclass
+class Setup:
+    """Loaded once per process: splits, tokenizer, encoded features, device."""
+
+    workload: Workload
+    splits: Splits
+    tokenizer: Any
+    device: torch.device
+    dtype: torch.dtype
+    tokenize_seconds: float
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, w: Workload) -> Setup:
+        cfg = w.config()
+        splits = load_task(cfg)
+        splits = dataclasses.replace(splits, validation=splits.validation[:w.val_rows],
+                                     test=splits.test[:w.test_rows])
+        tok = load_tokenizer(cfg)
+        t0 = time.perf_counter()
+        encode_splits(splits, tok, cfg)  # fills the in-process cache that fit() reads
+        device = resolve_device(cfg.device)
+        return cls(w, splits, tok, device, resolve_precision(cfg.precision, device),
+                   time.perf_counter() - t0)
+
+    def encoded(self, cfg: Config):
+        return encode_splits(self.splits, self.tokenizer, cfg)
+
+    def facts(self) -> dict[str, Any]:
+        return {"device": device_name(self.device), "device_type": self.device.type,
+                "dtype": str(self.dtype).replace("torch.", ""),
+                "threads": torch.get_num_threads(), **dataclasses.asdict(self.workload)}
+
+
+def _lengths(features: list[dict]) -> list[int]:
+    return [len(f["input_ids"]) for f in features]
+
+
+def _mfu(setup: Setup, model, lengths: list[int], epochs: int, seconds: float) -> float | None:
+    peak = peak_flops(device_name(setup.device)) if setup.device.type == "cuda" else None
+    if peak is None:
+        return None
+    flops = epochs * training_flops(non_embedding_params(model), num_layers(model),
+                                    model.config.hidden_size, sum(lengths), lengths)
+    return mfu(flops, seconds, peak)
+
+
+def run_bertft(setup: Setup, **overrides: Any) -> dict[str, Any]:
+    """One `fit` on the workload; throughput from fit's own train timer."""
+    from bertft.train import fit
+
+    cfg = setup.workload.config(**overrides)
+    reset_peak_memory(setup.device)
+    t0 = time.perf_counter()
+    r = fit(cfg, setup.splits)
+    wall = time.perf_counter() - t0
+    t = r.timing
+    lengths = _lengths(setup.encoded(cfg).train)
+    return {"system": "bertft", "wall_seconds": wall, "train_seconds": t["train_seconds"],
+            "samples_per_s": t["samples_per_s"], "tokens_per_s": t["tokens_per_s"],
+            "accuracy": r.test.get("accuracy"), "peak_memory_mb": t["peak_memory_mb"],
+            "frozen_cache": t.get("frozen_cache", 0.0),
+            "frozen_precompute_seconds": t.get("frozen_precompute_seconds", 0.0),
+            "mfu": _mfu(setup, r.model, lengths, cfg.epochs, t["train_seconds"])}
+
+
+def run_trainer(setup: Setup, padding: str, *, epochs: int | None = None,
+                freeze_layers: int = 0, freeze_embeddings: bool = False,
+                eval_each_epoch: bool = False, max_steps: int = -1) -> dict[str, Any]:
+    """The Hugging Face Trainer on the same features: padding 'max_length' (random order) or
+    'dynamic' (train_sampling_strategy='group_by_length'). Frozen parameters get
+    requires_grad=False (the Trainer then leaves them out of the optimizer)."""
+    from datasets import Dataset
+    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+
+    w = setup.workload
+    epochs = epochs or w.epochs
+    cfg = w.config(epochs=epochs, freeze_layers=freeze_layers,
+                   freeze_embeddings=freeze_embeddings)
+    enc = setup.encoded(cfg)
+    t0 = time.perf_counter()
+    set_seed(cfg.seed)
+    model = build_model(cfg, "classification", setup.splits.label_names).to(setup.device)
+    optim.apply_freezing(model, optim.frozen_parameter_names(model, cfg))
+    out = tempfile.mkdtemp(prefix="bertft-bench-trainer-")
+    args = TrainingArguments(
+        output_dir=out, per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.eval_batch_size, learning_rate=cfg.base_lr,
+        weight_decay=cfg.weight_decay, num_train_epochs=epochs, max_steps=max_steps,
+        lr_scheduler_type="linear", warmup_steps=0, max_grad_norm=cfg.max_grad_norm,
+        seed=cfg.seed, report_to=[], save_strategy="no", logging_strategy="no",
+        eval_strategy="epoch" if eval_each_epoch else "no", disable_tqdm=True,
+        use_cpu=setup.device.type == "cpu", bf16=setup.dtype == torch.bfloat16,
+        train_sampling_strategy="group_by_length" if padding == "dynamic" else "random",
+        dataloader_num_workers=0)
+    collate = DataCollatorWithPadding(
+        setup.tokenizer, padding="max_length" if padding == "max_length" else "longest",
+        max_length=cfg.max_length)
+    trainer = Trainer(model=model, args=args, data_collator=collate,
+                      train_dataset=Dataset.from_list(enc.train),
+                      eval_dataset=Dataset.from_list(enc.validation) if eval_each_epoch else None)
+    reset_peak_memory(setup.device)
+    synchronize(setup.device)
+    t1 = time.perf_counter()
+    trainer.train()
+    synchronize(setup.device)
+    seconds = time.perf_counter() - t1
+    steps_seen = len(enc.train) * epochs if max_steps < 0 else max_steps * cfg.batch_size
+    pred = trainer.predict(Dataset.from_list(enc.test)) if max_steps < 0 else None
+    acc = (float((pred.predictions.argmax(-1) == pred.label_ids).mean())
+           if pred is not None else None)
+    lengths = _lengths(enc.train)
+    return {"system": f"trainer-{padding}", "wall_seconds": time.perf_counter() - t0,
+            "train_seconds": seconds, "samples_per_s": steps_seen / seconds,
+            "tokens_per_s": sum(lengths) * epochs / seconds if max_steps < 0 else None,
+            "accuracy": acc, "peak_memory_mb": peak_memory_mb(setup.device),
+            "mfu": _mfu(setup, model, lengths, epochs, seconds) if max_steps < 0 else None}
+
+
+def warmup(setup: Setup) -> None:
+    """A few steps of each system (kernels, allocator, lazy imports) before anything is timed."""
+    run_bertft(setup, max_steps=2, epochs=1)
+    run_trainer(setup, "dynamic", max_steps=2)
+
+
+def run_grid_bertft(setup: Setup) -> dict[str, Any]:
+    w = setup.workload
+    trials = {k: run_bertft(setup, freeze_layers=k, freeze_embeddings=True,
+                            epochs=w.grid_epochs) for k in w.grid}
+    return {"wall_seconds": sum(t["wall_seconds"] for t in trials.values()), "trials": trials}
+
+
+def run_grid_trainer(setup: Setup) -> dict[str, Any]:
+    w = setup.workload
+    trials = {k: run_trainer(setup, "dynamic", epochs=w.grid_epochs, freeze_layers=k,
+                             freeze_embeddings=True, eval_each_epoch=True) for k in w.grid}
+    return {"wall_seconds": sum(t["wall_seconds"] for t in trials.values()), "trials": trials}
+
+
+def tokenize_throughput(setup: Setup) -> dict[str, Any]:
+    """Fast-tokenizer encoding of the training rows, bypassing every cache."""
+    cfg = setup.workload.config()
+    t0 = time.perf_counter()
+    feats = encode_examples(setup.splits.train, "classification", setup.tokenizer, cfg)
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "samples_per_s": len(feats) / seconds,
+            "tokens_per_s": sum(_lengths(feats)) / seconds}
+
+
+def eval_throughput(setup: Setup) -> dict[str, Any]:
+    """bertft's `evaluate` (dynamic padding, eval_batch_size) on the test split, fresh model."""
+    from bertft.features import make_loader
+    from bertft.train import evaluate
+
+    cfg = setup.workload.config()
+    enc = setup.encoded(cfg)
+    set_seed(cfg.seed)
+    model = build_model(cfg, "classification", setup.splits.label_names).to(setup.device)
+    loader = make_loader(enc.test, setup.tokenizer, "classification", cfg, train=False)
+    evaluate(model, loader, "classification", setup.splits.label_names, setup.device,
+             setup.dtype)  # warmup
+    synchronize(setup.device)
+    t0 = time.perf_counter()
+    evaluate(model, loader, "classification", setup.splits.label_names, setup.device,
+             setup.dtype)
+    synchronize(setup.device)
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "samples_per_s": len(enc.test) / seconds,
+            "tokens_per_s": sum(_lengths(enc.test)) / seconds}

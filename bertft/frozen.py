@@ -1,0 +1,281 @@
+"""How a batch reaches the logits: the full model, or trainable top layers on cached states.
+
+`fit` picks one *forward* object before its loop (`choose_forward`) and then only calls
+`forward.loader(split)`, `forward.logits(model, batch)` and `forward.tokens(batch)`:
+
+- `FullForward`: token ids -> the whole model (the ordinary path).
+- `CachedForward` (frozen-prefix cache): when the embeddings AND the bottom K >= 1 encoder layers
+  are frozen for the whole run (`freeze_embeddings=True` with `freeze_layers=K`, or
+  `freeze_layers='all'`; no gradual unfreezing; `cache_frozen=True`), the hidden states after
+  layer K are computed once per example, without gradients and in eval mode (no dropout in the
+  frozen layers; `fit` runs frozen layers in eval mode on the full path too, so both paths train
+  the same function), and batches carry those states instead of token ids. Only layers K.., the
+  pooler and the head run per step. With `freeze_layers='all'` a classifier needs only the [CLS]
+  vector after the last layer, so only that is stored.
+
+States are kept in process memory (fp32, [length, hidden] per example, on the training device),
+keyed by model name, tokenized-data key, K, device, dtype and a hash of the frozen weights, so
+trials that share those (other seeds, learning rates, head settings, epochs) reuse them. The
+hash makes the key correct for randomly initialised models (tiny-bert) and changed checkpoints.
+Memory: real tokens x hidden x 4 bytes per split (SST-2 4k rows on minilm-l6: ~40 MB); states
+that would exceed `MAX_CACHE_BYTES` are not cached (the full path runs instead).
+
+The top layers are run as `BertModel.forward` runs them: the same
+`transformers.masking_utils.create_bidirectional_mask` call builds the attention mask for the
+model's attention implementation (eager: additive float mask; sdpa: boolean mask, or None when
+nothing is padded), so cached logits equal the full model's (tests/test_frozen.py: 1e-5).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import OrderedDict
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from transformers import PreTrainedTokenizerBase
+from transformers.masking_utils import create_bidirectional_mask
+
+from bertft.config import Config
+from bertft.features import (
+    IGNORE_INDEX, Encoded, Feature, make_loader, real_tokens, train_sampler,
+)
+from bertft.models import encoder_parts
+from bertft.runtime import autocast, synchronize
+
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+# Architectures whose top layers and heads `CachedForward.logits` reproduces exactly.
+SUPPORTED = {"BertForSequenceClassification": "classification",
+             "BertForTokenClassification": "ner"}
+MAX_CACHE_BYTES = 8 * 2**30  # all cached states together; the oldest entries are evicted first
+
+_CACHE: OrderedDict[tuple, dict[str, list[torch.Tensor]]] = OrderedDict()
+
+
+def clear_cache() -> None:
+    _CACHE.clear()
+
+
+def forward_logits(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    return model(**{k: batch[k] for k in MODEL_INPUTS if k in batch}).logits
+
+
+def cached_depth(cfg: Config, n_layers: int) -> int:
+    """K, the number of bottom layers whose outputs can be cached; 0 when caching is off."""
+    k = n_layers if cfg.freeze_layers == "all" else cfg.freeze_layers
+    emb_frozen = cfg.freeze_embeddings or cfg.freeze_layers == "all"
+    if not cfg.cache_frozen or not emb_frozen or cfg.unfreeze_at_epoch:  # None/0: never
+        return 0
+    return min(k, n_layers)
+
+
+def unsupported_reason(model: nn.Module, kind: str) -> str | None:
+    name = type(model).__name__
+    if SUPPORTED.get(name) != kind:
+        return f"{name} is not one of {', '.join(SUPPORTED)}"
+    if kind == "classification" and getattr(model.base_model, "pooler", None) is None:
+        return "the model has no pooler"
+    return None
+
+
+class FullForward:
+    """Token ids through the whole model."""
+
+    cached = False
+    precompute_seconds = 0.0
+
+    def __init__(self, encoded: Encoded, tokenizer: PreTrainedTokenizerBase, kind: str,
+                 cfg: Config, why: str = "") -> None:
+        self.encoded, self.tokenizer, self.kind, self.cfg, self.why = (
+            encoded, tokenizer, kind, cfg, why)
+
+    def loader(self, split: str, *, train: bool, seed: int = 0) -> DataLoader:
+        return make_loader(self.encoded.split(split), self.tokenizer, self.kind, self.cfg,
+                           train=train, seed=seed)
+
+    logits = staticmethod(forward_logits)
+    tokens = staticmethod(real_tokens)
+
+    def compile(self, model: nn.Module) -> None:
+        # In place: state_dict keys stay the same (no `_orig_mod.`), so restore_best and saving
+        # work. Each new padded length is a new shape: after the second one torch.compile
+        # switches to dynamic shapes; pad_to_multiple_of keeps the number of shapes small.
+        model.compile()
+
+    def timing(self) -> dict[str, float]:
+        return {"frozen_cache": 0.0, "frozen_precompute_seconds": 0.0}
+
+
+class CachedForward:
+    """Cached hidden states after frozen layer K through layers K.., pooler and head."""
+
+    cached = True
+
+    def __init__(self, model: nn.Module, encoded: Encoded, tokenizer: PreTrainedTokenizerBase,
+                 kind: str, cfg: Config, k: int, device: torch.device, dtype: torch.dtype
+                 ) -> None:
+        parts = encoder_parts(model)
+        self.encoded, self.kind, self.cfg, self.k = encoded, kind, cfg, k
+        self.top = list(parts.layers[k:])
+        self.cls_only = kind == "classification" and not self.top  # the pooler reads [CLS]
+        synchronize(device)
+        t0 = time.perf_counter()
+        key = (cfg.model, encoded.key, k, self.cls_only, str(device), str(dtype),
+               frozen_weights_hash(model, k))
+        self.hit = key in _CACHE
+        if self.hit:
+            _CACHE.move_to_end(key)
+        else:
+            _CACHE[key] = {s: precompute(model, encoded.split(s), tokenizer, k, self.cls_only,
+                                         device, dtype, cfg.eval_batch_size)
+                           for s in ("train", "validation", "test")}
+            _evict(keep=key)
+        self.states = _CACHE[key]
+        synchronize(device)
+        self.precompute_seconds = time.perf_counter() - t0
+
+    def loader(self, split: str, *, train: bool, seed: int = 0) -> DataLoader:
+        """Same batches, in the same order, as the full path's loader (same sampler)."""
+        feats = self.encoded.split(split)
+        generator = torch.Generator()
+        generator.manual_seed(seed)
+        return DataLoader(
+            range(len(feats)),  # type: ignore[arg-type]
+            batch_size=self.cfg.batch_size if train else self.cfg.eval_batch_size,
+            sampler=train_sampler(feats, self.cfg, generator) if train else None,
+            shuffle=False, num_workers=0,
+            collate_fn=lambda idx: self._collate(split, idx),
+        )
+
+    def _collate(self, split: str, idx: list[int]) -> dict[str, torch.Tensor]:
+        feats, states = self.encoded.split(split), self.states[split]
+        h = nn.utils.rnn.pad_sequence([states[i] for i in idx], batch_first=True)
+        width = self._width(h.shape[1])
+        if width > h.shape[1]:
+            h = nn.functional.pad(h, (0, 0, 0, width - h.shape[1]))
+        lengths = torch.tensor([len(feats[i]["input_ids"]) for i in idx])  # type: ignore
+        kept = torch.tensor([states[i].shape[0] for i in idx])
+        mask = (torch.arange(width)[None, :] < kept[:, None]).long().to(h.device)
+        if self.kind == "classification":
+            labels = torch.tensor([feats[i]["labels"] for i in idx])
+        else:
+            labels = torch.full((len(idx), width), IGNORE_INDEX)
+            for j, i in enumerate(idx):
+                row = feats[i]["labels"]
+                labels[j, :len(row)] = torch.tensor(row)  # type: ignore[arg-type]
+        return {"hidden_states": h, "attention_mask": mask, "labels": labels, "length": lengths}
+
+    def _width(self, longest: int) -> int:
+        """Padded length, as the full path's collator pads (max_length / multiple-of)."""
+        if self.cls_only:
+            return 1
+        width = self.cfg.max_length if self.cfg.padding == "max_length" else longest
+        m = self.cfg.pad_to_multiple_of
+        return -(-width // m) * m if m else width
+
+    def logits(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        h = batch["hidden_states"]
+        if self.top:  # exactly as BertModel.forward builds it for its attention implementation
+            mask = create_bidirectional_mask(config=model.config, inputs_embeds=h,
+                                             attention_mask=batch["attention_mask"])
+            for layer in self.top:
+                h = layer(h, mask)
+        if self.kind == "classification":
+            h = model.base_model.pooler(h)
+        return model.classifier(model.dropout(h))
+
+    @staticmethod
+    def tokens(batch: dict[str, torch.Tensor]) -> int:
+        return int(batch["length"].sum())  # real tokens of the examples, not of the states
+
+    def compile(self, model: nn.Module) -> None:
+        for layer in self.top:  # frozen layers never run per step; compiling them is waste
+            layer.compile()
+
+    def timing(self) -> dict[str, float]:
+        return {"frozen_cache": 1.0, "frozen_cache_hit": float(self.hit),
+                "frozen_precompute_seconds": self.precompute_seconds}
+
+
+Forward = FullForward | CachedForward
+
+
+def choose_forward(model: nn.Module, encoded: Encoded, tokenizer: PreTrainedTokenizerBase,
+                   kind: str, cfg: Config, device: torch.device, dtype: torch.dtype) -> Forward:
+    """The cached path when the config freezes a prefix for the whole run and the
+    architecture is supported and the states fit `MAX_CACHE_BYTES`; else the full path."""
+    k = cached_depth(cfg, len(encoder_parts(model).layers))
+    if k == 0:
+        return FullForward(encoded, tokenizer, kind, cfg, "no frozen prefix")
+    why = unsupported_reason(model, kind)
+    if why is None:
+        needed = estimate_bytes(encoded, model.config.hidden_size,
+                                cls_only=kind == "classification"
+                                and k == len(encoder_parts(model).layers))
+        if needed > MAX_CACHE_BYTES:
+            why = f"states would take {needed / 2**30:.1f} GiB > {MAX_CACHE_BYTES / 2**30:.0f}"
+    if why is not None:
+        return FullForward(encoded, tokenizer, kind, cfg, why)
+    return CachedForward(model, encoded, tokenizer, kind, cfg, k, device, dtype)
+
+
+def estimate_bytes(encoded: Encoded, hidden: int, cls_only: bool) -> int:
+    rows = [f for s in ("train", "validation", "test") for f in encoded.split(s)]
+    tokens = len(rows) if cls_only else sum(len(f["input_ids"]) for f in rows)  # type: ignore
+    return tokens * hidden * 4
+
+
+def frozen_weights_hash(model: nn.Module, k: int) -> str:
+    """blake2b over the embeddings and layers[:k] (~0.1 s for minilm-l6's 22M parameters)."""
+    parts = encoder_parts(model)
+    h = hashlib.blake2b(digest_size=16)
+    for module in (parts.embeddings, *parts.layers[:k]):
+        for name, t in module.state_dict().items():
+            h.update(name.encode())
+            h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+@torch.no_grad()
+def precompute(model: nn.Module, feats: list[Feature], tokenizer: PreTrainedTokenizerBase,
+               k: int, cls_only: bool, device: torch.device, dtype: torch.dtype,
+               batch_size: int) -> list[torch.Tensor]:
+    """Hidden states after layer k for each example ([real length, hidden], or [1, hidden] of
+    [CLS] when `cls_only`), in eval mode. Examples are batched by length to skip padding."""
+    parts = encoder_parts(model)
+    was_training = model.training
+    model.eval()
+    out: list[torch.Tensor] = [torch.empty(0)] * len(feats)
+    order = sorted(range(len(feats)), key=lambda i: len(feats[i]["input_ids"]))  # type: ignore
+    try:
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            batch = tokenizer.pad([{n: feats[i][n] for n in MODEL_INPUTS if n in feats[i]}
+                                   for i in idx], padding="longest", return_tensors="pt")
+            batch = {n: v.to(device) for n, v in batch.items()}
+            with autocast(device, dtype):
+                h = parts.embeddings(input_ids=batch["input_ids"],
+                                     token_type_ids=batch.get("token_type_ids"))
+                mask = create_bidirectional_mask(config=model.config, inputs_embeds=h,
+                                                 attention_mask=batch["attention_mask"])
+                for layer in parts.layers[:k]:
+                    h = layer(h, mask)
+            real = batch["attention_mask"].bool()
+            for j, i in enumerate(idx):
+                out[i] = (h[j, :1] if cls_only else h[j][real[j]]).float().clone()
+    finally:
+        model.train(was_training)
+    return out
+
+
+def _evict(keep: tuple) -> None:
+    def size(entry: dict[str, list[torch.Tensor]]) -> int:
+        return sum(t.numel() * t.element_size() for ts in entry.values() for t in ts)
+
+    while len(_CACHE) > 1 and sum(size(e) for e in _CACHE.values()) > MAX_CACHE_BYTES:
+        oldest = next(iter(_CACHE))
+        if oldest == keep:
+            break
+        del _CACHE[oldest]

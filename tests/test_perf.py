@@ -1,0 +1,74 @@
+"""FLOP and MFU arithmetic by hand, accelerator peaks, and the regression-gate checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bertft.perf import (
+    RatioFloorCheck, format_table, load_floors, mfu, parse_floors, peak_flops, training_flops,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_training_flops_by_hand():
+    # N=1000, L=2, H=8, sequences of 3 and 5 tokens:
+    # 6*1000*8 = 48,000 ; 12*2*8*(9+25) = 6,528
+    assert training_flops(1000, 2, 8, 8, [3, 5]) == 48_000 + 6_528
+
+
+def test_training_flops_minilm_sized_batch():
+    # 21.3M non-embedding params, 6 layers, 384 hidden, 32 sequences of 128 tokens
+    tokens = 32 * 128
+    want = 6 * 21_300_000 * tokens + 12 * 6 * 384 * 32 * 128**2
+    assert training_flops(21_300_000, 6, 384, tokens, [128] * 32) == want
+
+
+def test_mfu_by_hand():
+    assert mfu(989e12, 2.0, 989e12) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="seconds"):
+        mfu(1.0, 0.0, 1.0)
+
+
+@pytest.mark.parametrize("name, peak", [
+    ("NVIDIA H100 80GB HBM3", 989e12), ("NVIDIA H100 PCIe", 756e12),
+    ("NVIDIA H200", 989e12), ("NVIDIA A100-SXM4-80GB", 312e12), ("NVIDIA L4", 121e12),
+    ("NVIDIA A10G", 70e12), ("NVIDIA L40S", 362e12), ("Tesla T4", None),
+])
+def test_peak_flops_by_device_name(name, peak):
+    assert peak_flops(name) == peak
+
+
+def test_floor_check_passes_within_tolerance_and_names_everything_when_failing():
+    c = RatioFloorCheck("train_vs_trainer_dynamic", floor=2.0, tolerance=0.15)
+    assert c.limit == pytest.approx(1.7)
+    assert c.check(2.5) is None and c.check(1.7) is None
+    msg = c.check(1.5)
+    assert msg is not None
+    for part in ("train_vs_trainer_dynamic", "1.500", "2.000", "15%"):
+        assert part in msg
+
+
+def test_parse_floors_collects_every_problem():
+    checks = parse_floors("tolerance = 0.1\n[floors]\na = 2\nb = 0.5\n")
+    assert [(c.name, c.floor, c.tolerance) for c in checks] == [("a", 2.0, 0.1), ("b", 0.5, 0.1)]
+    with pytest.raises(ValueError) as e:
+        parse_floors("tolerance = 2\nfloor = 1\n[floors]\na = -1\nb = true\n")
+    text = str(e.value)
+    for part in ("tolerance = 2", "unknown key 'floor'", "floors.a = -1", "floors.b = True"):
+        assert part in text
+
+
+def test_shipped_floors_file_is_valid():
+    names = {c.name for c in load_floors(ROOT / "benchmarks" / "floors.toml")}
+    assert names == {"train_vs_trainer_dynamic", "train_vs_trainer_max_length",
+                     "grid_speedup_vs_trainer"}
+
+
+def test_format_table_marks_failures():
+    c = RatioFloorCheck("x", 1.0)
+    table = format_table([(c, 1.2, None), (c, 0.5, c.check(0.5))])
+    assert "| x | 1.200 | 1.000 | >= 0.850 | ok |" in table
+    assert "| x | 0.500 | 1.000 | >= 0.850 | FAIL |" in table
