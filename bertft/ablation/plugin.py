@@ -24,7 +24,7 @@ from bertft.ablation.runner import run_trial
 from bertft.ablation.spec import Spec, SpecError, Trial, expand, load_spec
 from bertft.ablation.store import ResultStore
 from bertft.config import parse_overrides
-from bertft.errors import ConfigError
+from bertft.errors import BertftError, ConfigError
 
 EXECUTORS = ("local", "gpus", "ray")
 
@@ -37,6 +37,9 @@ class Options:
     executor: str
     ray_address: str | None
     started: float
+    ray_num_gpus: float | None = None   # per trial; None: 1 if the Ray cluster has GPUs, else 0
+    ray_num_cpus: float = 1
+    ray_max_retries: int = 1
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -55,6 +58,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--bertft-ray-address", default=None, metavar="ADDR",
                     help="Ray cluster address ('auto' for a running cluster); default: a "
                          "local Ray.")
+    group.addoption("--bertft-ray-num-gpus", type=float, default=None, metavar="N",
+                    help="GPUs per trial with the ray executor (fractions share a GPU); "
+                         "default: 1 if the cluster has GPUs, else 0.")
+    group.addoption("--bertft-ray-num-cpus", type=float, default=1.0, metavar="N",
+                    help="CPUs per trial with the ray executor (default: 1).")
+    group.addoption("--bertft-ray-max-retries", type=int, default=1, metavar="N",
+                    help="Ray retries of a trial whose worker died (default: 1); then the "
+                         "trial is stored as failed.")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -67,7 +78,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[OPTIONS] = Options(
         overrides=overrides, results=Path(config.getoption("bertft_results")),
         rerun=config.getoption("bertft_rerun"), executor=config.getoption("bertft_executor"),
-        ray_address=config.getoption("bertft_ray_address"), started=time.time())
+        ray_address=config.getoption("bertft_ray_address"), started=time.time(),
+        ray_num_gpus=config.getoption("bertft_ray_num_gpus"),
+        ray_num_cpus=config.getoption("bertft_ray_num_cpus"),
+        ray_max_retries=config.getoption("bertft_ray_max_retries"))
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     if config.getoption("bertft_executor") == "gpus" and worker:
         _pin_gpu(worker)
@@ -108,8 +122,10 @@ class SpecFile(pytest.File):
         except SpecError as exc:
             raise self.CollectError(str(exc)) from None
         for trial in trials:
-            yield pytest.Function.from_parent(self, name=f"{spec.name}[{trial.trial_id}]",
-                                              callobj=_trial_test(spec, trial))
+            item = pytest.Function.from_parent(self, name=f"{spec.name}[{trial.trial_id}]",
+                                               callobj=_trial_test(spec, trial))
+            item.bertft_trial = (spec, trial)  # for the ray executor's up-front submission
+            yield item
 
 
 def _trial_test(spec: Spec, trial: Trial):
@@ -191,7 +207,8 @@ def _executor(opts: Options):
     if opts.executor == "ray":
         from bertft.ablation.ray_executor import get_executor
 
-        return get_executor(opts.ray_address)
+        return get_executor(opts.ray_address, opts.ray_num_gpus, opts.ray_num_cpus,
+                            opts.ray_max_retries)
     return _LocalExecutor()  # 'gpus': each xdist worker runs locally on its pinned GPU
 
 
@@ -201,6 +218,37 @@ HAS_TRIALS = pytest.StashKey[bool]()
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
                                   items: list[pytest.Item]) -> None:
     config.stash[HAS_TRIALS] = any(isinstance(i.parent, SpecFile) for i in items)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Ray executor: submit every trial that will run, so that they run in parallel while
+    pytest waits on them one item at a time (after -k / --lf deselection)."""
+    opts = session.config.stash[OPTIONS]
+    if (opts.executor != "ray" or session.config.option.collectonly
+            or os.environ.get("PYTEST_XDIST_WORKER")):  # under xdist, each item submits itself
+        return
+    store = ResultStore(opts.results)
+    pending = []
+    for item in session.items:
+        spec, trial = getattr(item, "bertft_trial", (None, None))
+        if trial is None:
+            continue
+        found = store.lookup(spec.name, trial.trial_id, trial.config.hash())
+        # as in run_stored/_reuse: a stored pass or divergence is not run again, a failure is
+        if opts.rerun or found.state != "complete" or found.result.status == "failed":
+            pending.append((trial, spec))
+    if pending:
+        try:
+            _executor(opts).submit(pending)
+        except BertftError as exc:
+            raise pytest.UsageError(str(exc)) from None
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if session.config.stash[OPTIONS].executor == "ray":
+        from bertft.ablation import ray_executor
+
+        ray_executor.shutdown()  # cancel trials nobody waits for (-x); stop a local Ray
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:

@@ -1,0 +1,198 @@
+"""The `ray` executor: every trial of a session is one Ray task, on a cluster you already run.
+
+    pytest ablations --bertft-executor ray --bertft-ray-address auto
+    bertft ablate --executor ray --ray-address auto
+
+pytest runs items one after another, so the plugin submits every pending trial up front
+(`submit`, at the end of collection) and each item's `run` then waits for its own task. A worker
+runs `run_trial` and returns the `TrialResult` as plain JSON data; the driver turns it back into
+a `TrialResult` and the plugin writes it to the results store, so resume, reports and gates
+work unchanged.
+
+Data and models reach the workers without redoing shared work: a worker process keeps loaded
+datasets in memory between its trials (`runner.load_splits`), and tokenization is cached on disk
+under `$BERTFT_CACHE_DIR`. `BERTFT_*` and `HF_*` variables of the driver are passed to every task
+(`runtime_env`), so on a multi-node cluster point `BERTFT_CACHE_DIR` (and `HF_HOME`) at a shared
+path. Relative paths in a spec resolve against the driver's working directory, which the task
+enters when it exists on the worker's node (a shared filesystem); otherwise use absolute paths.
+
+Each task reserves `num_gpus` (a fraction shares a GPU) and `num_cpus`; Ray sets
+`OMP_NUM_THREADS` to `num_cpus`, so a CPU trial trains with that many threads unless the spec
+sets `num_threads`. A worker that dies (crash, out of memory, lost node) is retried
+`max_retries` times by Ray, then its trial is stored as `failed` and the grid continues.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+import traceback
+import warnings
+from collections.abc import Iterable
+from typing import Any
+
+from bertft.ablation.result import TrialResult
+from bertft.ablation.runner import spec_info
+from bertft.ablation.spec import Spec, Trial
+from bertft.errors import BertftError, ConfigError
+
+MISSING_RAY = "executor 'ray' needs Ray: pip install 'bertft[ray]'"
+FORWARDED_ENV_PREFIXES = ("BERTFT_", "HF_")  # cache, data and model locations for the workers
+
+_EXECUTOR: RayExecutor | None = None
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise BertftError(MISSING_RAY) from None
+    return ray
+
+
+def _run_remote(trial: Trial, spec: Spec, cwd: str) -> dict[str, Any]:
+    """Body of a Ray task: one trial, returned as plain JSON data (the driver stores it)."""
+    import ray
+
+    from bertft.ablation.runner import run_trial
+
+    if not ray.get_gpu_ids():  # Ray leaves the GPUs visible to a task that reserved none
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    if os.path.isdir(cwd):  # relative data paths mean the same files as on the driver
+        os.chdir(cwd)
+    return run_trial(trial, spec).to_json()
+
+
+def _key(trial: Trial) -> tuple[str, str, str]:
+    return trial.spec, trial.trial_id, trial.config.hash()
+
+
+class RayExecutor:
+    """Submits trials as Ray tasks and hands back their results, one `run` per pytest item."""
+
+    def __init__(self, address: str | None, num_gpus: float | None = None,
+                 num_cpus: float = 1, max_retries: int = 1) -> None:
+        check_settings(num_gpus, num_cpus, max_retries)
+        self.address = address
+        self.settings = (num_gpus, num_cpus, max_retries)
+        ray = _import_ray()
+        self._initialised_ray = not ray.is_initialized()
+        if self._initialised_ray:
+            env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIXES)}
+            # A local Ray (no address) lives as long as this session: no dashboard to start.
+            extra = {"include_dashboard": False} if address is None else {}
+            # Worker logs stay in Ray's session folder (/tmp/ray/session_latest/logs): they
+            # would interleave with pytest's output; a failed trial stores its own traceback.
+            ray.init(address=address, runtime_env={"env_vars": env}, log_to_driver=False,
+                     **extra)
+        cluster_gpus = ray.cluster_resources().get("GPU", 0)
+        if num_gpus is None:  # one GPU per trial when the cluster has GPUs, else CPU only
+            num_gpus = 1 if cluster_gpus > 0 else 0
+        elif num_gpus > cluster_gpus:  # not an error: an autoscaling cluster may add GPUs
+            warnings.warn(f"each trial asks for {num_gpus} GPU(s) but the Ray cluster has "
+                          f"{cluster_gpus:g} now; trials wait until such a node joins",
+                          stacklevel=2)
+        self.num_gpus, self.num_cpus, self.max_retries = num_gpus, num_cpus, max_retries
+        self._task = ray.remote(_run_remote).options(
+            num_gpus=num_gpus, num_cpus=num_cpus, max_retries=max_retries)
+        self._refs: dict[tuple[str, str, str], Any] = {}
+        self._submitted: dict[tuple[str, str, str], float] = {}
+
+    def submit(self, trials_and_specs: Iterable[tuple[Trial, Spec]]) -> int:
+        """Start a task for each trial not already running; returns how many were started."""
+        started = 0
+        for trial, spec in trials_and_specs:
+            key = _key(trial)
+            if key not in self._refs:
+                self._refs[key] = self._task.remote(trial, spec, os.getcwd())
+                self._submitted[key] = time.time()
+                started += 1
+        return started
+
+    def run(self, trial: Trial, spec: Spec, measure=None) -> TrialResult:
+        """Wait for this trial's task (submitting it now if it was not) and return its result.
+        `measure` can only time the wait here; the result's own `timing` is what counts."""
+        ray = _import_ray()
+        key = _key(trial)
+        self.submit([(trial, spec)])
+        ref = self._refs.pop(key)
+        submitted = self._submitted.pop(key)
+        try:
+            data = measure(lambda: ray.get(ref)) if measure is not None else ray.get(ref)
+        except ray.exceptions.RayTaskError as exc:
+            if isinstance(exc.cause, BertftError):
+                raise exc.cause from None  # a usage error is the user's to fix, as locally
+            return failed_result(trial, spec, exc, submitted)
+        except ray.exceptions.RayError as exc:  # worker crashed or killed (OOM), node lost
+            return failed_result(trial, spec, exc, submitted)
+        return TrialResult.from_json(data)
+
+    def shutdown(self) -> None:
+        """Cancel tasks nobody waits for any more (e.g. after `-x`), then disconnect from Ray
+        (a local Ray stops; a cluster keeps running)."""
+        ray = _import_ray()
+        for ref in self._refs.values():
+            ray.cancel(ref, force=True)
+        self._refs.clear()
+        self._submitted.clear()
+        if self._initialised_ray and ray.is_initialized():
+            ray.shutdown()
+
+
+def check_settings(num_gpus: float | None, num_cpus: float, max_retries: int) -> None:
+    """All problems with the per-trial resources at once, before Ray starts."""
+    p = []
+    # Ray's rule: a trial shares one GPU (a fraction) or owns whole GPUs
+    if num_gpus is not None and not (0 <= num_gpus <= 1 or num_gpus == int(num_gpus) > 1):
+        p.append(f"num_gpus = {num_gpus!r}: allowed: a fraction in [0, 1] or a whole number")
+    if not num_cpus >= 0:
+        p.append(f"num_cpus = {num_cpus!r}: allowed: a number >= 0")
+    if not max_retries >= 0:
+        p.append(f"max_retries = {max_retries!r}: allowed: an integer >= 0")
+    if p:
+        raise ConfigError(p, "ray executor")
+
+
+def failed_result(trial: Trial, spec: Spec, exc: BaseException, submitted: float
+                  ) -> TrialResult:
+    """A trial whose task died: stored as `failed` (retried on the next run), like the
+    runner's record of an exception inside a trial."""
+    reason = f"{type(exc).__name__}: {exc}".strip()
+    tb = "".join(traceback.format_exception(exc, limit=3))
+    return TrialResult(
+        spec=spec_info(spec), trial_id=trial.trial_id, arm_id=trial.arm_id,
+        overrides=trial.overrides, seed=trial.seed, config=trial.config.to_dict(),
+        config_hash=trial.config.hash(), created=_now(), status="failed",
+        error=f"{reason}\n{tb}"[:4000],
+        timing={"wall_seconds": time.time() - submitted})  # includes time queued on Ray
+
+
+def get_executor(address: str | None = None, num_gpus: float | None = None,
+                 num_cpus: float = 1, max_retries: int = 1) -> RayExecutor:
+    """The process-wide executor (Ray is initialised once per process)."""
+    global _EXECUTOR
+    settings = (num_gpus, num_cpus, max_retries)
+    if _EXECUTOR is None:
+        _EXECUTOR = RayExecutor(address, num_gpus, num_cpus, max_retries)
+    elif (_EXECUTOR.address, _EXECUTOR.settings) != (address, settings):
+        raise BertftError(f"the ray executor is already running with address="
+                          f"{_EXECUTOR.address!r} and (num_gpus, num_cpus, max_retries)="
+                          f"{_EXECUTOR.settings}; got address={address!r} and {settings}")
+    return _EXECUTOR
+
+
+def shutdown() -> None:
+    """End the process-wide executor, if any (the plugin calls this when a session ends)."""
+    global _EXECUTOR
+    if _EXECUTOR is not None:
+        executor, _EXECUTOR = _EXECUTOR, None
+        executor.shutdown()
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+
+
+__all__ = ["MISSING_RAY", "RayExecutor", "check_settings", "failed_result", "get_executor",
+           "shutdown"]

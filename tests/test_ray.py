@@ -1,0 +1,178 @@
+"""The `ray` executor: same results as the local executor, trials submitted up front, a dead
+worker stored as a failed trial. Skipped when Ray is not installed (`pip install 'bertft[ray]'`).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from bertft.ablation import ray_executor  # noqa: E402
+from bertft.ablation.result import TrialResult  # noqa: E402
+from bertft.ablation.runner import spec_info  # noqa: E402
+from bertft.ablation.spec import expand, load_spec  # noqa: E402
+from bertft.ablation.store import ResultStore  # noqa: E402
+from bertft.errors import BertftError, ConfigError  # noqa: E402
+
+pytest_plugins = ["pytester"]
+
+SMOKE = Path(__file__).parent / "fixtures" / "specs" / "smoke.toml"
+TIMING_KEYS = {"train_seconds", "samples_per_s", "tokens_per_s"}  # differ run to run
+
+
+def _ablate(cwd: Path, results: Path, *extra: str) -> subprocess.Popen:
+    """The plugin in a fresh process, as a user runs it (one thread: CPU results are then
+    bit-identical whatever process or Ray worker trains the trial)."""
+    cmd = [sys.executable, "-m", "pytest", str(SMOKE), "-q", "-p", "no:cacheprovider",
+           "--bertft-results", str(results), "--bertft-set", "num_threads=1", *extra]
+    return subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+
+
+def _output(proc: subprocess.Popen) -> str:
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out[-5000:]
+    return out
+
+
+def _comparable(path: Path) -> dict:
+    r = json.loads(path.read_text())
+    history = [{k: v for k, v in row.items() if k not in TIMING_KEYS} for row in r["history"]]
+    return {k: r[k] for k in ("status", "config_hash", "validation", "test", "best",
+                              "label_names", "errors")} | {"history": history}
+
+
+def test_ray_results_match_local_and_resume(tmp_path, pytester):
+    local, remote = tmp_path / "local", tmp_path / "ray"
+    # both at once: the local run mostly imports while Ray starts
+    runs = [_ablate(tmp_path, local, "--bertft-executor", "local"),
+            _ablate(tmp_path, remote, "--bertft-executor", "ray")]  # a local Ray, all CPUs
+    assert "4 passed" in _output(runs[0])
+    assert "4 passed" in _output(runs[1])
+
+    files = sorted(p.name for p in (local / "smoke").glob("*.json"))
+    assert len(files) == 4
+    assert sorted(p.name for p in (remote / "smoke").glob("*.json")) == files
+    for name in files:
+        a, b = _comparable(local / "smoke" / name), _comparable(remote / "smoke" / name)
+        assert a["status"] == "passed"
+        assert a["validation"]["accuracy"] is not None and a["history"][0]["train_loss"] > 0
+        assert a == b, name
+
+    # the driver wrote ordinary records: a second ray run reuses them without starting Ray
+    again = pytester.inline_run(str(SMOKE), "-p", "no:cacheprovider", "--bertft-results",
+                                str(remote), "--bertft-executor", "ray")
+    again.assertoutcome(skipped=4)
+    assert not ray.is_initialized()
+
+
+class FakeExecutor:
+    """Records what the plugin asks of the executor; runs nothing."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, list[str]]] = []
+
+    def submit(self, trials_and_specs):
+        self.calls.append(("submit", [t.trial_id for t, _ in trials_and_specs]))
+
+    def run(self, trial, spec, measure):
+        self.calls.append(("run", [trial.trial_id]))
+        return _passed(trial, spec)
+
+
+def _passed(trial, spec) -> TrialResult:
+    return TrialResult(spec=spec_info(spec), trial_id=trial.trial_id, arm_id=trial.arm_id,
+                       overrides=trial.overrides, seed=trial.seed,
+                       config=trial.config.to_dict(), config_hash=trial.config.hash(),
+                       status="passed")
+
+
+def test_plugin_submits_pending_trials_before_running_any(pytester, monkeypatch):
+    fake, settings = FakeExecutor(), []
+    monkeypatch.setattr(ray_executor, "get_executor",
+                        lambda *args: settings.append(args) or fake)
+    spec_path = pytester.path / "smoke.toml"
+    spec_path.write_text(SMOKE.read_text())
+    results = pytester.path / "results"
+    spec = load_spec(spec_path)
+    _stored, deselected, *pending = [t.trial_id for t in expand(spec)]
+    ResultStore(results).write(_passed(expand(spec)[0], spec))  # resumed, not submitted
+
+    out = pytester.inline_run(
+        str(spec_path), "-p", "no:cacheprovider", "--bertft-results", str(results),
+        "--bertft-executor", "ray", "--bertft-ray-address", "auto",
+        "--bertft-ray-num-gpus", "0.5", "--bertft-ray-max-retries", "3",
+        "--deselect", f"smoke.toml::smoke[{deselected}]")
+
+    out.assertoutcome(passed=2, skipped=1)
+    assert fake.calls == [("submit", pending)] + [("run", [t]) for t in pending]
+    assert set(settings) == {("auto", 0.5, 1.0, 3)}
+
+
+def _trial_and_spec():
+    spec = load_spec(SMOKE)
+    return expand(spec)[0], spec
+
+
+def _executor_whose_task(monkeypatch, error: BaseException) -> ray_executor.RayExecutor:
+    """A RayExecutor without a cluster: `ray.get` raises what a dead worker would."""
+    executor = object.__new__(ray_executor.RayExecutor)
+    executor._task = type("Task", (), {"remote": staticmethod(lambda *a: object())})()
+    executor._refs, executor._submitted = {}, {}
+
+    def get(ref):
+        raise error
+    monkeypatch.setattr(ray, "get", get)
+    return executor
+
+
+@pytest.mark.parametrize("error", [
+    ray.exceptions.WorkerCrashedError(),
+    ray.exceptions.OutOfMemoryError("Task was killed due to the node running low on memory."),
+    ray.exceptions.RayTaskError("_run_remote", "Traceback ...", RuntimeError("boom")),
+], ids=["crashed", "oom", "task-error"])
+def test_dead_worker_is_a_failed_trial(monkeypatch, error):
+    trial, spec = _trial_and_spec()
+    executor = _executor_whose_task(monkeypatch, error)
+    result = executor.run(trial, spec, measure=None)
+    assert result.status == "failed"
+    assert type(error).__name__ in result.error
+    assert (result.trial_id, result.config_hash) == (trial.trial_id, trial.config.hash())
+    assert TrialResult.from_json(json.loads(result.dumps())) == result  # storable as is
+    assert executor._refs == {}
+
+
+def test_usage_error_in_worker_is_raised_on_driver(monkeypatch):
+    trial, spec = _trial_and_spec()
+    cause = ConfigError(["model = 'nope': not found"], "smoke.toml")
+    executor = _executor_whose_task(
+        monkeypatch, ray.exceptions.RayTaskError("_run_remote", "Traceback ...", cause))
+    with pytest.raises(ConfigError, match="nope"):
+        executor.run(trial, spec)
+
+
+def test_settings_are_checked_together():
+    with pytest.raises(ConfigError) as info:
+        ray_executor.check_settings(1.5, -1, -2)
+    assert len(info.value.problems) == 3
+    ray_executor.check_settings(0.25, 2, 0)
+    ray_executor.check_settings(2, 1, 1)
+
+
+def test_missing_ray_is_a_usage_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    with pytest.raises(BertftError, match=r"pip install 'bertft\[ray\]'"):
+        ray_executor.get_executor(None)
+
+
+def test_failed_result_times_from_submission():
+    trial, spec = _trial_and_spec()
+    result = ray_executor.failed_result(trial, spec, RuntimeError("x"), time.time() - 2)
+    assert result.status == "failed" and result.timing["wall_seconds"] >= 2
