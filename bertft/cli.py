@@ -13,8 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bertft.config import FIELDS, Config, describe_type, help_text, parse_overrides, parse_value
-from bertft.errors import BertftError
+from bertft.config import (
+    FIELDS, Config, coerce, describe_type, help_text, parse_overrides, parse_value,
+    unknown_key_message,
+)
+from bertft.errors import BertftError, ConfigError
 
 EPILOG = "Exit codes: 0 ok, 1 a run or test failed, 2 usage error (bad config, data or spec)."
 
@@ -50,9 +53,18 @@ def _read_toml_settings(path: Path) -> dict[str, Any]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise BertftError(f"--config {path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BertftError(f"--config {path}: cannot read ({exc}); expected a UTF-8 TOML "
+                          "file") from None
     except tomllib.TOMLDecodeError as exc:
         raise BertftError(f"{path}: TOML syntax error: {exc}") from None
-    return data.get("base", data)
+    settings = data.get("base", data)
+    # name the file: once merged with the flags, a problem could no longer be traced to it
+    problems = [unknown_key_message(k) if k not in FIELDS else coerce(k, v)[2]
+                for k, v in settings.items()]
+    if any(problems):
+        raise ConfigError([p for p in problems if p], str(path))
+    return settings
 
 
 def build_parser() -> argparse.ArgumentParser:
