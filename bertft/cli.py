@@ -97,14 +97,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("tasks", help="List the registered tasks.")
 
-    p = sub.add_parser("ablate", help="Run ablation specs (a thin wrapper over pytest).")
+    p = sub.add_parser("ablate", help="Run ablation specs (a thin wrapper over pytest), then "
+                       "render the reports.", epilog="Other arguments (-x, -n 2, --lf, ...) go "
+                       "to pytest unchanged.")
     p.add_argument("specs", nargs="*", metavar="SPEC", help="TOML spec files (default: "
                    "ablations/*.toml).")
     p.add_argument("--set", dest="overrides", action="append", default=[],
                    metavar="KEY=VALUE", help="Override a base setting of every spec.")
+    p.add_argument("--data-dir", default=None, metavar="DIR",
+                   help="Local copies of standard tasks (sst2, imdb, conll2003).")
     p.add_argument("--results", default="results", metavar="DIR")
+    p.add_argument("--reports", default="reports", metavar="DIR",
+                   help="Where to render the reports afterwards.")
+    p.add_argument("--no-report", action="store_true", help="Do not render reports.")
     p.add_argument("--executor", choices=("local", "gpus", "ray"), default="local")
     p.add_argument("--ray-address", default=None)
+    p.add_argument("--ray-num-gpus", default=None, metavar="N", help="GPUs per trial (Ray).")
+    p.add_argument("--ray-num-cpus", default=None, metavar="N", help="CPUs per trial (Ray).")
+    p.add_argument("--ray-max-retries", default=None, metavar="N",
+                   help="Retries of a trial whose Ray worker died.")
     p.add_argument("--rerun", action="store_true", help="Ignore stored results.")
     p.add_argument("-k", dest="keyword", default=None, help="pytest -k expression.")
 
@@ -196,20 +207,32 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_ablate(args: argparse.Namespace) -> int:
-    import pytest
-
+def ablate_argv(args: argparse.Namespace, extra: Sequence[str] = ()) -> list[str]:
+    """The pytest command line `bertft ablate` stands for."""
     argv = list(args.specs or sorted(str(p) for p in Path("ablations").glob("*.toml")))
-    argv += ["-p", "bertft.ablation.plugin", "--bertft-results", args.results,
+    if not argv:
+        raise BertftError("ablate: no specs given and no ablations/*.toml in "
+                          f"{Path.cwd()}; pass spec files")
+    argv += ["--bertft-results", args.results,
              "--bertft-executor", args.executor]
     argv += [x for kv in args.overrides for x in ("--bertft-set", kv)]
-    if args.ray_address:
-        argv += ["--bertft-ray-address", args.ray_address]
+    for flag in ("data_dir", "ray_address", "ray_num_gpus", "ray_num_cpus", "ray_max_retries"):
+        if getattr(args, flag) is not None:
+            argv += [f"--bertft-{flag.replace('_', '-')}", str(getattr(args, flag))]
     if args.rerun:
         argv.append("--bertft-rerun")
     if args.keyword:
         argv += ["-k", args.keyword]
-    return int(pytest.main(argv))
+    return argv + list(extra)
+
+
+def cmd_ablate(args: argparse.Namespace, extra: Sequence[str] = ()) -> int:
+    import pytest
+
+    code = int(pytest.main(ablate_argv(args, extra)))
+    if code in (0, 1) and not args.no_report and Path(args.results).is_dir():
+        cmd_report(argparse.Namespace(results=args.results, out=args.reports, format="md"))
+    return code
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -227,8 +250,12 @@ COMMANDS = {"train": cmd_train, "eval": cmd_eval, "predict": cmd_predict,
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "ablate":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
+        if args.command == "ablate":
+            return cmd_ablate(args, extra)
         return COMMANDS[args.command](args)
     except BertftError as exc:
         if args.debug:

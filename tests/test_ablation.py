@@ -160,3 +160,15 @@ def test_resume_runs_only_the_missing_trial_and_k_selects(pytester, tmp_path):
 def test_trial_configs_are_full_configs():
     spec = load_spec(SMOKE)
     assert isinstance(expand(spec)[0].config, Config)
+
+
+def test_bertft_ablate_is_a_thin_wrapper_over_pytest():
+    from bertft.cli import ablate_argv, build_parser
+
+    args, extra = build_parser().parse_known_args(
+        ["ablate", "a.toml", "--set", "epochs=1", "--data-dir", "D", "--executor", "ray",
+         "--ray-num-gpus", "0.5", "--rerun", "-k", "freezing", "-x", "-n", "2"])
+    assert ablate_argv(args, extra) == [
+        "a.toml", "--bertft-results", "results", "--bertft-executor", "ray",
+        "--bertft-set", "epochs=1", "--bertft-data-dir", "D", "--bertft-ray-num-gpus", "0.5",
+        "--bertft-rerun", "-k", "freezing", "-x", "-n", "2"]
