@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from bertft import checkpoint, optim
 from bertft import frozen as frozen_prefix
-from bertft import optim
 from bertft.config import Config
 from bertft.data import Splits, load_task
 from bertft.errors import ConfigError, TrialDiverged
@@ -113,8 +113,13 @@ def _scalars(metrics: dict[str, Any], kind: str) -> dict[str, float]:
 
 
 def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = None,
-        on_log: Callable[[dict[str, Any]], None] | None = None) -> RunResult:
-    """Train and evaluate one configuration. Raises TrialDiverged on a NaN/inf loss."""
+        on_log: Callable[[dict[str, Any]], None] | None = None,
+        checkpoint_dir: str | Path | None = None) -> RunResult:
+    """Train and evaluate one configuration. Raises TrialDiverged on a NaN/inf loss.
+
+    With `cfg.checkpoint_every_epoch`, state is saved to `checkpoint_dir` (default
+    `out_dir/checkpoint`) after each epoch and a matching checkpoint found there is resumed.
+    """
     configure_threads(cfg.num_threads)
     configure_determinism(cfg.deterministic)
     device = resolve_device(cfg.device)
@@ -157,6 +162,23 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
     show = cfg.progress and sys.stderr.isatty()
     reset_peak_memory(device)
     stop = False
+    ckpt_dir = checkpoint_dir or (Path(out_dir) / "checkpoint" if out_dir else None)
+    ckpt_dir = ckpt_dir if cfg.checkpoint_every_epoch else None
+    start_epoch = 1
+    resumed = checkpoint.load(ckpt_dir, cfg.hash()) if ckpt_dir else None
+    if resumed:
+        start_epoch = resumed["epoch"] + 1
+        if frozen and cfg.unfreeze_at_epoch and start_epoch > cfg.unfreeze_at_epoch:
+            optim.unfreeze(model, optimizer, cfg, frozen)  # groups must match the saved state
+            frozen, frozen_modules = set(), []
+        model.load_state_dict(resumed["model"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        scaler.load_state_dict(resumed["scaler"])
+        torch.set_rng_state(resumed["torch_rng"])
+        train_loader.sampler.generator.set_state(resumed["sampler_rng"])
+        history, best, best_state = resumed["history"], resumed["best"], resumed["best_state"]
+        step, bad_evals, samples, tokens, train_time = (
+            resumed[k] for k in ("step", "bad_evals", "samples", "tokens", "train_time"))
 
     def run_eval(epoch: int) -> bool:
         """Validate, record history, track the best weights; True means stop early."""
@@ -181,7 +203,7 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
             bad_evals += 1
         return bool(cfg.early_stopping_patience) and bad_evals >= cfg.early_stopping_patience
 
-    for epoch in range(1, epochs + 1):
+    for epoch in range(start_epoch, epochs + 1):
         if cfg.unfreeze_at_epoch == epoch and frozen:
             optim.unfreeze(model, optimizer, cfg, frozen)
             frozen, frozen_modules = set(), []
@@ -236,7 +258,18 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
                 stop = run_eval(epoch)
         if stop or step >= total:
             break
+        if ckpt_dir:
+            checkpoint.save(ckpt_dir, {
+                "config_hash": cfg.hash(), "epoch": epoch, "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "sampler_rng": train_loader.sampler.generator.get_state(),
+                "history": history, "best": best, "best_state": best_state, "step": step,
+                "bad_evals": bad_evals, "samples": samples, "tokens": tokens,
+                "train_time": train_time})
 
+    if ckpt_dir:
+        checkpoint.remove(ckpt_dir)
     if best_state is not None:
         model.load_state_dict(best_state)
     val, val_preds = evaluate(model, val_loader, kind, names, device, dtype, cfg.ner_strict,

@@ -237,3 +237,22 @@ def test_cli_usage_errors_exit_2_with_one_message(capsys):
     err = capsys.readouterr().err
     assert err.startswith("bertft: error: --set: 1 problem:")
     assert "did you mean batch_size" in err and "Traceback" not in err
+
+
+def test_a_run_interrupted_after_an_epoch_resumes_from_its_checkpoint(tmp_path):
+    cfg = Config(**TINY, epochs=3, batch_size=8, checkpoint_every_epoch=True, save_model=False)
+    clean = fit(cfg, splits=toy_splits())
+
+    def interrupt(row):
+        if row["epoch"] == 2:
+            raise KeyboardInterrupt  # killed during epoch 2's evaluation
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg, splits=toy_splits(), checkpoint_dir=tmp_path, on_log=interrupt)
+    assert (tmp_path / "checkpoint.pt").is_file()
+    epochs_run = []
+    resumed = fit(cfg, splits=toy_splits(), checkpoint_dir=tmp_path,
+                  on_log=lambda row: epochs_run.append(row["epoch"]))
+    assert epochs_run == [2, 3]  # epoch 1 came from the checkpoint
+    assert [r["train_loss"] for r in resumed.history] == [r["train_loss"] for r in clean.history]
+    assert resumed.validation == clean.validation
+    assert not (tmp_path / "checkpoint.pt").exists()  # removed once the run completes

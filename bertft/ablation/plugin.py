@@ -199,8 +199,12 @@ def _extra_info(result: TrialResult) -> dict[str, Any]:
 
 
 class _LocalExecutor:
+    def __init__(self, store: ResultStore) -> None:
+        self.store = store
+
     def run(self, trial: Trial, spec: Spec, measure) -> TrialResult:
-        return run_trial(trial, spec, measure)
+        return run_trial(trial, spec, measure, self.store.checkpoint_dir(spec.name,
+                                                                         trial.trial_id))
 
 
 def _executor(opts: Options):
@@ -209,7 +213,8 @@ def _executor(opts: Options):
 
         return get_executor(opts.ray_address, opts.ray_num_gpus, opts.ray_num_cpus,
                             opts.ray_max_retries)
-    return _LocalExecutor()  # 'gpus': each xdist worker runs locally on its pinned GPU
+    # 'gpus': each xdist worker runs locally on its pinned GPU
+    return _LocalExecutor(ResultStore(opts.results))
 
 
 HAS_TRIALS = pytest.StashKey[bool]()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import traceback
+from pathlib import Path
 from typing import Any
 
 from bertft.ablation.result import SpecInfo, TrialResult
@@ -41,9 +42,11 @@ def spec_info(spec: Spec) -> SpecInfo:
                     spec.seeds)
 
 
-def run_trial(trial: Trial, spec: Spec, measure=None) -> TrialResult:
+def run_trial(trial: Trial, spec: Spec, measure=None, checkpoint_dir: Path | None = None
+              ) -> TrialResult:
     """Train and evaluate one trial. `measure(fn)` may wrap the training call (pytest-benchmark
-    does, to time it); it must call `fn` once and return its value."""
+    does, to time it); it must call `fn` once and return its value. `checkpoint_dir` is where
+    per-epoch checkpoints go when the trial's config sets `checkpoint_every_epoch`."""
     start = time.perf_counter()
     base = dict(spec=spec_info(spec), trial_id=trial.trial_id, arm_id=trial.arm_id,
                 overrides=trial.overrides, seed=trial.seed, config=trial.config.to_dict(),
@@ -54,7 +57,8 @@ def run_trial(trial: Trial, spec: Spec, measure=None) -> TrialResult:
         splits = load_splits(trial.config)
 
         def train() -> RunResult:
-            return fit(trial.config, splits=splits, on_log=last.append)
+            return fit(trial.config, splits=splits, on_log=last.append,
+                       checkpoint_dir=checkpoint_dir)
 
         run = measure(train) if measure is not None else train()
     except TrialDiverged as exc:

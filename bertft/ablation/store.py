@@ -53,6 +53,10 @@ class ResultStore:
             return Lookup("stale", result, "the spec changed since this result was stored")
         return Lookup("complete", result)
 
+    def checkpoint_dir(self, spec: str, trial_id: str) -> Path:
+        """Per-epoch checkpoints of a trial in progress (`checkpoint_every_epoch`)."""
+        return self.root / spec / ".checkpoints" / self.path(spec, trial_id).stem
+
     def write(self, result: TrialResult) -> Path:
         path = self.path(result.spec.name, result.trial_id)
         write_json_atomic(path, result.to_json())

@@ -1,0 +1,44 @@
+"""Per-epoch checkpoints (`checkpoint_every_epoch`): a long trial killed mid-way resumes from its
+last completed epoch instead of from scratch.
+
+One file, `<dir>/checkpoint.pt`, replaced atomically after each epoch: model and optimizer state,
+loop counters, history, best weights so far, and the RNG states that decide dropout and data
+order, so a resumed CPU run gives the same metrics as an uninterrupted one. It is only used when
+its config hash matches, loaded with `weights_only=True` (no pickled code), and deleted when the
+run completes.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FILE = "checkpoint.pt"
+
+
+def save(directory: str | Path, state: dict[str, Any]) -> Path:
+    path = Path(directory) / FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{FILE}.{os.getpid()}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load(directory: str | Path, config_hash: str) -> dict[str, Any] | None:
+    """The checkpoint of this config, or None (absent, from another config, or unreadable)."""
+    path = Path(directory) / FILE
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception:  # a damaged checkpoint only costs the epochs it held
+        return None
+    return state if state.get("config_hash") == config_hash else None
+
+
+def remove(directory: str | Path) -> None:
+    (Path(directory) / FILE).unlink(missing_ok=True)
