@@ -24,7 +24,7 @@ from benchmarks.workload import (
 from bertft.perf import format_table, load_floors
 
 GATE = Workload(train_rows=256, max_length=64, val_rows=64, test_rows=64, epochs=1,
-                grid_epochs=1)
+                grid_epochs=2)
 
 
 def measure(setup: Setup) -> tuple[dict[str, float], dict]:

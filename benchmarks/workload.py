@@ -83,7 +83,8 @@ class Workload:
                          "max_train_samples": self.train_rows, "max_length": self.max_length,
                          "batch_size": self.batch_size, "head_lr": self.lr, "base_lr": self.lr,
                          "epochs": self.epochs, "progress": False, "save_model": False,
-                         **overrides})
+                         # the same batching recipe as the dynamic Trainer it is compared to
+                         "sampling": "group_by_length", **overrides})
 
 
 @dataclass
