@@ -38,7 +38,14 @@ def load_splits(cfg: Config) -> Splits:
 
 
 def spec_info(spec: Spec) -> SpecInfo:
-    return SpecInfo(spec.name, spec.description, spec.path, spec.axis_names, spec.baseline,
+    """The spec's facts for the record; its path relative to the working directory when it
+    lies below it, so reports do not show one machine's absolute paths."""
+    path = Path(spec.path).resolve()
+    try:
+        shown = str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        shown = spec.path
+    return SpecInfo(spec.name, spec.description, shown, spec.axis_names, spec.baseline,
                     spec.seeds)
 
 
