@@ -166,14 +166,16 @@ def test_killed_run_resumes_and_matches_a_clean_run(grid: Grid, clean) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_interrupted_run_leaves_no_partial_result(sig, grid: Grid) -> None:
     folder = grid.results(f"interrupted-{sig.name}")
-    proc = grid.start(folder.name)
+    # longer trials than the other tests': the tiny model finishes a 2-epoch trial in a few
+    # tenths of a second, so the signal could otherwise land after the last one
+    proc = grid.start(folder.name, "--bertft-set", "epochs=12")
     wait_for_results(folder, 1, proc)
-    time.sleep(0.3)
+    time.sleep(0.1)
     proc.send_signal(sig)
     out, _ = proc.communicate(timeout=60)
-    assert proc.returncode != 0
+    assert proc.returncode != 0, out
     store = ResultStore(folder)
-    spec = load_spec(grid.spec)
+    spec = load_spec(grid.spec, {"epochs": 12})
     states = {t.trial_id: store.lookup(spec.name, t.trial_id, t.config.hash()).state
               for t in expand(spec)}
     assert set(states.values()) <= {"complete", "missing"}, states
