@@ -79,7 +79,12 @@ class Splits:
         return {name: len(getattr(self, name)) for name in SPLIT_NAMES}
 
     def fingerprint(self) -> str:
-        """sha256 (16 hex digits) over the label names and every example of every split."""
+        """sha256 (16 hex digits) over the label names and every example of every split.
+
+        Computed once per instance: trials sharing loaded splits ask for it on every run."""
+        cached = self.__dict__.get("_fingerprint")
+        if cached is not None:
+            return cached
         h = hashlib.sha256(json.dumps(list(self.label_names)).encode())
         for name in SPLIT_NAMES:
             h.update(f"\n#{name}\n".encode())
@@ -87,7 +92,9 @@ class Splits:
                 row = [ex.text, ex.text_pair, ex.label, ex.tokens, ex.tags]
                 h.update(json.dumps(row, ensure_ascii=False).encode())
                 h.update(b"\n")
-        return h.hexdigest()[:16]
+        value = h.hexdigest()[:16]
+        object.__setattr__(self, "_fingerprint", value)  # a cache, not a field
+        return value
 
 
 @dataclass(frozen=True)
