@@ -8,8 +8,8 @@ accuracy) and its ratio to the baselines measured in the same session.
 from __future__ import annotations
 
 from benchmarks.workload import (
-    eval_throughput, run_bertft, run_grid_bertft, run_grid_trainer, run_trainer,
-    tokenize_throughput,
+    eval_throughput, run_bertft, run_grid_bertft, run_grid_bertft_parallel, run_grid_trainer,
+    run_trainer, tokenize_throughput,
 )
 
 
@@ -61,6 +61,15 @@ def test_grid_bertft(benchmark, setup, baseline):
     _record(benchmark, setup, r,
             trial_wall_seconds={k: t["wall_seconds"] for k, t in r["trials"].items()},
             frozen_cache={k: t["frozen_cache"] for k, t in r["trials"].items()},
+            wall_ratio_vs_trainer_dynamic=r["wall_seconds"] / trainer["wall_seconds"])
+
+
+def test_grid_bertft_parallel(benchmark, setup, baseline):
+    """The same grid as the ablation suite runs it: one single-threaded trial per core."""
+    r = _once(benchmark, lambda: run_grid_bertft_parallel(setup))
+    trainer = baseline("grid-trainer", lambda: run_grid_trainer(setup))
+    _record(benchmark, setup, r,
+            trial_wall_seconds={k: t["wall_seconds"] for k, t in r["trials"].items()},
             wall_ratio_vs_trainer_dynamic=r["wall_seconds"] / trainer["wall_seconds"])
 
 

@@ -12,9 +12,11 @@ evaluation each epoch; bertft also re-evaluates the best weights and scores the 
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
 import os
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +67,8 @@ class Workload:
     grid_epochs: int = 2
     grid: tuple[int, ...] = (0, 2, 4, 6)
     model: str = "minilm-l6"
+    task: str = "sst2"
+    precision: str = "auto"  # both systems: bf16 autocast (Trainer bf16=True) or fp32
 
     @classmethod
     def from_env(cls, **defaults: Any) -> Workload:
@@ -76,12 +80,14 @@ class Workload:
             max_length=env_int("BERTFT_BENCH_MAX_LENGTH", w.max_length),
             epochs=env_int("BERTFT_BENCH_EPOCHS", w.epochs),
             grid_epochs=env_int("BERTFT_BENCH_GRID_EPOCHS", w.grid_epochs),
-            model=os.environ.get("BERTFT_BENCH_MODEL", w.model))
+            model=os.environ.get("BERTFT_BENCH_MODEL", w.model),
+            precision=os.environ.get("BERTFT_BENCH_PRECISION", w.precision))
 
     def config(self, **overrides: Any) -> Config:
-        return Config(**{"model": self.model, "task": "sst2", "data_dir": str(data_dir()),
+        return Config(**{"model": self.model, "task": self.task, "data_dir": str(data_dir()),
                          "max_train_samples": self.train_rows, "max_length": self.max_length,
                          "batch_size": self.batch_size, "head_lr": self.lr, "base_lr": self.lr,
+                         "precision": self.precision,
                          "epochs": self.epochs, "progress": False, "save_model": False,
                          # the same batching recipe as the dynamic Trainer it is compared to
                          "sampling": "group_by_length", **overrides})
@@ -145,21 +151,54 @@ def run_bertft(setup: Setup, **overrides: Any) -> dict[str, Any]:
     wall = time.perf_counter() - t0
     t = r.timing
     lengths = _lengths(setup.encoded(cfg).train)
+    epochs = epoch_seconds(r.history) if not cfg.eval_steps else []
     return {"system": "bertft", "wall_seconds": wall, "train_seconds": t["train_seconds"],
             "samples_per_s": t["samples_per_s"], "tokens_per_s": t["tokens_per_s"],
             "accuracy": r.test.get("accuracy"), "peak_memory_mb": t["peak_memory_mb"],
             "frozen_cache": t.get("frozen_cache", 0.0),
             "frozen_precompute_seconds": t.get("frozen_precompute_seconds", 0.0),
-            "mfu": _mfu(setup, r.model, lengths, cfg.epochs, t["train_seconds"])}
+            "epoch_seconds": epochs,
+            "mfu": _mfu(setup, r.model, lengths, cfg.epochs, t["train_seconds"]),
+            "mfu_last_epoch": _mfu(setup, r.model, lengths, 1, epochs[-1]) if epochs else None}
+
+
+def epoch_seconds(history: list[dict[str, Any]]) -> list[float]:
+    """Training seconds of each epoch, from fit's cumulative `train_seconds` (one history row
+    per epoch when eval_steps is 0); the first includes any frozen-prefix precompute and, with
+    compile, the compilation."""
+    totals = [row["train_seconds"] for row in history]
+    return [b - a for a, b in zip([0.0, *totals[:-1]], totals, strict=True)]
+
+
+def _epoch_timer(device: torch.device):
+    """A TrainerCallback recording the synchronised wall time of each training epoch."""
+    from transformers import TrainerCallback
+
+    class EpochTimer(TrainerCallback):
+        def __init__(self) -> None:
+            self.seconds: list[float] = []
+            self._t0 = 0.0
+
+        def on_epoch_begin(self, args, state, control, **kwargs):
+            synchronize(device)
+            self._t0 = time.perf_counter()
+
+        def on_epoch_end(self, args, state, control, **kwargs):
+            synchronize(device)
+            self.seconds.append(time.perf_counter() - self._t0)
+
+    return EpochTimer()
 
 
 def run_trainer(setup: Setup, padding: str, *, epochs: int | None = None,
                 freeze_layers: int = 0, freeze_embeddings: bool = False,
-                eval_each_epoch: bool = False, max_steps: int = -1) -> dict[str, Any]:
+                eval_each_epoch: bool = False, max_steps: int = -1,
+                compile: bool = False) -> dict[str, Any]:
     """The Hugging Face Trainer on the same features: padding 'max_length' (random order) or
     'dynamic' (train_sampling_strategy='group_by_length'). Frozen parameters get
-    requires_grad=False (the Trainer then leaves them out of the optimizer)."""
-    from datasets import Dataset
+    requires_grad=False (the Trainer then leaves them out of the optimizer). The features are
+    passed as plain lists of dicts (every key is a model input), which the Trainer indexes
+    directly."""
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
     w = setup.workload
@@ -181,13 +220,14 @@ def run_trainer(setup: Setup, padding: str, *, epochs: int | None = None,
         eval_strategy="epoch" if eval_each_epoch else "no", disable_tqdm=True,
         use_cpu=setup.device.type == "cpu", bf16=setup.dtype == torch.bfloat16,
         train_sampling_strategy="group_by_length" if padding == "dynamic" else "random",
-        dataloader_num_workers=0)
+        torch_compile=compile, dataloader_num_workers=0)
     collate = DataCollatorWithPadding(
         setup.tokenizer, padding="max_length" if padding == "max_length" else "longest",
         max_length=cfg.max_length)
-    trainer = Trainer(model=model, args=args, data_collator=collate,
-                      train_dataset=Dataset.from_list(enc.train),
-                      eval_dataset=Dataset.from_list(enc.validation) if eval_each_epoch else None)
+    timer = _epoch_timer(setup.device)
+    trainer = Trainer(model=model, args=args, data_collator=collate, train_dataset=enc.train,
+                      eval_dataset=enc.validation if eval_each_epoch else None,
+                      callbacks=[timer])
     reset_peak_memory(setup.device)
     synchronize(setup.device)
     t1 = time.perf_counter()
@@ -195,7 +235,7 @@ def run_trainer(setup: Setup, padding: str, *, epochs: int | None = None,
     synchronize(setup.device)
     seconds = time.perf_counter() - t1
     steps_seen = len(enc.train) * epochs if max_steps < 0 else max_steps * cfg.batch_size
-    pred = trainer.predict(Dataset.from_list(enc.test)) if max_steps < 0 else None
+    pred = trainer.predict(enc.test) if max_steps < 0 else None
     acc = (float((pred.predictions.argmax(-1) == pred.label_ids).mean())
            if pred is not None else None)
     lengths = _lengths(enc.train)
@@ -203,7 +243,10 @@ def run_trainer(setup: Setup, padding: str, *, epochs: int | None = None,
             "train_seconds": seconds, "samples_per_s": steps_seen / seconds,
             "tokens_per_s": sum(lengths) * epochs / seconds if max_steps < 0 else None,
             "accuracy": acc, "peak_memory_mb": peak_memory_mb(setup.device),
-            "mfu": _mfu(setup, model, lengths, epochs, seconds) if max_steps < 0 else None}
+            "epoch_seconds": timer.seconds,
+            "mfu": _mfu(setup, model, lengths, epochs, seconds) if max_steps < 0 else None,
+            "mfu_last_epoch": (_mfu(setup, model, lengths, 1, timer.seconds[-1])
+                               if max_steps < 0 and timer.seconds else None)}
 
 
 def warmup(setup: Setup) -> None:
@@ -217,6 +260,32 @@ def run_grid_bertft(setup: Setup) -> dict[str, Any]:
     trials = {k: run_bertft(setup, freeze_layers=k, freeze_embeddings=True,
                             epochs=w.grid_epochs) for k in w.grid}
     return {"wall_seconds": sum(t["wall_seconds"] for t in trials.values()), "trials": trials}
+
+
+_WORKER_SETUP: dict[Workload, Setup] = {}
+
+
+def _parallel_trial(w: Workload, k: int) -> tuple[int, dict[str, Any]]:
+    """One grid trial in a worker process: its own data load and tokenization (counted in the
+    grid's wall time), one thread, as `tox -e ablations` runs trials."""
+    if w not in _WORKER_SETUP:
+        _WORKER_SETUP[w] = Setup.load(w)
+    r = run_bertft(_WORKER_SETUP[w], freeze_layers=k, freeze_embeddings=True,
+                   epochs=w.grid_epochs, num_threads=1)
+    return k, r
+
+
+def run_grid_bertft_parallel(setup: Setup, workers: int | None = None) -> dict[str, Any]:
+    """The grid scheduled as the ablation suite schedules it (`pytest -n auto --bertft-set
+    num_threads=1`): one single-threaded trial per core, the costliest (K=0) first. Fresh
+    worker processes, so interpreter start, imports, data loading and tokenization are all
+    inside the wall time."""
+    w = setup.workload
+    workers = workers or min(len(w.grid), os.cpu_count() or 1)
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        trials = dict(pool.map(_parallel_trial, [w] * len(w.grid), w.grid))
+    return {"wall_seconds": time.perf_counter() - t0, "workers": workers, "trials": trials}
 
 
 def run_grid_trainer(setup: Setup) -> dict[str, Any]:

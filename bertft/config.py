@@ -25,6 +25,7 @@ Precision = Literal["auto", "fp32", "bf16", "fp16"]
 Schedule = Literal["linear", "constant"]
 ClassWeights = Literal["none", "balanced"]
 FileFormat = Literal["auto", "csv", "tsv", "jsonl"]
+CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
 
 
 def _f(default: Any, help: str) -> Any:
@@ -127,6 +128,8 @@ class Config:
     precision: Precision = _f("auto", "auto: bf16 autocast on GPUs that support it, else fp32.")
     deterministic: bool = _f(False, "Use torch's deterministic algorithms (GPU).")
     compile: bool = _f(False, "torch.compile the model (GPU; use with pad_to_multiple_of).")
+    compile_mode: CompileMode = _f("default", "torch.compile mode; reduce-overhead replays CUDA "
+                                   "graphs (static shapes: use padding = 'max_length').")
     cache_frozen: bool = _f(True, "When the embeddings and the bottom K layers are frozen for the "
                             "whole run, compute their outputs once and train the top layers only.")
     num_threads: int = _f(0, "torch intra-op threads on CPU; 0 keeps torch's default.")

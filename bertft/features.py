@@ -165,7 +165,8 @@ def train_sampler(features: list[Feature], cfg: Config, generator: torch.Generat
 
 
 def make_loader(features: list[Feature], tokenizer: PreTrainedTokenizerBase, kind: str,
-                cfg: Config, *, train: bool, seed: int = 0) -> DataLoader:
+                cfg: Config, *, train: bool, seed: int = 0, pin_memory: bool = False
+                ) -> DataLoader:
     """Training loaders shuffle with their own generator (seeded by `seed`, advanced each
     epoch); evaluation loaders keep the data order."""
     generator = torch.Generator()
@@ -177,6 +178,7 @@ def make_loader(features: list[Feature], tokenizer: PreTrainedTokenizerBase, kin
         shuffle=False,
         collate_fn=collator(tokenizer, kind, cfg),
         num_workers=0,  # tokenization is done up front; batching is cheap
+        pin_memory=pin_memory,
     )
 
 

@@ -87,13 +87,14 @@ class FullForward:
     precompute_seconds = 0.0
 
     def __init__(self, encoded: Encoded, tokenizer: PreTrainedTokenizerBase, kind: str,
-                 cfg: Config, why: str = "") -> None:
+                 cfg: Config, why: str = "", pin_memory: bool = False) -> None:
         self.encoded, self.tokenizer, self.kind, self.cfg, self.why = (
             encoded, tokenizer, kind, cfg, why)
+        self.pin_memory = pin_memory  # page-locked batches: host-to-GPU copies do not block
 
     def loader(self, split: str, *, train: bool, seed: int = 0) -> DataLoader:
         return make_loader(self.encoded.split(split), self.tokenizer, self.kind, self.cfg,
-                           train=train, seed=seed)
+                           train=train, seed=seed, pin_memory=self.pin_memory)
 
     logits = staticmethod(forward_logits)
     tokens = staticmethod(real_tokens)
@@ -102,7 +103,7 @@ class FullForward:
         # In place: state_dict keys stay the same (no `_orig_mod.`), so restore_best and saving
         # work. Each new padded length is a new shape: after the second one torch.compile
         # switches to dynamic shapes; pad_to_multiple_of keeps the number of shapes small.
-        model.compile()
+        model.compile(mode=self.cfg.compile_mode)
 
     def timing(self) -> dict[str, float]:
         return {"frozen_cache": 0.0, "frozen_precompute_seconds": 0.0}
@@ -192,7 +193,7 @@ class CachedForward:
 
     def compile(self, model: nn.Module) -> None:
         for layer in self.top:  # frozen layers never run per step; compiling them is waste
-            layer.compile()
+            layer.compile(mode=self.cfg.compile_mode)
 
     def timing(self) -> dict[str, float]:
         return {"frozen_cache": 1.0, "frozen_cache_hit": float(self.hit),
@@ -207,8 +208,9 @@ def choose_forward(model: nn.Module, encoded: Encoded, tokenizer: PreTrainedToke
     """The cached path when the config freezes a prefix for the whole run and the
     architecture is supported and the states fit `MAX_CACHE_BYTES`; else the full path."""
     k = cached_depth(cfg, len(encoder_parts(model).layers))
+    pin = device.type == "cuda"
     if k == 0:
-        return FullForward(encoded, tokenizer, kind, cfg, "no frozen prefix")
+        return FullForward(encoded, tokenizer, kind, cfg, "no frozen prefix", pin)
     why = unsupported_reason(model, kind)
     if why is None:
         needed = estimate_bytes(encoded, model.config.hidden_size,
@@ -217,7 +219,7 @@ def choose_forward(model: nn.Module, encoded: Encoded, tokenizer: PreTrainedToke
         if needed > MAX_CACHE_BYTES:
             why = f"states would take {needed / 2**30:.1f} GiB > {MAX_CACHE_BYTES / 2**30:.0f}"
     if why is not None:
-        return FullForward(encoded, tokenizer, kind, cfg, why)
+        return FullForward(encoded, tokenizer, kind, cfg, why, pin)
     return CachedForward(model, encoded, tokenizer, kind, cfg, k, device, dtype)
 
 

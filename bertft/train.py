@@ -175,6 +175,8 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
         optimizer.load_state_dict(resumed["optimizer"])
         scaler.load_state_dict(resumed["scaler"])
         torch.set_rng_state(resumed["torch_rng"])
+        if device.type == "cuda" and resumed.get("cuda_rng"):  # dropout masks on the GPU
+            torch.cuda.set_rng_state_all(resumed["cuda_rng"])
         train_loader.sampler.generator.set_state(resumed["sampler_rng"])
         history, best, best_state = resumed["history"], resumed["best"], resumed["best_state"]
         step, bad_evals, samples, tokens, train_time = (
@@ -215,14 +217,14 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
         synchronize(device)
         t0 = time.perf_counter()
         for i, batch in enumerate(train_loader):
+            samples += batch["labels"].shape[0]
+            tokens += forward.tokens(batch)  # counted on the host copy: no device sync
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             with autocast(device, dtype):
                 logits = forward.logits(model, batch)
             loss = loss_fn(logits, batch["labels"], weight)
             scaler.scale(loss / cfg.grad_accum_steps).backward()
-            run.add(loss, logits, batch["labels"])  # note: a CPU-GPU sync point
-            samples += batch["labels"].shape[0]
-            tokens += forward.tokens(batch)
+            run.add(loss, logits, batch["labels"])  # summed on the device, read at log points
             bar.update(1)
             if not optim.is_update_step(i, n_batches, cfg.grad_accum_steps):
                 continue
@@ -234,8 +236,8 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            if step % cfg.log_every == 0 and not math.isfinite(run.loss_sum):
-                raise TrialDiverged(f"training loss became {run.loss_sum} by step {step} "
+            if step % cfg.log_every == 0 and not math.isfinite(run.loss()):
+                raise TrialDiverged(f"training loss became {run.loss()} by step {step} "
                                     f"(epoch {epoch})")
             if cfg.eval_steps and step % cfg.eval_steps == 0:
                 synchronize(device)
@@ -250,8 +252,8 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
         bar.close()
         synchronize(device)
         train_time += time.perf_counter() - t0
-        if not math.isfinite(run.loss_sum):
-            raise TrialDiverged(f"training loss became {run.loss_sum} in epoch {epoch} "
+        if not math.isfinite(run.loss()):
+            raise TrialDiverged(f"training loss became {run.loss()} in epoch {epoch} "
                                 f"(step {step})")
         if not stop and (not cfg.eval_steps or step >= total):
             if not history or history[-1]["step"] != step:
@@ -263,6 +265,7 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
                 "config_hash": cfg.hash(), "epoch": epoch, "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
                 "torch_rng": torch.get_rng_state(),
+                "cuda_rng": (torch.cuda.get_rng_state_all() if device.type == "cuda" else []),
                 "sampler_rng": train_loader.sampler.generator.get_state(),
                 "history": history, "best": best, "best_state": best_state, "step": step,
                 "bad_evals": bad_evals, "samples": samples, "tokens": tokens,
@@ -296,25 +299,37 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
     return result
 
 
-@dataclass
 class _Running:
-    """Train loss and accuracy since the last evaluation."""
+    """Train loss and accuracy since the last evaluation, summed on the training device:
+    reading them (at log and evaluation points) is the loop's only CPU-GPU sync, so the host
+    can queue the next steps while the GPU works."""
 
-    loss_sum: float = 0.0
-    batches: int = 0
-    correct: int = 0
-    count: int = 0
+    def __init__(self) -> None:
+        self.batches = 0
+        self.loss_sum: torch.Tensor | None = None
+        self.correct: torch.Tensor | None = None
+        self.count: torch.Tensor | None = None
 
     def add(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
-        self.loss_sum += float(loss.detach())
-        self.batches += 1
         mask = labels != IGNORE_INDEX  # examples, or labelled word pieces for NER
-        self.correct += int(((logits.detach().argmax(-1) == labels) & mask).sum())
-        self.count += int(mask.sum())
+        correct = ((logits.detach().argmax(-1) == labels) & mask).sum()
+        loss = loss.detach().float()
+        if self.loss_sum is None:
+            self.loss_sum, self.correct, self.count = loss, correct, mask.sum()
+        else:
+            self.loss_sum, self.correct, self.count = (
+                self.loss_sum + loss, self.correct + correct, self.count + mask.sum())
+        self.batches += 1
+
+    def loss(self) -> float:
+        """Summed loss so far (NaN/inf checks); a sync point."""
+        return 0.0 if self.loss_sum is None else float(self.loss_sum)
 
     def summary(self) -> dict[str, float]:
-        return {"train_loss": self.loss_sum / max(1, self.batches),
-                "train_accuracy": self.correct / max(1, self.count)}
+        if self.loss_sum is None:
+            return {"train_loss": 0.0, "train_accuracy": 0.0}
+        return {"train_loss": float(self.loss_sum) / self.batches,
+                "train_accuracy": int(self.correct) / max(1, int(self.count))}
 
 
 def _frozen_modules(model: nn.Module, frozen: set[str]) -> list[nn.Module]:

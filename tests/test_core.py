@@ -112,7 +112,7 @@ def test_frozen_parameters_are_unchanged_after_training():
         frozen = name.startswith(("bert.embeddings.", "bert.encoder.layer.0."))
         if name.endswith("position_ids"):
             continue
-        assert torch.equal(before[name], value) == frozen, name
+        assert torch.equal(before[name], value.cpu()) == frozen, name
 
 
 def test_gradual_unfreezing_trains_the_frozen_layers_from_its_epoch():
@@ -122,7 +122,7 @@ def test_gradual_unfreezing_trains_the_frozen_layers_from_its_epoch():
     before = build_model(cfg, "classification", ("neg", "pos")).state_dict()
     after = fit(cfg, splits=toy_splits()).model.state_dict()
     name = "bert.encoder.layer.0.attention.self.query.weight"
-    assert not torch.equal(before[name], after[name])
+    assert not torch.equal(before[name], after[name].cpu())
 
 
 def test_same_seed_same_metrics_and_another_seed_differs():
@@ -165,7 +165,7 @@ def test_save_and_load_give_identical_predictions(tmp_path):
     cfg = Config(**TINY, epochs=1, batch_size=8)
     result = fit(cfg, splits=toy_splits(), out_dir=tmp_path)
     texts = ["the movie was good and plot", "the actor was bad and cast"]
-    enc = result.tokenizer(texts, padding=True, return_tensors="pt")
+    enc = result.tokenizer(texts, padding=True, return_tensors="pt").to(result.model.device)
     result.model.eval()
     with torch.no_grad():
         expected = result.model(**enc).logits.softmax(-1)
@@ -256,3 +256,16 @@ def test_a_run_interrupted_after_an_epoch_resumes_from_its_checkpoint(tmp_path):
     assert [r["train_loss"] for r in resumed.history] == [r["train_loss"] for r in clean.history]
     assert resumed.validation == clean.validation
     assert not (tmp_path / "checkpoint.pt").exists()  # removed once the run completes
+
+
+def test_running_sums_stay_on_the_device_until_read():
+    from bertft.train import _Running
+
+    run = _Running()
+    assert run.summary() == {"train_loss": 0.0, "train_accuracy": 0.0}
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, 0.0]])
+    run.add(torch.tensor(0.5), logits, torch.tensor([0, 0, -100]))  # -100: not counted
+    run.add(torch.tensor(1.5), logits[:1], torch.tensor([0]))
+    assert isinstance(run.loss_sum, torch.Tensor)  # no float() per step: no GPU sync
+    assert run.loss() == 2.0
+    assert run.summary() == {"train_loss": 1.0, "train_accuracy": 2 / 3}

@@ -61,8 +61,9 @@ def test_parse_floors_collects_every_problem():
         assert part in text
 
 
-def test_shipped_floors_file_is_valid():
-    names = {c.name for c in load_floors(ROOT / "benchmarks" / "floors.toml")}
+@pytest.mark.parametrize("name", ["floors.toml", "floors-gpu.toml"])
+def test_shipped_floors_files_are_valid(name):
+    names = {c.name for c in load_floors(ROOT / "benchmarks" / name)}
     assert names == {"train_vs_trainer_dynamic", "train_vs_trainer_max_length",
                      "grid_speedup_vs_trainer"}
 

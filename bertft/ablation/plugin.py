@@ -82,7 +82,7 @@ def pytest_configure(config: pytest.Config) -> None:
         ray_num_gpus=config.getoption("bertft_ray_num_gpus"),
         ray_num_cpus=config.getoption("bertft_ray_num_cpus"),
         ray_max_retries=config.getoption("bertft_ray_max_retries"))
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    worker = getattr(config, "workerinput", {}).get("workerid")  # gwN on an xdist worker
     if config.getoption("bertft_executor") == "gpus" and worker:
         _pin_gpu(worker)
 
@@ -230,7 +230,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     pytest waits on them one item at a time (after -k / --lf deselection)."""
     opts = session.config.stash[OPTIONS]
     if (opts.executor != "ray" or session.config.option.collectonly
-            or os.environ.get("PYTEST_XDIST_WORKER")):  # under xdist, each item submits itself
+            or hasattr(session.config, "workerinput")):  # an xdist worker: items submit alone
         return
     store = ResultStore(opts.results)
     pending = []
