@@ -182,11 +182,14 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
         step, bad_evals, samples, tokens, train_time = (
             resumed[k] for k in ("step", "bad_evals", "samples", "tokens", "train_time"))
 
+    last_eval: dict[str, Any] = {}  # the latest full validation result and the step it saw
+
     def run_eval(epoch: int) -> bool:
         """Validate, record history, track the best weights; True means stop early."""
         nonlocal best_state, bad_evals, run
-        val, _ = evaluate(model, val_loader, kind, names, device, dtype, cfg.ner_strict,
-                          forward.logits)
+        val, preds = evaluate(model, val_loader, kind, names, device, dtype, cfg.ner_strict,
+                              forward.logits)
+        last_eval.update(step=step, val=val, preds=preds)
         row = {"epoch": epoch, "step": step, **run.summary(),
                **{f"val_{k}": v for k, v in _scalars(val, kind).items()},
                "train_seconds": train_time, "samples_per_s": samples / max(train_time, 1e-9),
@@ -273,10 +276,13 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
 
     if ckpt_dir:
         checkpoint.remove(ckpt_dir)
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    val, val_preds = evaluate(model, val_loader, kind, names, device, dtype, cfg.ner_strict,
-                              forward.logits)
+    if last_eval.get("step") == step and (best_state is None or best["step"] == step):
+        val, val_preds = last_eval["val"], last_eval["preds"]  # these weights were just scored
+    else:
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        val, val_preds = evaluate(model, val_loader, kind, names, device, dtype,
+                                  cfg.ner_strict, forward.logits)
     test_loader = forward.loader("test", train=False)
     test, test_preds = (evaluate(model, test_loader, kind, names, device, dtype, cfg.ner_strict,
                                  forward.logits) if encoded.test else ({}, {}))

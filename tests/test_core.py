@@ -269,3 +269,22 @@ def test_running_sums_stay_on_the_device_until_read():
     assert isinstance(run.loss_sum, torch.Tensor)  # no float() per step: no GPU sync
     assert run.loss() == 2.0
     assert run.summary() == {"train_loss": 1.0, "train_accuracy": 2 / 3}
+
+
+def test_final_validation_reuses_the_last_evaluation_of_the_same_weights(monkeypatch):
+    import bertft.train as train
+
+    calls = []
+    real = train.evaluate
+
+    def counting(model, loader, *args, **kwargs):
+        calls.append(len(loader.dataset))
+        return real(model, loader, *args, **kwargs)
+
+    monkeypatch.setattr(train, "evaluate", counting)
+    splits = toy_splits()
+    cfg = Config(**TINY, epochs=2, batch_size=8, restore_best=False)
+    result = fit(cfg, splits=splits)
+    n_val, n_test = len(splits.validation), len(splits.test)
+    assert calls == [n_val, n_val, n_test]  # one per epoch, then the test split only
+    assert result.validation["accuracy"] == result.history[-1]["val_accuracy"]
