@@ -183,6 +183,26 @@ def test_interrupted_run_leaves_no_partial_result(sig, grid: Grid) -> None:
     assert leftovers(folder) == []
 
 
+def test_a_ctrl_c_swallowed_by_a_finalizer_still_stops_the_grid(grid: Grid) -> None:
+    """Python drops a KeyboardInterrupt raised inside `__del__`; the plugin remembers the
+    SIGINT and stops after the trial in progress, whose result is complete."""
+    (grid.root / "conftest.py").write_text(
+        "import os, signal\n"
+        "class Bomb:\n"
+        "    def __del__(self):\n"
+        "        os.kill(os.getpid(), signal.SIGINT)  # its KeyboardInterrupt is swallowed\n"
+        "def pytest_runtest_call(item):\n"
+        "    Bomb()\n", encoding="utf-8")
+    try:
+        rc, out = grid.run("swallowed")
+    finally:
+        (grid.root / "conftest.py").unlink()
+    assert rc == pytest.ExitCode.INTERRUPTED, out
+    assert "interrupted (SIGINT) after" in out, out
+    records = stored(grid.results("swallowed"))
+    assert len(records) == 1 and next(iter(records.values()))["status"] == "passed"
+
+
 # -- partial, stale and foreign files in the store ------------------------------------------------
 def test_store_never_reads_a_partial_file_as_complete(tmp_path: Path, clean) -> None:
     store = ResultStore(tmp_path)

@@ -11,6 +11,8 @@ Registered through the `pytest11` entry point, so it works from any directory. I
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -223,6 +225,37 @@ HAS_TRIALS = pytest.StashKey[bool]()
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
                                   items: list[pytest.Item]) -> None:
     config.stash[HAS_TRIALS] = any(isinstance(i.parent, SpecFile) for i in items)
+    if config.stash[HAS_TRIALS]:
+        _guard_sigint(config)
+
+
+_SIGINTS: list[int] = []
+
+
+def _guard_sigint(config: pytest.Config) -> None:
+    """Ctrl-C raises KeyboardInterrupt as usual, and is also remembered: Python drops a
+    KeyboardInterrupt raised inside a finalizer (`__del__`, e.g. during garbage collection), and
+    the run would then go on as if never interrupted. A remembered one stops the run after the
+    trial in progress (whose result is complete, hence kept)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.default_int_handler:  # someone else's handler: leave it alone
+        return
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        _SIGINTS.append(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
+    config.add_cleanup(lambda: signal.signal(signal.SIGINT, previous))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_logfinish(nodeid: str, location: tuple) -> None:
+    if _SIGINTS:
+        _SIGINTS.clear()
+        raise KeyboardInterrupt(f"interrupted (SIGINT) after {nodeid}")
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
