@@ -11,8 +11,11 @@ A model name is one of:
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import logging
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,7 +68,36 @@ def resolve_model_path(name: str) -> str:
     if name.startswith((".", "/", "~")):
         raise BertftError(f"model '{name}': no such directory; built-in models: "
                           f"{', '.join(BUILTIN_MODELS)}; or a Hugging Face model id")
-    return name  # a Hub id; transformers reports it if unreachable
+    why = hub_problem(name)
+    if why is not None:
+        raise BertftError(f"model '{name}': cannot load ({why}); built-in offline models: "
+                          f"{', '.join(BUILTIN_MODELS)}; or a local model directory")
+    return name  # a Hub id that is cached or whose Hub answers; transformers does the rest
+
+
+@functools.lru_cache(maxsize=64)
+def hub_problem(name: str) -> str | None:
+    """Why the Hub id `name` cannot load here, found in seconds (transformers' own retries take
+    about a minute without network); None when it may load: it is in the local Hugging Face
+    cache, or the Hub answered (any HTTP status: transformers reports unknown or gated ids)."""
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    try:
+        if isinstance(try_to_load_from_cache(name, "config.json"), str):
+            return None
+    except ValueError as exc:  # HFValidationError: not a valid repo id
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+    if constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set and it is not in the local Hugging Face cache"
+    url = f"{constants.ENDPOINT}/api/models/{name}"
+    try:
+        urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=5).close()
+    except urllib.error.HTTPError:
+        return None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return f"not cached, and the Hub at {constants.ENDPOINT} is unreachable: {reason}"
+    return None
 
 
 @contextlib.contextmanager

@@ -254,3 +254,40 @@ def test_bad_spec_is_a_collection_error(pytester: pytest.Pytester,
     assert "warmup_steps = -1: must be >= 0" in out
     assert "Traceback" not in out
     assert not (pytester.path / "results").exists()
+
+
+def test_an_unreachable_hub_fails_in_seconds_not_after_retries(monkeypatch) -> None:
+    import urllib.error
+
+    import huggingface_hub.constants
+
+    from bertft import models
+
+    calls = []
+
+    def unreachable(request, timeout):
+        calls.append((request.full_url, timeout))
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(models.urllib.request, "urlopen", unreachable)
+    models.hub_problem.cache_clear()
+    try:
+        with pytest.raises(BertftError) as exc:
+            models.resolve_model_path("no-such-org/no-such-model")
+        assert calls == [(f"{huggingface_hub.constants.ENDPOINT}/api/models/"
+                          "no-such-org/no-such-model", 5)]
+        assert str(exc.value) == (
+            "model 'no-such-org/no-such-model': cannot load (not cached, and the Hub at "
+            f"{huggingface_hub.constants.ENDPOINT} is unreachable: Name or service not known); "
+            "built-in offline models: minilm-l6, tiny-bert; or a local model directory")
+
+        def answers(request, timeout):  # any HTTP status means the Hub is there
+            raise urllib.error.HTTPError(request.full_url, 404, "Not Found", {}, None)
+
+        monkeypatch.setattr(models.urllib.request, "urlopen", answers)
+        models.hub_problem.cache_clear()
+        assert models.resolve_model_path("no-such-org/no-such-model") == \
+            "no-such-org/no-such-model"
+    finally:
+        models.hub_problem.cache_clear()
