@@ -17,6 +17,8 @@ States are kept in process memory (fp32, [length, hidden] per example, on the tr
 keyed by model name, tokenized-data key, K, device, dtype and a hash of the frozen weights, so
 trials that share those (other seeds, learning rates, head settings, epochs) reuse them. The
 hash makes the key correct for randomly initialised models (tiny-bert) and changed checkpoints.
+A deeper K continues from the deepest cached K' < K of the same weights and data (a freezing
+grid over K = 2, 4, 6 runs two layers per new K, not K).
 Memory: real tokens x hidden x 4 bytes per split (SST-2 4k rows on minilm-l6: ~40 MB); states
 that would exceed `MAX_CACHE_BYTES` are not cached (the full path runs instead).
 
@@ -126,11 +128,15 @@ class CachedForward:
         key = (cfg.model, encoded.key, k, self.cls_only, str(device), str(dtype),
                frozen_weights_hash(model, k))
         self.hit = key in _CACHE
+        self.reused_layers = 0  # K' < K: continued from the cached states after layer K'
         if self.hit:
             _CACHE.move_to_end(key)
         else:
+            start = _deepest_cached_prefix(model, key)
+            self.reused_layers = start[0] if start else 0
             _CACHE[key] = {s: precompute(model, encoded.split(s), tokenizer, k, self.cls_only,
-                                         device, dtype, cfg.eval_batch_size)
+                                         device, dtype, cfg.eval_batch_size,
+                                         start=(start[0], start[1][s]) if start else None)
                            for s in ("train", "validation", "test")}
             _evict(keep=key)
         self.states = _CACHE[key]
@@ -197,6 +203,7 @@ class CachedForward:
 
     def timing(self) -> dict[str, float]:
         return {"frozen_cache": 1.0, "frozen_cache_hit": float(self.hit),
+                "frozen_cache_reused_layers": float(self.reused_layers),
                 "frozen_precompute_seconds": self.precompute_seconds}
 
 
@@ -240,29 +247,54 @@ def frozen_weights_hash(model: nn.Module, k: int) -> str:
     return h.hexdigest()
 
 
+def _deepest_cached_prefix(model: nn.Module, key: tuple
+                           ) -> tuple[int, dict[str, list[torch.Tensor]]] | None:
+    """Cached full states after a shallower layer K' < K of the same model weights, data,
+    device and precision, the deepest such K' (a freezing grid over K reuses K=2 for K=4):
+    layers K'..K then run on them instead of the embeddings and layers 0..K."""
+    name, data, k, _, device, dtype, _ = key
+    found = sorted(((c[2], c) for c in _CACHE if c[:2] == (name, data) and c[2] < k
+                    and not c[3] and c[4:6] == (device, dtype)), reverse=True)
+    for k0, candidate in found:
+        if candidate[6] == frozen_weights_hash(model, k0):
+            return k0, _CACHE[candidate]
+    return None
+
+
 @torch.no_grad()
 def precompute(model: nn.Module, feats: list[Feature], tokenizer: PreTrainedTokenizerBase,
                k: int, cls_only: bool, device: torch.device, dtype: torch.dtype,
-               batch_size: int) -> list[torch.Tensor]:
+               batch_size: int, start: tuple[int, list[torch.Tensor]] | None = None
+               ) -> list[torch.Tensor]:
     """Hidden states after layer k for each example ([real length, hidden], or [1, hidden] of
-    [CLS] when `cls_only`), in eval mode. Examples are batched by length to skip padding."""
+    [CLS] when `cls_only`), in eval mode. Examples are batched by length to skip padding.
+    With `start = (k0, states)`, layers k0..k run on the given states after layer k0."""
     parts = encoder_parts(model)
     was_training = model.training
     model.eval()
     out: list[torch.Tensor] = [torch.empty(0)] * len(feats)
     order = sorted(range(len(feats)), key=lambda i: len(feats[i]["input_ids"]))  # type: ignore
     try:
-        for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
-            batch = tokenizer.pad([{n: feats[i][n] for n in MODEL_INPUTS if n in feats[i]}
-                                   for i in idx], padding="longest", return_tensors="pt")
-            batch = {n: v.to(device) for n, v in batch.items()}
+        for first in range(0, len(order), batch_size):
+            idx = order[first:first + batch_size]
             with autocast(device, dtype):
-                h = parts.embeddings(input_ids=batch["input_ids"],
-                                     token_type_ids=batch.get("token_type_ids"))
+                if start is None:
+                    batch = tokenizer.pad(
+                        [{n: feats[i][n] for n in MODEL_INPUTS if n in feats[i]} for i in idx],
+                        padding="longest", return_tensors="pt")
+                    batch = {n: v.to(device) for n, v in batch.items()}
+                    h = parts.embeddings(input_ids=batch["input_ids"],
+                                         token_type_ids=batch.get("token_type_ids"))
+                    layers = parts.layers[:k]
+                else:
+                    h = nn.utils.rnn.pad_sequence([start[1][i] for i in idx], batch_first=True)
+                    lengths = torch.tensor([start[1][i].shape[0] for i in idx], device=h.device)
+                    batch = {"attention_mask": (torch.arange(h.shape[1], device=h.device)[None]
+                                                < lengths[:, None]).long()}
+                    layers = parts.layers[start[0]:k]
                 mask = create_bidirectional_mask(config=model.config, inputs_embeds=h,
                                                  attention_mask=batch["attention_mask"])
-                for layer in parts.layers[:k]:
+                for layer in layers:
                     h = layer(h, mask)
             real = batch["attention_mask"].bool()
             for j, i in enumerate(idx):

@@ -90,6 +90,29 @@ def test_states_are_reused_only_for_the_same_weights():
     assert third.hit is False
 
 
+@pytest.mark.parametrize("kind, deeper", [("classification", 2), ("ner", 2),
+                                          ("classification", "all")])
+def test_a_deeper_prefix_continues_from_a_cached_shallower_one(kind, deeper):
+    frozen.clear_cache()
+    cfg, tok, enc, model = _setup("tiny-bert", kind, deeper)
+    direct = frozen.choose_forward(model, enc, tok, kind, cfg, CPU, torch.float32)
+    assert direct.reused_layers == 0
+    frozen.clear_cache()
+    cfg1 = dataclasses.replace(cfg, freeze_layers=1)
+    frozen.choose_forward(model, enc, tok, kind, cfg1, CPU, torch.float32)  # caches K=1
+    continued = frozen.choose_forward(model, enc, tok, kind, cfg, CPU, torch.float32)
+    assert (continued.hit, continued.reused_layers) == (False, 1)
+    assert continued.timing()["frozen_cache_reused_layers"] == 1.0
+    for split in ("train", "validation", "test"):
+        for a, b in zip(direct.states[split], continued.states[split], strict=True):
+            assert a.shape == b.shape
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+    set_seed(1)  # other frozen weights: nothing to continue from
+    other = build_model(cfg, kind, _splits(kind).label_names).eval()
+    assert frozen.choose_forward(other, enc, tok, kind, cfg, CPU, torch.float32
+                                 ).reused_layers == 0
+
+
 def test_unsupported_or_unfrozen_configs_use_the_full_model():
     cfg, tok, enc, model = _setup("tiny-bert", "classification", 0)
     fwd = frozen.choose_forward(model, enc, tok, "classification", cfg, CPU, torch.float32)
