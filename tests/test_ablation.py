@@ -63,6 +63,13 @@ def test_expansion_is_pure_and_stable():
         "freeze_layers=all,lowercase=true,seed=1"
 
 
+def test_resources_table_is_read_for_the_ray_executor():
+    spec = parse_spec({"name": "t", "resources": {"num_gpus": 0.5, "num_cpus": 4},
+                       "grid": {"batch_size": [8]}}, "t.toml", {})
+    assert spec.resources == {"num_gpus": 0.5, "num_cpus": 4.0}
+    assert parse_spec({"name": "t", "grid": {"batch_size": [8]}}, "t.toml", {}).resources == {}
+
+
 def test_command_line_overrides_replace_base_settings():
     spec = parse_spec({"name": "t", "base": {"task": "bbc-news"}, "grid": {"batch_size": [8]}},
                       "t.toml", {"task": "sst2"})
@@ -97,6 +104,11 @@ BAD_SPECS = [
     ("[[zip]]\nhead_lr = [1e-3, 1e-4]\nbase_lr = [1e-4]\n",
      "zip[0]: lists must have equal lengths, got head_lr=2, base_lr=1", ""),
     ("[grid]\nseed = [1, 2]\n", "seed: use the top-level `seeds = [...]` list", ""),
+    ("[resources]\nnum_gpu = 1\n", "resources.num_gpu: unknown key", "allowed: num_gpus, num_cpus"),
+    ("[resources]\nnum_gpus = 1.5\n", "resources.num_gpus = 1.5: allowed: a fraction in [0, 1] "
+     "or a whole number", ""),
+    ("[resources]\nnum_cpus = \"two\"\n", "resources.num_cpus = 'two': expected a number", ""),
+    ("resources = 2\n", "resources: expected a [resources] table", ""),
 ]
 
 

@@ -113,7 +113,7 @@ def test_plugin_submits_pending_trials_before_running_any(pytester, monkeypatch)
 
     out.assertoutcome(passed=2, skipped=1)
     assert fake.calls == [("submit", pending)] + [("run", [t]) for t in pending]
-    assert set(settings) == {("auto", 0.5, 1.0, 3)}
+    assert set(settings) == {("auto", 0.5, None, 3)}  # None: the spec's [resources], else 1
 
 
 def _trial_and_spec():
@@ -124,7 +124,10 @@ def _trial_and_spec():
 def _executor_whose_task(monkeypatch, error: BaseException) -> ray_executor.RayExecutor:
     """A RayExecutor without a cluster: `ray.get` raises what a dead worker would."""
     executor = object.__new__(ray_executor.RayExecutor)
-    executor._task = type("Task", (), {"remote": staticmethod(lambda *a: object())})()
+    task = type("Task", (), {"remote": staticmethod(lambda *a: object())})()
+    executor._remote = type("Remote", (), {"options": staticmethod(lambda **kw: task)})()
+    executor.num_gpus, executor.num_cpus, executor.max_retries = None, None, 1
+    executor.cluster_gpus, executor._warned = 0.0, set()
     executor._refs, executor._submitted = {}, {}
 
     def get(ref):
@@ -164,6 +167,15 @@ def test_settings_are_checked_together():
     assert len(info.value.problems) == 3
     ray_executor.check_settings(0.25, 2, 0)
     ray_executor.check_settings(2, 1, 1)
+
+
+def test_resources_come_from_the_options_then_the_spec_then_defaults():
+    resolve = ray_executor.resolve_resources
+    assert resolve(None, None, {}, cluster_gpus=0) == (0.0, 1.0)
+    assert resolve(None, None, {}, cluster_gpus=4) == (1.0, 1.0)
+    assert resolve(None, None, {"num_gpus": 0.25, "num_cpus": 4}, cluster_gpus=4) == (0.25, 4.0)
+    assert resolve(0.5, 2, {"num_gpus": 0.25, "num_cpus": 4}, cluster_gpus=4) == (0.5, 2.0)
+    assert resolve(None, 8, {"num_gpus": 2}, cluster_gpus=0) == (2.0, 8.0)
 
 
 def test_missing_ray_is_a_usage_error(monkeypatch):

@@ -39,8 +39,8 @@ class Options:
     executor: str
     ray_address: str | None
     started: float
-    ray_num_gpus: float | None = None   # per trial; None: 1 if the Ray cluster has GPUs, else 0
-    ray_num_cpus: float = 1
+    ray_num_gpus: float | None = None   # per trial; None: the spec's [resources], else auto
+    ray_num_cpus: float | None = None   # per trial; None: the spec's [resources], else 1
     ray_max_retries: int = 1
 
 
@@ -62,9 +62,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "local Ray.")
     group.addoption("--bertft-ray-num-gpus", type=float, default=None, metavar="N",
                     help="GPUs per trial with the ray executor (fractions share a GPU); "
-                         "default: 1 if the cluster has GPUs, else 0.")
-    group.addoption("--bertft-ray-num-cpus", type=float, default=1.0, metavar="N",
-                    help="CPUs per trial with the ray executor (default: 1).")
+                         "overrides the spec's [resources] num_gpus; default: 1 if the "
+                         "cluster has GPUs, else 0.")
+    group.addoption("--bertft-ray-num-cpus", type=float, default=None, metavar="N",
+                    help="CPUs per trial with the ray executor; overrides the spec's "
+                         "[resources] num_cpus; default: 1.")
     group.addoption("--bertft-ray-max-retries", type=int, default=1, metavar="N",
                     help="Ray retries of a trial whose worker died (default: 1); then the "
                          "trial is stored as failed.")

@@ -16,7 +16,9 @@ under `$BERTFT_CACHE_DIR`. `BERTFT_*` and `HF_*` variables of the driver are pas
 path. Relative paths in a spec resolve against the driver's working directory, which the task
 enters when it exists on the worker's node (a shared filesystem); otherwise use absolute paths.
 
-Each task reserves `num_gpus` (a fraction shares a GPU) and `num_cpus`; Ray sets
+Each task reserves `num_gpus` (a fraction shares a GPU) and `num_cpus`: the CLI/pytest options
+when given, else the spec's `[resources]` table, else 1 GPU when the cluster has GPUs (0
+otherwise) and 1 CPU (`resolve_resources`). Ray sets
 `OMP_NUM_THREADS` to `num_cpus`, so a CPU trial trains with that many threads unless the spec
 sets `num_threads`. A worker that dies (crash, out of memory, lost node) is retried
 `max_retries` times by Ray, then its trial is stored as `failed` and the grid continues.
@@ -34,7 +36,7 @@ from typing import Any
 
 from bertft.ablation.result import TrialResult
 from bertft.ablation.runner import spec_info
-from bertft.ablation.spec import Spec, Trial
+from bertft.ablation.spec import Spec, Trial, resource_problems
 from bertft.errors import BertftError, ConfigError
 
 MISSING_RAY = "executor 'ray' needs Ray: pip install 'bertft[ray]'"
@@ -72,7 +74,7 @@ class RayExecutor:
     """Submits trials as Ray tasks and hands back their results, one `run` per pytest item."""
 
     def __init__(self, address: str | None, num_gpus: float | None = None,
-                 num_cpus: float = 1, max_retries: int = 1) -> None:
+                 num_cpus: float | None = None, max_retries: int = 1) -> None:
         check_settings(num_gpus, num_cpus, max_retries)
         self.address = address
         self.settings = (num_gpus, num_cpus, max_retries)
@@ -86,18 +88,22 @@ class RayExecutor:
             # would interleave with pytest's output; a failed trial stores its own traceback.
             ray.init(address=address, runtime_env={"env_vars": env}, log_to_driver=False,
                      **extra)
-        cluster_gpus = ray.cluster_resources().get("GPU", 0)
-        if num_gpus is None:  # one GPU per trial when the cluster has GPUs, else CPU only
-            num_gpus = 1 if cluster_gpus > 0 else 0
-        elif num_gpus > cluster_gpus:  # not an error: an autoscaling cluster may add GPUs
-            warnings.warn(f"each trial asks for {num_gpus} GPU(s) but the Ray cluster has "
-                          f"{cluster_gpus:g} now; trials wait until such a node joins",
-                          stacklevel=2)
+        self.cluster_gpus = float(ray.cluster_resources().get("GPU", 0))
         self.num_gpus, self.num_cpus, self.max_retries = num_gpus, num_cpus, max_retries
-        self._task = ray.remote(_run_remote).options(
-            num_gpus=num_gpus, num_cpus=num_cpus, max_retries=max_retries)
+        self._remote = ray.remote(_run_remote)
+        self._warned: set[float] = set()
         self._refs: dict[tuple[str, str, str], Any] = {}
         self._submitted: dict[tuple[str, str, str], float] = {}
+
+    def resources(self, spec: Spec) -> tuple[float, float]:
+        gpus, cpus = resolve_resources(self.num_gpus, self.num_cpus, spec.resources,
+                                       self.cluster_gpus)
+        if gpus > self.cluster_gpus and gpus not in self._warned:
+            self._warned.add(gpus)  # not an error: an autoscaling cluster may add GPUs
+            warnings.warn(f"each trial of {spec.name} asks for {gpus:g} GPU(s) but the Ray "
+                          f"cluster has {self.cluster_gpus:g} now; trials wait until such a "
+                          "node joins", stacklevel=2)
+        return gpus, cpus
 
     def submit(self, trials_and_specs: Iterable[tuple[Trial, Spec]]) -> int:
         """Start a task for each trial not already running; returns how many were started."""
@@ -105,7 +111,10 @@ class RayExecutor:
         for trial, spec in trials_and_specs:
             key = _key(trial)
             if key not in self._refs:
-                self._refs[key] = self._task.remote(trial, spec, os.getcwd())
+                gpus, cpus = self.resources(spec)
+                task = self._remote.options(num_gpus=gpus, num_cpus=cpus,
+                                            max_retries=self.max_retries)
+                self._refs[key] = task.remote(trial, spec, os.getcwd())
                 self._submitted[key] = time.time()
                 started += 1
         return started
@@ -140,14 +149,21 @@ class RayExecutor:
             ray.shutdown()
 
 
-def check_settings(num_gpus: float | None, num_cpus: float, max_retries: int) -> None:
+def resolve_resources(num_gpus: float | None, num_cpus: float | None,
+                      spec_resources: dict[str, float], cluster_gpus: float
+                      ) -> tuple[float, float]:
+    """(GPUs, CPUs) one trial reserves: the option when given, else the spec's [resources],
+    else one GPU when the cluster has GPUs (none otherwise) and one CPU."""
+    gpus = num_gpus if num_gpus is not None else spec_resources.get(
+        "num_gpus", 1.0 if cluster_gpus > 0 else 0.0)
+    cpus = num_cpus if num_cpus is not None else spec_resources.get("num_cpus", 1.0)
+    return float(gpus), float(cpus)
+
+
+def check_settings(num_gpus: float | None, num_cpus: float | None, max_retries: int) -> None:
     """All problems with the per-trial resources at once, before Ray starts."""
-    p = []
-    # Ray's rule: a trial shares one GPU (a fraction) or owns whole GPUs
-    if num_gpus is not None and not (0 <= num_gpus <= 1 or num_gpus == int(num_gpus) > 1):
-        p.append(f"num_gpus = {num_gpus!r}: allowed: a fraction in [0, 1] or a whole number")
-    if not num_cpus >= 0:
-        p.append(f"num_cpus = {num_cpus!r}: allowed: a number >= 0")
+    given = {k: v for k, v in (("num_gpus", num_gpus), ("num_cpus", num_cpus)) if v is not None}
+    p = resource_problems(given)
     if not max_retries >= 0:
         p.append(f"max_retries = {max_retries!r}: allowed: an integer >= 0")
     if p:
@@ -169,7 +185,7 @@ def failed_result(trial: Trial, spec: Spec, exc: BaseException, submitted: float
 
 
 def get_executor(address: str | None = None, num_gpus: float | None = None,
-                 num_cpus: float = 1, max_retries: int = 1) -> RayExecutor:
+                 num_cpus: float | None = None, max_retries: int = 1) -> RayExecutor:
     """The process-wide executor (Ray is initialised once per process)."""
     global _EXECUTOR
     settings = (num_gpus, num_cpus, max_retries)
@@ -195,4 +211,4 @@ def _now() -> str:
 
 
 __all__ = ["MISSING_RAY", "RayExecutor", "check_settings", "failed_result", "get_executor",
-           "shutdown"]
+           "resolve_resources", "shutdown"]

@@ -24,14 +24,15 @@ from __future__ import annotations
 import itertools
 import json
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bertft.config import FIELDS, Config, coerce, unknown_key_message
 from bertft.errors import ConfigError
 
-TOP_KEYS = ("name", "description", "seeds", "baseline", "base", "grid", "zip")
+TOP_KEYS = ("name", "description", "seeds", "baseline", "base", "grid", "zip", "resources")
+RESOURCE_KEYS = ("num_gpus", "num_cpus")  # per trial, for the ray executor
 
 
 class SpecError(ConfigError):
@@ -48,6 +49,7 @@ class Spec:
     values: tuple[tuple[tuple[Any, ...], ...], ...]  # per axis: the value tuples
     seeds: tuple[int, ...]
     baseline: dict[str, Any]
+    resources: dict[str, float] = field(default_factory=dict)  # [resources]: ray task needs
 
     @property
     def axis_names(self) -> tuple[str, ...]:
@@ -179,14 +181,35 @@ def parse_spec(data: dict[str, Any], source: str, overrides: dict[str, Any]) -> 
             allowed = [vals[axes[axis].index(key)] for vals in values[axis]]
             p.append(f"baseline.{key} = {value!r}: not among the axis values {allowed}")
 
+    resources = _table(data, "resources", p)
+    p += [f"resources.{m}" for m in resource_problems(resources)]
+
     spec = Spec(name if isinstance(name, str) else "", description
                 if isinstance(description, str) else "", source, base, tuple(axes),
-                tuple(values), tuple(seeds), dict(baseline))
+                tuple(values), tuple(seeds), dict(baseline),
+                {} if any(m.startswith("resources.") for m in p)
+                else {k: float(v) for k, v in resources.items()})
     if not p:  # every grid point must make a valid config; each distinct problem once
         p += _grid_problems(spec)
     if p:
         raise SpecError(p, source)
     return spec
+
+
+def resource_problems(resources: dict[str, Any]) -> list[str]:
+    """Per-trial Ray resources: `num_gpus` a fraction in [0, 1] (trials share a GPU) or a whole
+    number (Ray's rule), `num_cpus` a number >= 0. Shared by specs and the CLI options."""
+    p = []
+    for key, value in resources.items():
+        if key not in RESOURCE_KEYS:
+            p.append(f"{key}: unknown key; allowed: {', '.join(RESOURCE_KEYS)}")
+        elif isinstance(value, bool) or not isinstance(value, int | float):
+            p.append(f"{key} = {value!r}: expected a number")
+        elif key == "num_gpus" and not (0 <= value <= 1 or value == int(value) > 1):
+            p.append(f"num_gpus = {value!r}: allowed: a fraction in [0, 1] or a whole number")
+        elif key == "num_cpus" and not value >= 0:
+            p.append(f"num_cpus = {value!r}: allowed: a number >= 0")
+    return p
 
 
 def _table(data: dict[str, Any], key: str, p: list[str]) -> dict[str, Any]:
