@@ -3,7 +3,8 @@
     python -m benchmarks.check [--floors benchmarks/floors.toml] [--out .benchmarks/check.json]
 
 One process measures, after a warmup, on a small SST-2 workload (see floors.toml): bertft and both
-Trainer configurations on one epoch, and the freezing grid through both. Ratios survive noisy
+Trainer configurations on one epoch (interleaved rounds, the fastest of each), and the freezing
+grid through both. Ratios survive noisy
 machines better than absolute times. Exit 1 when a ratio is more than the tolerance below its
 floor, naming the ratio, its value, the floor and the tolerance.
 """
@@ -27,10 +28,20 @@ GATE = Workload(train_rows=256, max_length=64, val_rows=64, test_rows=64, epochs
                 grid_epochs=2)
 
 
+ROUNDS = 2  # single trials, interleaved; the fastest round of each system counts
+
+
+def _fastest(runs: list[dict]) -> dict:
+    return max(runs, key=lambda r: r["samples_per_s"])
+
+
 def measure(setup: Setup) -> tuple[dict[str, float], dict]:
-    bertft = run_bertft(setup)
-    dyn = run_trainer(setup, "dynamic")
-    maxlen = run_trainer(setup, "max_length")
+    """Single trials run in interleaved rounds and the fastest of each system counts (as
+    pytest-benchmark's min): a burst of load on a shared machine then hits one round of one
+    system, not the ratio."""
+    rounds = [(run_bertft(setup), run_trainer(setup, "dynamic"),
+               run_trainer(setup, "max_length")) for _ in range(ROUNDS)]
+    bertft, dyn, maxlen = (_fastest([r[i] for r in rounds]) for i in range(3))
     grid_b, grid_t = run_grid_bertft(setup), run_grid_trainer(setup)
     ratios = {
         "train_vs_trainer_dynamic": bertft["samples_per_s"] / dyn["samples_per_s"],
