@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -158,17 +159,12 @@ class CachedForward:
 
     def _collate(self, split: str, idx: list[int]) -> dict[str, torch.Tensor]:
         feats, states = self.encoded.split(split), self.states[split]
-        h = nn.utils.rnn.pad_sequence([states[i] for i in idx], batch_first=True)
-        width = self._width(h.shape[1])
-        if width > h.shape[1]:
-            h = nn.functional.pad(h, (0, 0, 0, width - h.shape[1]))
+        h, mask = _pad_states([states[i] for i in idx], self._width)
         lengths = torch.tensor([len(feats[i]["input_ids"]) for i in idx])  # type: ignore
-        kept = torch.tensor([states[i].shape[0] for i in idx])
-        mask = (torch.arange(width)[None, :] < kept[:, None]).long().to(h.device)
         if self.kind == "classification":
             labels = torch.tensor([feats[i]["labels"] for i in idx])
         else:
-            labels = torch.full((len(idx), width), IGNORE_INDEX)
+            labels = torch.full((len(idx), h.shape[1]), IGNORE_INDEX)
             for j, i in enumerate(idx):
                 row = feats[i]["labels"]
                 labels[j, :len(row)] = torch.tensor(row)  # type: ignore[arg-type]
@@ -247,6 +243,19 @@ def frozen_weights_hash(model: nn.Module, k: int) -> str:
     return h.hexdigest()
 
 
+def _pad_states(states: list[torch.Tensor], width: Callable[[int], int] | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cached per-example states ([length, hidden]) as one zero-padded batch, `width(longest)`
+    positions wide (default: the longest), and its attention mask (1 on each example's
+    states). Shared by the training batches and by continuing a shallower cached prefix."""
+    h = nn.utils.rnn.pad_sequence(states, batch_first=True)
+    w = width(h.shape[1]) if width else h.shape[1]
+    if w > h.shape[1]:
+        h = nn.functional.pad(h, (0, 0, 0, w - h.shape[1]))
+    kept = torch.tensor([t.shape[0] for t in states], device=h.device)
+    return h, (torch.arange(w, device=h.device)[None, :] < kept[:, None]).long()
+
+
 def _deepest_cached_prefix(model: nn.Module, key: tuple
                            ) -> tuple[int, dict[str, list[torch.Tensor]]] | None:
     """Cached full states after a shallower layer K' < K of the same model weights, data,
@@ -285,18 +294,15 @@ def precompute(model: nn.Module, feats: list[Feature], tokenizer: PreTrainedToke
                     batch = {n: v.to(device) for n, v in batch.items()}
                     h = parts.embeddings(input_ids=batch["input_ids"],
                                          token_type_ids=batch.get("token_type_ids"))
-                    layers = parts.layers[:k]
+                    attention, layers = batch["attention_mask"], parts.layers[:k]
                 else:
-                    h = nn.utils.rnn.pad_sequence([start[1][i] for i in idx], batch_first=True)
-                    lengths = torch.tensor([start[1][i].shape[0] for i in idx], device=h.device)
-                    batch = {"attention_mask": (torch.arange(h.shape[1], device=h.device)[None]
-                                                < lengths[:, None]).long()}
+                    h, attention = _pad_states([start[1][i] for i in idx])
                     layers = parts.layers[start[0]:k]
                 mask = create_bidirectional_mask(config=model.config, inputs_embeds=h,
-                                                 attention_mask=batch["attention_mask"])
+                                                 attention_mask=attention)
                 for layer in layers:
                     h = layer(h, mask)
-            real = batch["attention_mask"].bool()
+            real = attention.bool()
             for j, i in enumerate(idx):
                 out[i] = (h[j, :1] if cls_only else h[j][real[j]]).float().clone()
     finally:

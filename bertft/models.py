@@ -70,8 +70,7 @@ def resolve_model_path(name: str) -> str:
                           f"{', '.join(BUILTIN_MODELS)}; or a Hugging Face model id")
     why = hub_problem(name)
     if why is not None:
-        raise BertftError(f"model '{name}': cannot load ({why}); built-in offline models: "
-                          f"{', '.join(BUILTIN_MODELS)}; or a local model directory")
+        raise _cannot_load(name, why, "or a local model directory")
     return name  # a Hub id that is cached or whose Hub answers; transformers does the rest
 
 
@@ -86,7 +85,7 @@ def hub_problem(name: str) -> str | None:
         if isinstance(try_to_load_from_cache(name, "config.json"), str):
             return None
     except ValueError as exc:  # HFValidationError: not a valid repo id
-        return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        return _describe(exc)
     if constants.HF_HUB_OFFLINE:
         return "HF_HUB_OFFLINE is set and it is not in the local Hugging Face cache"
     url = f"{constants.ENDPOINT}/api/models/{name}"
@@ -118,11 +117,18 @@ def _quiet_transformers() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
+def _cannot_load(name: str, why: str, hint: str = "a Hub id needs network access"
+                 ) -> BertftError:
+    return BertftError(f"model '{name}': cannot load ({why}); built-in offline models: "
+                       f"{', '.join(BUILTIN_MODELS)}; {hint}")
+
+
+def _describe(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+
+
 def _hub_error(name: str, exc: Exception) -> BertftError:
-    return BertftError(
-        f"model '{name}': cannot load ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
-        f"built-in offline models: {', '.join(BUILTIN_MODELS)}; a Hub id needs network access"
-    )
+    return _cannot_load(name, _describe(exc))
 
 
 def load_tokenizer(cfg: Config) -> PreTrainedTokenizerBase:

@@ -182,13 +182,13 @@ def parse_spec(data: dict[str, Any], source: str, overrides: dict[str, Any]) -> 
             p.append(f"baseline.{key} = {value!r}: not among the axis values {allowed}")
 
     resources = _table(data, "resources", p)
-    p += [f"resources.{m}" for m in resource_problems(resources)]
+    bad_resources = resource_problems(resources)
+    p += [f"resources.{m}" for m in bad_resources]
 
     spec = Spec(name if isinstance(name, str) else "", description
                 if isinstance(description, str) else "", source, base, tuple(axes),
                 tuple(values), tuple(seeds), dict(baseline),
-                {} if any(m.startswith("resources.") for m in p)
-                else {k: float(v) for k, v in resources.items()})
+                {} if bad_resources else {k: float(v) for k, v in resources.items()})
     if not p:  # every grid point must make a valid config; each distinct problem once
         p += _grid_problems(spec)
     if p:
