@@ -14,7 +14,7 @@ from bertft.predict import Predictor, bio_spans
 from bertft.runtime import resolve_device, resolve_precision, set_seed
 from bertft.train import fit
 
-TINY = dict(model="tiny-bert", progress=False, max_length=32)
+TINY = {"model": "tiny-bert", "progress": False, "max_length": 32}
 
 
 def toy_splits(n: int = 96) -> Splits:
@@ -272,7 +272,7 @@ def test_running_sums_stay_on_the_device_until_read():
 
 
 def test_final_validation_reuses_the_last_evaluation_of_the_same_weights(monkeypatch):
-    import bertft.train as train
+    from bertft import train
 
     calls = []
     real = train.evaluate
@@ -288,3 +288,36 @@ def test_final_validation_reuses_the_last_evaluation_of_the_same_weights(monkeyp
     n_val, n_test = len(splits.validation), len(splits.test)
     assert calls == [n_val, n_val, n_test]  # one per epoch, then the test split only
     assert result.validation["accuracy"] == result.history[-1]["val_accuracy"]
+
+
+def test_compiled_training_learns_and_compiles_a_few_graphs_not_one_per_batch_width():
+    """`compile = true` (inductor on the CPU here): padded widths bucketed by
+    pad_to_multiple_of, and after the second width torch.compile switches to dynamic shapes,
+    so five or more widths cost at most three graphs; state_dict keys stay
+    plain (no `_orig_mod.`)."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    words = ["movie", "plot", "actor", "scene", "music", "story", "ending", "cast"]
+    rows = [Example(text=f"the {words[i % 8]} was {'good' if i % 2 else 'bad'} "
+                    + " ".join(words[(i * j) % 8] for j in range(i % 53)), label=i % 2)
+            for i in range(112)]
+    splits = Splits("toy", "classification", ("neg", "pos"), tuple(rows[:96]),
+                    tuple(rows[96:104]), tuple(rows[104:]), "generated")
+    cfg = Config(**{**TINY, "max_length": 64}, epochs=6, batch_size=8, head_lr=3e-3,
+                 base_lr=3e-3, save_model=False, compile=True, pad_to_multiple_of=8,
+                 sampling="group_by_length")
+    tok = load_tokenizer(cfg)
+    loader = make_loader(encode_splits(splits, tok, cfg).train, tok, "classification", cfg,
+                         train=True, seed=cfg.seed)
+    widths = {b["input_ids"].shape[1] for b in loader}
+    assert len(widths) >= 5 and all(w % 8 == 0 for w in widths)
+    torch._dynamo.reset()
+    counters.clear()
+    result = fit(cfg, splits=splits)
+    assert 1 <= counters["stats"]["unique_graphs"] <= 3
+    losses = [row["train_loss"] for row in result.history]
+    assert losses[-1] < losses[0] * 0.5
+    assert result.validation["accuracy"] == 1.0
+    assert not any("_orig_mod" in k for k in result.model.state_dict())
+    torch._dynamo.reset()
