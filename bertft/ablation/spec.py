@@ -176,7 +176,8 @@ def parse_spec(data: dict[str, Any], source: str, overrides: dict[str, Any]) -> 
     for key, value in baseline.items():
         axis = next((i for i, a in enumerate(axes) if key in a), None)
         if axis is None:
-            p.append(f"baseline.{key}: not an axis of this spec; axes: {', '.join(names) or 'none'}")
+            axes_text = ", ".join(names) or "none"
+            p.append(f"baseline.{key}: not an axis of this spec; axes: {axes_text}")
         elif not any(vals[axes[axis].index(key)] == value for vals in values[axis]):
             allowed = [vals[axes[axis].index(key)] for vals in values[axis]]
             p.append(f"baseline.{key} = {value!r}: not among the axis values {allowed}")
