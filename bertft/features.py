@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from transformers import (
 )
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
+from bertft.checkpoint import atomic_torch_save
 from bertft.config import Config
 from bertft.data import Example, Splits
 
@@ -49,7 +51,8 @@ def align_labels(word_ids: list[int | None], tags: tuple[int, ...], all_subtoken
     pieces -100 (or the tag with `all_subtokens`), special tokens -100.
 
     With `all_subtokens`, a continuation piece of a `B-X` word would need `I-X`; we keep the
-    tag as is, the common convention (seqeval scores words, not pieces).
+    tag as is, the common convention. It only applies to training: evaluation splits are
+    always labelled on first pieces (`encode_examples`), so seqeval scores words, not pieces.
     """
     out: list[int] = []
     previous: int | None = None
@@ -65,7 +68,10 @@ def align_labels(word_ids: list[int | None], tags: tuple[int, ...], all_subtoken
 
 
 def encode_examples(examples: tuple[Example, ...], kind: str, tokenizer: PreTrainedTokenizerBase,
-                    cfg: Config) -> list[Feature]:
+                    cfg: Config, *, train: bool = True) -> list[Feature]:
+    """Features of one split. NER labels of evaluation splits (`train=False`) sit on the first
+    piece of each word only, whatever `label_all_subtokens` says: metrics, predictions and the
+    validation loss are per word."""
     if not examples:
         return []
     if kind == "classification":
@@ -82,7 +88,8 @@ def encode_examples(examples: tuple[Example, ...], kind: str, tokenizer: PreTrai
     feats = []
     for i, e in enumerate(examples):
         f = {k: enc[k][i] for k in enc.keys()}
-        f["labels"] = align_labels(enc.word_ids(i), e.tags or (), cfg.label_all_subtokens)
+        f["labels"] = align_labels(enc.word_ids(i), e.tags or (),
+                                   cfg.label_all_subtokens and train)
         feats.append(f)
     return feats
 
@@ -97,7 +104,7 @@ def cache_key(splits: Splits, tokenizer: PreTrainedTokenizerBase, cfg: Config) -
         "lower": getattr(tokenizer, "do_lower_case", None),
         "max_length": cfg.max_length,
         "label_all_subtokens": cfg.label_all_subtokens if splits.kind == "ner" else None,
-        "version": 1,
+        "version": 2,  # 2: evaluation splits labelled on first pieces only
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -128,23 +135,32 @@ def encode_splits(splits: Splits, tokenizer: PreTrainedTokenizerBase, cfg: Confi
         except Exception:  # a truncated or foreign file: recompute and overwrite
             encoded = None
     if encoded is None:
-        encoded = Encoded(*(encode_examples(getattr(splits, s), splits.kind, tokenizer, cfg)
+        encoded = Encoded(*(encode_examples(getattr(splits, s), splits.kind, tokenizer, cfg,
+                                            train=s == "train")
                             for s in ("train", "validation", "test")), key=key)
         if path is not None:
-            _atomic_torch_save({"train": encoded.train, "validation": encoded.validation,
-                                "test": encoded.test}, path)
+            _write_cache({"train": encoded.train, "validation": encoded.validation,
+                          "test": encoded.test}, path)
     _MEMORY[key] = encoded
     return encoded
 
 
-def _atomic_torch_save(obj: Any, path: Path) -> None:
+_cache_write_warned = False
+
+
+def _write_cache(obj: Any, path: Path) -> None:
+    """The disk cache only saves time: a failed write (read-only folder, full disk) leaves no
+    partial file, warns once per process and the run goes on."""
+    global _cache_write_warned
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only cache only costs speed
+        atomic_torch_save(obj, path)
+    except Exception as exc:
+        if not _cache_write_warned:
+            _cache_write_warned = True
+            warnings.warn(f"tokenization cache: cannot write {path} ({type(exc).__name__}: "
+                          f"{exc}); continuing without the disk cache (set BERTFT_CACHE_DIR "
+                          "to a writable folder, or to '' to turn it off)",
+                          RuntimeWarning, stacklevel=2)
 
 
 def collator(tokenizer: PreTrainedTokenizerBase, kind: str, cfg: Config):

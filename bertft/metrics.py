@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from seqeval.metrics import classification_report as seq_report
@@ -67,3 +68,25 @@ SCALAR_METRICS = {
     "classification": ("accuracy", "f1_macro", "precision_macro", "recall_macro", "loss"),
     "ner": ("f1", "precision", "recall", "accuracy", "loss"),
 }
+
+
+def metric_problem(metric_for_best: str, kind: str) -> str | None:
+    """Why `metric_for_best` cannot rank runs of this task kind, or None when it can."""
+    if best_metric_name(metric_for_best, kind) in SCALAR_METRICS[kind]:
+        return None
+    return (f"metric_for_best = {metric_for_best!r}: not a {kind} metric; "
+            f"allowed: auto, {', '.join(SCALAR_METRICS[kind])}")
+
+
+# Lower is better for these; every other metric in SCALAR_METRICS is higher-is-better.
+LOWER_IS_BETTER = frozenset({"loss"})
+
+
+def improves(metric: str, value: float, best: float) -> bool:
+    """Whether `value` of `metric` is strictly better than `best` (lower for a loss)."""
+    return value < best if metric in LOWER_IS_BETTER else value > best
+
+
+def worst_value(metric: str) -> float:
+    """The starting "best" value that any finite first evaluation improves on."""
+    return math.inf if metric in LOWER_IS_BETTER else -math.inf

@@ -142,7 +142,7 @@ def load_tokenizer(cfg: Config) -> PreTrainedTokenizerBase:
     return tok
 
 
-def model_config(cfg: Config, kind: Kind, label_names: tuple[str, ...]):
+def model_config(cfg: Config, label_names: tuple[str, ...]):
     """The transformers config with the task's labels and the run's dropout settings."""
     path = resolve_model_path(cfg.model)
     extra: dict[str, object] = {}
@@ -168,7 +168,7 @@ def build_model(cfg: Config, kind: Kind, label_names: tuple[str, ...]) -> PreTra
 
     The caller seeds torch first (`runtime.set_seed`); head initialisation draws from that stream.
     """
-    mcfg = model_config(cfg, kind, label_names)
+    mcfg = model_config(cfg, label_names)
     auto = AutoModelForSequenceClassification if kind == "classification" \
         else AutoModelForTokenClassification
     if cfg.model == "tiny-bert":
@@ -259,10 +259,6 @@ def format_inspection(info: dict[str, object], name: str) -> str:
         f"frozen {info['frozen']:,}",
     ]
     return "\n".join(lines)
-
-
-def count_trainable(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def non_embedding_params(model: PreTrainedModel) -> int:

@@ -13,6 +13,7 @@ work a frozen layer skips (no weight gradients) is still counted, as MFU convent
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ BF16_PEAK_FLOPS: dict[str, float] = {
     "H100 NVL": 835e12,
     "A100": 312e12,
     "L40S": 362e12,
+    "L40": 181e12,
     "L4": 121e12,
     "A10G": 70e12,
     "A10": 125e12,
@@ -46,13 +48,21 @@ def mfu(flops: float, seconds: float, peak_flops: float) -> float:
     return flops / seconds / peak_flops
 
 
+def _has_token(name: str, token: str) -> bool:
+    """`token` appears in `name` as a whole word: 'L4' is not in 'NVIDIA L40', but 'A100' is in
+    'NVIDIA A100-SXM4-80GB'."""
+    return re.search(rf"(?<![A-Z0-9]){re.escape(token)}(?![A-Z0-9])", name) is not None
+
+
 def peak_flops(device_name: str) -> float | None:
     """Peak bf16 FLOP/s for a CUDA device name (`torch.cuda.get_device_name`); None if unknown.
-    The longest matching key wins ('H100 PCIe' before 'H100', 'A10G' before 'A10')."""
+    Every word of a key must appear as a whole word in the name ('L4' does not match 'NVIDIA
+    L40'); the longest matching key wins; an H100 with no form factor in its name counts as SXM."""
     name = device_name.upper()
-    hits = [k for k in BF16_PEAK_FLOPS if all(part in name for part in k.upper().split())]
+    hits = [k for k in BF16_PEAK_FLOPS if all(_has_token(name, part)
+                                              for part in k.upper().split())]
     if not hits:
-        if "H100" in name:  # unlabelled H100s are SXM in most clouds
+        if _has_token(name, "H100"):  # unlabelled H100s are SXM in most clouds
             return BF16_PEAK_FLOPS["H100 SXM"]
         return None
     return BF16_PEAK_FLOPS[max(hits, key=len)]
@@ -86,8 +96,11 @@ Check = RatioFloorCheck
 def parse_floors(text: str, source: str = "floors.toml") -> list[Check]:
     """A `[floors]` table of name = number (every ratio is higher-is-better: express wall times
     as speedups), an optional top-level `tolerance` (default 0.15) and a free-form `[workload]`
-    table (documentation). Every problem is raised at once."""
-    data = tomllib.loads(text)
+    table (documentation). Every problem is raised at once, as one ValueError naming `source`."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{source}: TOML syntax error: {exc}") from None
     problems: list[str] = []
     tol = data.get("tolerance", 0.15)
     if not isinstance(tol, int | float) or isinstance(tol, bool) or not 0 <= tol < 1:
@@ -97,7 +110,11 @@ def parse_floors(text: str, source: str = "floors.toml") -> list[Check]:
     problems += [f"unknown key '{k}': allowed tolerance, floors, workload"
                  for k in sorted(unknown)]
     checks: list[Check] = []
-    for name, value in data.get("floors", {}).items():
+    floors = data.get("floors", {})
+    if not isinstance(floors, dict):
+        problems.append(f"floors = {floors!r}: expected a table of name = number")
+        floors = {}
+    for name, value in floors.items():
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             problems.append(f"floors.{name} = {value!r}: expected a number > 0")
         else:
@@ -108,7 +125,14 @@ def parse_floors(text: str, source: str = "floors.toml") -> list[Check]:
 
 
 def load_floors(path: str | Path) -> list[Check]:
-    return parse_floors(Path(path).read_text(encoding="utf-8"), str(path))
+    """`parse_floors` of a file; an unreadable file is a ValueError naming it, as bad content."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValueError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read ({exc}); expected a UTF-8 TOML file") from None
+    return parse_floors(text, str(path))
 
 
 def format_table(rows: list[tuple[Check, float, str | None]]) -> str:

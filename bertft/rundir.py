@@ -69,7 +69,27 @@ def read_run_config(run_dir: str | Path) -> tuple[Config, str, tuple[str, ...]]:
                           "create one with `bertft train ... --out DIR`")
     try:
         blob = json.loads(path.read_text(encoding="utf-8"))
-        return (Config.from_dict(blob["config"], source=str(path)), blob["kind"],
-                tuple(blob["label_names"]))
-    except (json.JSONDecodeError, KeyError) as exc:
-        raise BertftError(f"{path}: unreadable ({exc}); the run directory is damaged") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BertftError(f"{path}: unreadable ({exc}); the run directory is damaged") from None
+    problem = _run_config_problem(blob)
+    if problem:
+        raise BertftError(f"{path}: {problem}; the run directory is damaged")
+    return (Config.from_dict(blob["config"], source=str(path)), blob["kind"],
+            tuple(blob["label_names"]))
+
+
+def _run_config_problem(blob: Any) -> str | None:
+    """What is wrong with the shape of a parsed bertft_config.json, or None."""
+    if not isinstance(blob, dict):
+        return f"expected a JSON object, found {type(blob).__name__}"
+    missing = [k for k in ("config", "kind", "label_names") if k not in blob]
+    if missing:
+        return f"missing key{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
+    if not isinstance(blob["config"], dict):
+        return f"'config' is {type(blob['config']).__name__}; expected an object of settings"
+    if blob["kind"] not in ("classification", "ner"):
+        return f"'kind' is {blob['kind']!r}; expected 'classification' or 'ner'"
+    names = blob["label_names"]
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        return "'label_names' must be a list of strings"
+    return None

@@ -63,11 +63,15 @@ def configure_threads(num_threads: int) -> None:
 
 
 def configure_determinism(enabled: bool) -> None:
-    """Deterministic algorithms on GPU; CPU kernels used here are deterministic already."""
+    """Deterministic algorithms on GPU; CPU kernels used here are deterministic already.
+
+    Process-wide torch flags: set on every call, so a `deterministic = true` run does not leave
+    them on for later runs in the same process (ablation trials share one)."""
     if enabled:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.benchmark = False
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts
+        torch.backends.cudnn.benchmark = False  # autotuning may pick different kernels
+    torch.use_deterministic_algorithms(enabled)
+    torch.backends.cudnn.deterministic = enabled
 
 
 def device_name(device: torch.device) -> str:

@@ -28,8 +28,11 @@ from bertft.config import Config
 from bertft.data import Splits, load_task
 from bertft.errors import ConfigError, TrialDiverged
 from bertft.features import IGNORE_INDEX, Encoded, encode_splits
-from bertft.frozen import MODEL_INPUTS, forward_logits  # noqa: F401 (re-exported)
-from bertft.metrics import SCALAR_METRICS, best_metric_name, classification_metrics, ner_metrics
+from bertft.frozen import forward_logits
+from bertft.metrics import (
+    SCALAR_METRICS, best_metric_name, classification_metrics, improves, metric_problem,
+    ner_metrics, worst_value,
+)
 from bertft.models import build_model, load_tokenizer
 from bertft.runtime import (
     autocast, configure_determinism, configure_threads, environment, peak_memory_mb,
@@ -127,9 +130,8 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
     splits = splits if splits is not None else load_task(cfg)
     kind, names = splits.kind, splits.label_names
     metric = best_metric_name(cfg.metric_for_best, kind)
-    if metric not in SCALAR_METRICS[kind]:
-        raise ConfigError([f"metric_for_best = {cfg.metric_for_best!r}: not a {kind} metric; "
-                           f"allowed: auto, {', '.join(SCALAR_METRICS[kind])}"])
+    if problem := metric_problem(cfg.metric_for_best, kind):
+        raise ConfigError([problem])
     tokenizer = load_tokenizer(cfg)
     encoded: Encoded = encode_splits(splits, tokenizer, cfg)
 
@@ -154,7 +156,7 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
     frozen_modules = _frozen_modules(model, frozen)
 
     history: list[dict[str, Any]] = []
-    best = {"metric": metric, "value": -math.inf, "epoch": 0, "step": 0}
+    best = {"metric": metric, "value": worst_value(metric), "epoch": 0, "step": 0}
     best_state: dict[str, torch.Tensor] | None = None
     step, bad_evals, samples, tokens = 0, 0, 0, 0
     train_time = forward.precompute_seconds  # honest throughput: the cache costs train time
@@ -198,7 +200,7 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
         if on_log:
             on_log(row)
         run = _Running()
-        if val[metric] > best["value"]:
+        if improves(metric, val[metric], best["value"]):
             best.update(value=val[metric], epoch=epoch, step=step)
             bad_evals = 0
             if cfg.restore_best:  # a copy on the CPU: device memory stays for training

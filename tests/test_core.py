@@ -1,6 +1,8 @@
 """Unit tests of the core on the tiny random BERT: seconds each, no real model."""
 
 import json
+import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -37,8 +39,12 @@ def toy_ner() -> Splits:
                   tuple(rows[20:]), "generated")
 
 
-def test_device_and_precision_resolution_on_cpu():
-    assert resolve_device("auto").type in ("cpu", "cuda", "mps")
+def test_device_and_precision_resolution_on_cpu(monkeypatch):
+    for cuda, mps, want in ((True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda cuda=cuda: cuda)
+        monkeypatch.setattr(torch.backends.mps, "is_available", lambda mps=mps: mps)
+        assert resolve_device("auto") == torch.device(want)
+    monkeypatch.undo()
     assert resolve_device("cpu") == torch.device("cpu")
     assert resolve_precision("auto", torch.device("cpu")) == torch.float32
     assert resolve_precision("bf16", torch.device("cpu")) == torch.bfloat16
@@ -135,15 +141,50 @@ def test_same_seed_same_metrics_and_another_seed_differs():
     assert a.history[0]["train_loss"] != c.history[0]["train_loss"]
 
 
-def test_early_stopping_stops_after_patience_and_restores_the_best_weights():
-    cfg = Config(**TINY, epochs=8, batch_size=8, head_lr=1e-6, base_lr=1e-6,
-                 early_stopping_patience=1, metric_for_best="accuracy")
+def scripted_validation(monkeypatch, metric: str, values: list[float]) -> list[dict]:
+    """The first len(values) evaluations (validation during training) report `values` for
+    `metric`; returns the weights each of them saw. Later evaluations are untouched."""
+    from bertft import train
+
+    real = train.evaluate
+    seen: list[dict] = []
+
+    def scripted(model, loader, *args, **kwargs):
+        metrics, preds = real(model, loader, *args, **kwargs)
+        if len(seen) < len(values):
+            seen.append({k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
+            metrics = {**metrics, metric: values[len(seen) - 1]}
+        return metrics, preds
+
+    monkeypatch.setattr(train, "evaluate", scripted)
+    return seen
+
+
+def same_weights(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k].cpu()) for k in a)
+
+
+def test_early_stopping_stops_after_patience_and_restores_the_best_weights(monkeypatch):
+    seen = scripted_validation(monkeypatch, "accuracy", [0.5, 0.9, 0.6, 0.4])
+    cfg = Config(**TINY, epochs=8, batch_size=8, early_stopping_patience=2,
+                 metric_for_best="accuracy", save_model=False)
     result = fit(cfg, splits=toy_splits())
-    assert len(result.history) < 8
-    best = max(r["val_accuracy"] for r in result.history)
-    assert result.validation["accuracy"] == pytest.approx(best)
-    assert result.best["epoch"] == next(r["epoch"] for r in result.history
-                                        if r["val_accuracy"] == best)
+    assert [r["val_accuracy"] for r in result.history] == [0.5, 0.9, 0.6, 0.4]  # then stopped
+    assert result.best == {"metric": "accuracy", "value": 0.9, "epoch": 2, "step": 16}
+    weights = result.model.state_dict()
+    assert same_weights(seen[1], weights) and not same_weights(seen[3], weights)
+
+
+def test_loss_as_metric_for_best_keeps_the_lowest_validation_loss(monkeypatch):
+    losses = [1.0, 0.8, 0.9, 0.7, 0.75, 0.85]
+    seen = scripted_validation(monkeypatch, "loss", losses)
+    cfg = Config(**TINY, epochs=8, batch_size=8, early_stopping_patience=2,
+                 metric_for_best="loss", save_model=False)
+    result = fit(cfg, splits=toy_splits())
+    # 0.9 and 0.75 do not improve; the second miss in a row (0.85) stops the run
+    assert [r["val_loss"] for r in result.history] == losses
+    assert result.best == {"metric": "loss", "value": 0.7, "epoch": 4, "step": 32}
+    assert same_weights(seen[3], result.model.state_dict())
 
 
 def test_history_records_throughput_and_eval_steps():
@@ -184,9 +225,26 @@ def test_ner_run_predicts_entity_spans_with_character_offsets(tmp_path):
     result = fit(cfg, splits=toy_ner(), out_dir=tmp_path)
     assert {"f1", "precision", "recall"} <= set(result.validation)
     out = Predictor.from_run(tmp_path, device="cpu").predict(["john lives in paris"])[0]
+    assert out["entities"]
     for ent in out["entities"]:
         assert out["text"][ent["start"]:ent["end"]] == ent["text"]
         assert 0 < ent["score"] <= 1
+
+
+def test_label_all_subtokens_trains_on_every_piece_but_scores_words():
+    rows = [Example(tokens=("johnathanovich", "lives", "in", "parisville"), tags=(1, 0, 0, 3)),
+            Example(tokens=("mary", "visited", "new", "york"), tags=(1, 0, 3, 4))] * 12
+    splits = Splits("toyner", "ner", ("O", "B-PER", "I-PER", "B-LOC", "I-LOC"),
+                    tuple(rows[:16]), tuple(rows[16:20]), tuple(rows[20:]), "generated")
+    cfg = Config(**TINY, label_all_subtokens=True, epochs=1, batch_size=4, save_model=False)
+    enc = encode_splits(splits, load_tokenizer(cfg), cfg)
+    labelled = [sum(t != IGNORE_INDEX for t in f["labels"]) for f in (enc.train[0],
+                                                                      enc.validation[0])]
+    assert labelled == [7, 4]  # john ##athan ##ovich lives in paris ##ville; one per word
+    result = fit(cfg, splits=splits)
+    assert [len(g) for g in result.predictions["validation"]["label"]] == [4] * 4
+    # two entities per sentence, as words; per piece "B-PER B-PER B-PER" would count three
+    assert sum(t["support"] for t in result.validation["per_type"].values()) == 2 * 4
 
 
 def test_bio_spans_groups_words_into_entities():
@@ -237,6 +295,114 @@ def test_cli_usage_errors_exit_2_with_one_message(capsys):
     err = capsys.readouterr().err
     assert err.startswith("bertft: error: --set: 1 problem:")
     assert "did you mean batch_size" in err and "Traceback" not in err
+
+
+def test_predict_file_that_is_a_folder_or_not_utf8_exits_2_with_one_message(tmp_path, capsys):
+    latin1 = tmp_path / "texts.txt"
+    latin1.write_bytes(b"caf\xe9\n")
+    expected = "a UTF-8 text file, one text per line"
+    for path, problem in ((tmp_path, "is a directory"),
+                          (latin1, "cannot read ('utf-8' codec can't decode byte 0xe9 in "
+                                   "position 3: invalid continuation byte)")):
+        assert main(["predict", "RUN", "--file", str(path)]) == 2
+        assert capsys.readouterr().err == \
+            f"bertft: error: --file {path}: {problem}; expected {expected}\n"
+
+
+@pytest.mark.parametrize("content, problem", [
+    (b"[1, 2]", "expected a JSON object, found list"),
+    (b'{"config": [], "kind": "ner", "label_names": ["O"]}',
+     "'config' is list; expected an object of settings"),
+    (b'{"config": {}, "kind": "ner"}', "missing key label_names"),
+    (b'{"config": {}, "kind": "ner", "label_names": "O"}',
+     "'label_names' must be a list of strings"),
+    (b'{"config": {}, "kind": "\xe9"}',
+     "unreadable ('utf-8' codec can't decode byte 0xe9 in position 24: invalid continuation "
+     "byte)"),
+])
+def test_a_damaged_run_config_is_one_clear_error(tmp_path, content, problem):
+    from bertft.errors import BertftError
+    from bertft.rundir import CONFIG_FILE, read_run_config
+
+    (tmp_path / CONFIG_FILE).write_bytes(content)
+    with pytest.raises(BertftError) as e:
+        read_run_config(tmp_path)
+    assert str(e.value) == f"{tmp_path / CONFIG_FILE}: {problem}; the run directory is damaged"
+
+
+@pytest.mark.parametrize("argv, specs, pytest_args", [
+    (["-n", "2", "ablations/ner.toml"], ["ablations/ner.toml"], ["-n", "2"]),
+    (["ablations/ner.toml", "-n", "2", "-x"], ["ablations/ner.toml"], ["-n", "2", "-x"]),
+    (["--ray-num-gpus", "2", "-n", "2", "a.toml", "--lf"], ["a.toml"], ["-n", "2", "--lf"]),
+    (["-n", "auto"], [], ["-n", "auto"]),
+])
+def test_ablate_passes_pytest_options_through_before_or_after_the_specs(argv, specs,
+                                                                         pytest_args):
+    from bertft.cli import ablate_argv, build_parser, split_pytest_args
+
+    argv = ["ablate", *argv]
+    args, extra = build_parser().parse_known_args(argv)
+    got_specs, got_pytest = split_pytest_args(argv, args.specs, extra)
+    assert (got_specs, got_pytest) == (specs, pytest_args)
+    if specs:  # specs first, pytest's own arguments last
+        args.specs = got_specs
+        out = ablate_argv(args, got_pytest)
+        assert out[:len(specs) + 1] == [*specs, "--bertft-results"]
+        assert out[-len(pytest_args):] == pytest_args
+
+
+def test_ablate_rejects_a_positional_that_is_neither_a_spec_nor_an_option_value(capsys):
+    assert main(["ablate", "--results", "out", "2", "a.toml"]) == 2
+    assert capsys.readouterr().err == ("bertft: error: ablate: '2' is not a spec (a .toml file "
+                                       "or a folder of them) nor the value of a pytest option\n")
+
+
+def test_deterministic_setting_does_not_leak_into_later_runs():
+    small = toy_splits(40)
+    try:
+        fit(Config(**TINY, epochs=1, batch_size=8, save_model=False, deterministic=True), small)
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.backends.cudnn.deterministic
+        fit(Config(**TINY, epochs=1, batch_size=8, save_model=False), small)
+        assert not torch.are_deterministic_algorithms_enabled()
+        assert not torch.backends.cudnn.deterministic
+    finally:
+        torch.use_deterministic_algorithms(False)
+        torch.backends.cudnn.deterministic = False
+
+
+def _full_disk(obj, f):
+    Path(f).write_bytes(b"partial")  # torch.save had begun writing
+    raise RuntimeError("PytorchStreamWriter failed writing file data: No space left on device")
+
+
+def test_a_failed_tokenization_cache_write_warns_once_and_the_run_goes_on(tmp_path,
+                                                                          monkeypatch):
+    from bertft import features
+
+    monkeypatch.setattr(torch, "save", _full_disk)
+    monkeypatch.setenv("BERTFT_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(features, "_MEMORY", {})
+    monkeypatch.setattr(features, "_cache_write_warned", False)
+    cfg = Config(**TINY)
+    tok = load_tokenizer(cfg)
+    with pytest.warns(RuntimeWarning, match=r"^tokenization cache: cannot write .*\.pt "
+                      r"\(RuntimeError: PytorchStreamWriter .*\); continuing without"):
+        enc = encode_splits(toy_splits(), tok, cfg)
+    assert len(enc.train) == 64
+    assert list(tmp_path.rglob("*")) == [tmp_path / "tokenized"]  # no partial file left
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a second failure in the process is silent
+        encode_splits(toy_splits(48), tok, cfg)
+
+
+def test_a_failed_checkpoint_write_raises_and_leaves_no_partial_file(tmp_path, monkeypatch):
+    from bertft import checkpoint
+
+    monkeypatch.setattr(torch, "save", _full_disk)
+    with pytest.raises(RuntimeError, match="No space left on device"):
+        checkpoint.save(tmp_path, {"epoch": 1})
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_run_interrupted_after_an_epoch_resumes_from_its_checkpoint(tmp_path):

@@ -180,6 +180,33 @@ def test_local_file_missing(tmp_path: Path) -> None:
         load_task(Config(task="conll2003", data_dir=str(tmp_path)))
 
 
+def test_explicit_data_dir_that_does_not_exist_is_an_error(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    monkeypatch.setenv("BERTFT_DATA_DIR", str(tmp_path))  # the explicit setting wins
+    missing = tmp_path / "nope"
+    with pytest.raises(DataError) as e:
+        load_task(Config(task="sst2", data_dir=str(missing)))
+    assert str(e.value) == (f"sst2: file not found: {missing / 'train.tsv'} (pass --data-dir "
+                            "or set BERTFT_DATA_DIR to a folder with train.tsv and dev.tsv)")
+
+
+def test_env_data_dir_without_the_task_falls_back_to_the_hub(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    from bertft.data import _local_dir
+
+    cfg = Config(task="sst2")
+    monkeypatch.setenv("BERTFT_DATA_DIR", str(tmp_path / "absent"))  # tox sets it, existing or not
+    assert _local_dir(cfg, "sst2", "train.tsv") is None
+    monkeypatch.setenv("BERTFT_DATA_DIR", str(tmp_path))  # exists, holds no sst2 data
+    (tmp_path / "imdb").mkdir()
+    assert _local_dir(cfg, "sst2", "train.tsv") is None
+    assert _local_dir(cfg, "imdb", "imdb_train_sample.csv") == tmp_path / "imdb"
+    (tmp_path / "train.tsv").write_text("sentence\tlabel\n")
+    assert _local_dir(cfg, "sst2", "train.tsv") == tmp_path
+
+
 # --- Hub paths (offline: datasets.load_dataset is replaced) -------------------------------
 def test_hub_unreachable(monkeypatch: pytest.MonkeyPatch) -> None:
     import datasets

@@ -113,10 +113,38 @@ def test_a_deeper_prefix_continues_from_a_cached_shallower_one(kind, deeper):
                                  ).reused_layers == 0
 
 
-def test_unsupported_or_unfrozen_configs_use_the_full_model():
+def test_unfrozen_configs_use_the_full_model():
     cfg, tok, enc, model = _setup("tiny-bert", "classification", 0)
     fwd = frozen.choose_forward(model, enc, tok, "classification", cfg, CPU, torch.float32)
     assert isinstance(fwd, frozen.FullForward) and fwd.timing()["frozen_cache"] == 0.0
+    assert fwd.why == "no frozen prefix"
+
+
+def test_unsupported_architectures_use_the_full_model_and_say_why():
+    from transformers import BertForSequenceClassification
+
+    class MyBertClassifier(BertForSequenceClassification):
+        pass
+
+    cfg, tok, enc, model = _setup("tiny-bert", "classification", 1)
+    other = MyBertClassifier(model.config)
+    no_pooler = build_model(cfg, "classification", ("neg", "pos"))
+    no_pooler.bert.pooler = None
+    for m, why in ((other, "MyBertClassifier is not one of BertForSequenceClassification, "
+                           "BertForTokenClassification"),
+                   (no_pooler, "the model has no pooler")):
+        assert frozen.unsupported_reason(m, "classification") == why
+        fwd = frozen.choose_forward(m, enc, tok, "classification", cfg, CPU, torch.float32)
+        assert isinstance(fwd, frozen.FullForward) and fwd.why == why
+    assert frozen.unsupported_reason(model, "classification") is None
+
+
+def test_states_larger_than_the_cache_limit_use_the_full_model(monkeypatch):
+    cfg, tok, enc, model = _setup("tiny-bert", "classification", 1)
+    monkeypatch.setattr(frozen, "MAX_CACHE_BYTES", 1)
+    fwd = frozen.choose_forward(model, enc, tok, "classification", cfg, CPU, torch.float32)
+    assert isinstance(fwd, frozen.FullForward)
+    assert fwd.why.startswith("states would take ") and "GiB" in fwd.why
 
 
 @pytest.mark.parametrize("kind, freeze_layers", [("classification", 1), ("ner", 1),

@@ -1,6 +1,8 @@
 import pytest
 
-from bertft.metrics import best_metric_name, classification_metrics, ner_metrics
+from bertft.metrics import (
+    best_metric_name, classification_metrics, improves, ner_metrics, worst_value,
+)
 
 
 def test_classification_metrics_on_a_known_example():
@@ -38,3 +40,11 @@ def test_auto_metric():
     assert best_metric_name("auto", "classification") == "f1_macro"
     assert best_metric_name("auto", "ner") == "f1"
     assert best_metric_name("accuracy", "ner") == "accuracy"
+
+
+def test_loss_improves_downwards_and_every_other_metric_upwards():
+    assert improves("loss", 0.7, 0.8) and not improves("loss", 0.9, 0.8)
+    assert improves("f1", 0.9, 0.8) and not improves("accuracy", 0.7, 0.8)
+    assert not improves("loss", 0.8, 0.8)  # ties keep the earlier (first) best
+    assert improves("loss", 1e9, worst_value("loss"))
+    assert improves("f1_macro", 0.0, worst_value("f1_macro"))

@@ -20,10 +20,10 @@ def test_training_flops_by_hand():
 
 
 def test_training_flops_minilm_sized_batch():
-    # 21.3M non-embedding params, 6 layers, 384 hidden, 32 sequences of 128 tokens
-    tokens = 32 * 128
-    want = 6 * 21_300_000 * tokens + 12 * 6 * 384 * 32 * 128**2
-    assert training_flops(21_300_000, 6, 384, tokens, [128] * 32) == want
+    # 21.3M non-embedding params, 6 layers, 384 hidden, 32 sequences of 128 tokens (4,096):
+    # dense 6 * 21.3M * 4,096 = 523,468,800,000 ; attention 12 * 6 * 384 * 32 * 16,384
+    # = 14,495,514,624 ; about 0.54 TFLOP per batch
+    assert training_flops(21_300_000, 6, 384, 32 * 128, [128] * 32) == 537_964_314_624
 
 
 def test_mfu_by_hand():
@@ -36,6 +36,8 @@ def test_mfu_by_hand():
     ("NVIDIA H100 80GB HBM3", 989e12), ("NVIDIA H100 PCIe", 756e12),
     ("NVIDIA H200", 989e12), ("NVIDIA A100-SXM4-80GB", 312e12), ("NVIDIA L4", 121e12),
     ("NVIDIA A10G", 70e12), ("NVIDIA L40S", 362e12), ("Tesla T4", None),
+    ("NVIDIA L40", 181e12), ("NVIDIA H100 NVL", 835e12), ("NVIDIA A10", 125e12),
+    ("NVIDIA A100 80GB PCIe", 312e12),
 ])
 def test_peak_flops_by_device_name(name, peak):
     assert peak_flops(name) == peak
@@ -61,6 +63,26 @@ def test_parse_floors_collects_every_problem():
         assert part in text
 
 
+@pytest.mark.parametrize("content, problem", [
+    (None, "file not found"),
+    ("[floors\n", "TOML syntax error: Expected ']' at the end of a table declaration"),
+    ("floors = 3\n", "floors = 3: expected a table of name = number"),
+    ("[floors]\na = 'x'\n", "floors.a = 'x': expected a number > 0"),
+])
+def test_a_bad_floors_file_is_one_message_and_exit_2(tmp_path, capsys, content, problem):
+    from benchmarks.check import main
+
+    path = tmp_path / "my-floors.toml"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(ValueError) as e:
+        load_floors(path)
+    assert str(e.value).startswith(f"{path}: {problem}")  # syntax errors add the position
+    assert main(["--floors", str(path)]) == 2  # before any data is loaded or compute run
+    err = capsys.readouterr().err
+    assert err == f"benchmarks.check: --floors {e.value}\n" and err.count("\n") == 1
+
+
 @pytest.mark.parametrize("name", ["floors.toml", "floors-gpu.toml"])
 def test_shipped_floors_files_are_valid(name):
     names = {c.name for c in load_floors(ROOT / "benchmarks" / name)}
@@ -73,3 +95,17 @@ def test_format_table_marks_failures():
     table = format_table([(c, 1.2, None), (c, 0.5, c.check(0.5))])
     assert "| x | 1.200 | 1.000 | >= 0.850 | ok |" in table
     assert "| x | 0.500 | 1.000 | >= 0.850 | FAIL |" in table
+
+
+def test_benchmark_data_check_looks_for_the_task_it_reads(tmp_path, monkeypatch, capsys):
+    from benchmarks import gpu
+    from benchmarks.workload import data_dir
+
+    (tmp_path / "imdb").mkdir()
+    (tmp_path / "imdb" / "imdb_train_sample.csv").write_text("text,label\n")
+    monkeypatch.setenv("BERTFT_DATA_DIR", str(tmp_path))
+    assert (data_dir("imdb"), data_dir("sst2"), data_dir()) == (tmp_path, None, None)
+    monkeypatch.setenv("BERTFT_DATA_DIR", str(tmp_path / "none"))
+    assert gpu.main(["--random-init"]) == 2
+    assert capsys.readouterr().err == ("benchmarks.gpu: needs imdb/imdb_train_sample.csv under "
+                                       "BERTFT_DATA_DIR (default ../shared/data)\n")
