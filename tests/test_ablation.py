@@ -1,5 +1,6 @@
 """Specs, grid expansion, ids, pytest collection and resume."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,14 @@ def test_grid_is_the_product_of_axes_and_zip_groups_vary_together():
     assert t.config.task == "bbc-news"
 
 
+def test_float_ids_stay_short_and_distinct_floats_get_distinct_ids():
+    assert make_id({"head_lr": 5e-05, "weight_decay": 0.1, "base_lr": 1e-4, "x": 1.0}) == \
+        "head_lr=5e-05,weight_decay=0.1,base_lr=0.0001,x=1"
+    trials = expand(_spec(grid={"weight_decay": [0.1, 0.1000001]}))
+    assert [t.arm_id for t in trials[::2]] == ["weight_decay=0.1", "weight_decay=0.1000001"]
+    assert len({t.trial_id for t in trials}) == len({t.config.hash() for t in trials}) == 4
+
+
 def test_expansion_is_pure_and_stable():
     spec = _spec(grid={"batch_size": [8, 16]})
     assert [t.trial_id for t in expand(spec)] == [t.trial_id for t in expand(spec)]
@@ -109,6 +118,26 @@ BAD_SPECS = [
      "or a whole number", ""),
     ("[resources]\nnum_cpus = \"two\"\n", "resources.num_cpus = 'two': expected a number", ""),
     ("resources = 2\n", "resources: expected a [resources] table", ""),
+    ("[grid]\nhead_lr = [1, 1.0]\n", "grid.head_lr: values 1 and 1.0 give the same id "
+     "'head_lr=1'; they are equal; list the value once", ""),
+    ("[[zip]]\nhead_lr = [1, 1.0]\nbase_lr = [1e-4, 1e-4]\n", "zip[0]: values (1, 0.0001) and "
+     "(1.0, 0.0001) give the same id 'head_lr=1,base_lr=0.0001'; they are equal; list the value "
+     "once", ""),
+    ("[grid]\ntrain_file = [\"a/b.csv\", \"a_b.csv\"]\n", "grid.train_file: values 'a/b.csv' "
+     "and 'a_b.csv' give the same results file name 'train_file=a_b.csv.json'; use values that "
+     "differ in a letter, a digit or one of = , . _ + -", ""),
+    ("[grid]\ntext_column = [\"x,label_column=y\", \"x\"]\nlabel_column = [\"z\", "
+     "\"y,label_column=z\"]\n", "[text_column=x,label_column=y,label_column=z]: stored in the "
+     "same results file text_column=x,label_column=y,label_column=z.json as "
+     "[text_column=x,label_column=y,label_column=z]; axis values must not contain ',' or '='", ""),
+    ("[base]\ntask = \"nope\"\n[grid]\nhead_lr = [1e-3]\n", "[head_lr=0.001] unknown task "
+     "'nope'; known tasks: bbc-news, conll-file, conll2003, imdb, sst2, text-file, wnut16", ""),
+    ("[base]\nmetric_for_best = \"f1\"\n[grid]\nhead_lr = [1e-3]\n", "[head_lr=0.001] "
+     "metric_for_best = 'f1': not a classification metric; allowed: auto, accuracy, f1_macro, "
+     "precision_macro, recall_macro, loss", ""),
+    ("[base]\ntask = \"wnut16\"\n[grid]\nmetric_for_best = [\"f1\", \"f1_macro\"]\n",
+     "[metric_for_best=f1_macro] metric_for_best = 'f1_macro': not a ner metric; allowed: auto, "
+     "f1, precision, recall, accuracy, loss", ""),
 ]
 
 
@@ -170,8 +199,108 @@ def test_resume_runs_only_the_missing_trial_and_k_selects(pytester, tmp_path):
 
 
 def test_trial_configs_are_full_configs():
-    spec = load_spec(SMOKE)
-    assert isinstance(expand(spec)[0].config, Config)
+    trials = expand(load_spec(SMOKE))
+    base = {"model": "tiny-bert", "task": "bbc-news", "max_train_samples": 40, "max_length": 32,
+            "epochs": 1, "batch_size": 8, "progress": False, "save_model": False}
+    assert [(t.trial_id, t.config) for t in trials] == [
+        (f"head_lr={lr},seed={seed}", Config.from_dict({**base, "head_lr": float(lr),
+                                                        "seed": seed}))
+        for lr in ("0.001", "0.01") for seed in (0, 1)]
+    assert trials[0].config.base_lr == Config().base_lr  # unset settings keep their defaults
+
+
+# -- the store under the plugin (trials faked: no training) -------------------------------------
+def _fake_trials(monkeypatch) -> list[str]:
+    """The plugin's runner returns a passed result at once; returns the trial ids it ran."""
+    import bertft.ablation.plugin as plugin
+    from bertft.ablation.result import TrialResult
+    from bertft.ablation.runner import spec_info
+
+    ran: list[str] = []
+
+    def run_trial(trial, spec, measure=None, checkpoint_dir=None):
+        ran.append(trial.trial_id)
+        return TrialResult(spec=spec_info(spec), trial_id=trial.trial_id, arm_id=trial.arm_id,
+                           overrides=trial.overrides, seed=trial.seed,
+                           config=trial.config.to_dict(), config_hash=trial.config.hash(),
+                           status="passed", validation={"f1_macro": 0.5, "accuracy": 0.6},
+                           created="2025-01-01T00:00:00+00:00")
+    monkeypatch.setattr(plugin, "run_trial", run_trial)
+    return ran
+
+
+def _run_smoke(pytester, results: Path, *args: str):
+    spec = pytester.path / "smoke.toml"
+    if not spec.exists():
+        spec.write_text(SMOKE.read_text())
+    return pytester.runpytest_inprocess(str(spec), "--bertft-results", str(results), "-p",
+                                        "no:cacheprovider", "--benchmark-disable", *args)
+
+
+def test_an_override_keeps_the_results_it_replaces(pytester, monkeypatch):
+    """--bertft-set changes the config hash, not the trial id: the stored result it replaces
+    moves to superseded/, and the report shows only results of the current settings."""
+    from bertft.report import render_all
+
+    ran = _fake_trials(monkeypatch)
+    results = pytester.path / "results"
+    _run_smoke(pytester, results).assert_outcomes(passed=4)
+    folder = results / "smoke"
+    old = {p.name: p.read_text() for p in folder.glob("*.json")}
+    assert len(old) == 4
+
+    ran.clear()
+    _run_smoke(pytester, results, "--bertft-set", "epochs=2", "-k", "0.01").assert_outcomes(
+        passed=2, deselected=2)
+    assert ran == ["head_lr=0.01,seed=0", "head_lr=0.01,seed=1"]
+    for name in ("head_lr=0.01,seed=0.json", "head_lr=0.01,seed=1.json"):
+        old_hash = json.loads(old[name])["config_hash"]
+        kept = folder / "superseded" / f"{name[:-5]}.{old_hash[:8]}.json"
+        assert kept.read_text() == old[name]  # the replaced result, byte for byte
+        new = json.loads((folder / name).read_text())
+        assert new["config"]["epochs"] == 2 and new["config_hash"] != old_hash
+    assert (folder / "head_lr=0.001,seed=0.json").read_text() == old["head_lr=0.001,seed=0.json"]
+
+    render_all(results, pytester.path / "reports")
+    md = (pytester.path / "reports" / "smoke.md").read_text()
+    assert "- **Trials:** 2 passed, 0 failed, 0 diverged, 0 unreadable\n- **Skipped:** 2 stored " \
+           "results of trials no longer in the spec or stored under other settings (kept on " \
+           "disk, not in this report)\n" in md
+    assert "head_lr=0.001" not in md.split("## Results")[1]
+
+
+def test_a_result_file_that_is_not_an_object_is_quarantined_and_rerun(pytester, monkeypatch):
+    from bertft.ablation.store import ResultStore
+
+    ran = _fake_trials(monkeypatch)
+    results = pytester.path / "results"
+    path = ResultStore(results).path("smoke", "head_lr=0.01,seed=0")
+    path.parent.mkdir(parents=True)
+    path.write_text("[]")
+    out = _run_smoke(pytester, results, "-k", "0.01", "-W", "always")
+    out.assert_outcomes(passed=2, deselected=2)
+    out.stdout.fnmatch_lines([f"*{path}: unreadable result (expected a JSON object, got list); "
+                              f"moved to {path}.corrupt and running the trial again*"])
+    assert ran == ["head_lr=0.01,seed=0", "head_lr=0.01,seed=1"]
+    assert Path(f"{path}.corrupt").read_text() == "[]"
+    assert json.loads(path.read_text())["status"] == "passed"
+
+
+def test_superseded_results_never_overwrite_each_other(tmp_path):
+    from bertft.ablation.store import ResultStore
+
+    store = ResultStore(tmp_path)
+    path = store.path("s", "a/b=1")
+    assert path.name == "a_b=1.json"
+    assert store.supersede("s", "a/b=1", "0123456789abcdef") is None  # nothing stored
+    names = []
+    for text in ("first", "second"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        names.append(store.supersede("s", "a/b=1", "0123456789abcdef").name)
+        assert not path.exists()
+    assert names == ["a_b=1.01234567.json", "a_b=1.01234567.1.json"]
+    assert [(tmp_path / "s" / "superseded" / n).read_text() for n in names] == ["first", "second"]
 
 
 def test_bertft_ablate_is_a_thin_wrapper_over_pytest():

@@ -162,14 +162,30 @@ def test_argparse_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_report_of_a_corrupt_results_file(tmp_path: Path) -> None:
-    """A truncated result file does not crash the report (it is listed as unreadable)."""
-    render = pytest.importorskip("bertft.report").render_all
-    (tmp_path / "results" / "smoke").mkdir(parents=True)
-    (tmp_path / "results" / "smoke" / "head_lr=0.001,seed=0.json").write_text('{"spec": {')
-    try:
-        render(tmp_path / "results", tmp_path / "reports")
-    except BertftError:
-        pass  # a clear usage error is fine too; a crash is not
+    """A truncated result file does not crash the report: it is listed as unreadable and left
+    where it is; once the results store has quarantined it, it is listed as moved aside."""
+    from bertft.ablation.store import ResultStore
+    from bertft.report import render_all
+
+    store = ResultStore(tmp_path / "results")
+    path = store.path("smoke", "head_lr=0.001,seed=0")
+    path.parent.mkdir(parents=True)
+    path.write_text('{"spec": {')
+    written = render_all(tmp_path / "results", tmp_path / "reports")
+    assert [p.name for p in written] == ["smoke.md", "README.md"]
+    md = (tmp_path / "reports" / "smoke.md").read_text()
+    assert md.startswith("# smoke\n\nNo readable results.\n\n## Unreadable results\n")
+    assert "| `smoke/head_lr=0.001,seed=0.json` | invalid JSON: Expecting property name " \
+           "enclosed in double quotes: line 1 column 11 (char 10) |" in md
+    assert path.read_text() == '{"spec": {'  # a report never moves or changes a file
+
+    found = store.lookup("smoke", "head_lr=0.001,seed=0", "0" * 16)
+    assert found.state == "corrupt" and found.reason.startswith(f"{path}: unreadable result")
+    assert store.quarantine("smoke", "head_lr=0.001,seed=0") == Path(f"{path}.corrupt")
+    render_all(tmp_path / "results", tmp_path / "reports")
+    md = (tmp_path / "reports" / "smoke.md").read_text()
+    assert "| `smoke/head_lr=0.001,seed=0.json.corrupt` | corrupted; moved aside by the results " \
+           "store, which runs the trial again |" in md
 
 
 # -- spec files ---------------------------------------------------------------------------------
@@ -207,6 +223,13 @@ SPEC_CASES = [
      ["baseline.epochs: not an axis of this spec; axes: head_lr"]),
     ("zip-unequal", SPEC_OK + "[[zip]]\nbase_lr = [1e-4, 1e-5]\nepochs = [1]\n",
      ["zip[0]: lists must have equal lengths, got base_lr=2, epochs=1"]),
+    ("unknown-task", SPEC_OK.replace('"bbc-news"', '"bbc"'),
+     ["[head_lr=0.001] unknown task 'bbc'; known tasks: bbc-news, conll-file, conll2003, imdb, "
+      "sst2, text-file, wnut16"]),
+    ("metric-not-of-the-task", SPEC_OK.replace('"bbc-news"', '"wnut16"\nmetric_for_best = '
+                                               '"f1_macro"'),
+     ["[head_lr=0.001] metric_for_best = 'f1_macro': not a ner metric; allowed: auto, f1, "
+      "precision, recall, accuracy, loss"]),
 ]
 
 

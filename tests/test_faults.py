@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from bertft.ablation.result import SCHEMA_VERSION
-from bertft.ablation.spec import expand, load_spec
-from bertft.ablation.store import ResultStore
+from bertft.ablation.spec import SpecError, expand, load_spec
+from bertft.ablation.store import Lookup, ResultStore
 
 pytest_plugins = ["pytester"]
 
@@ -223,11 +223,15 @@ def test_store_never_reads_a_partial_file_as_complete(tmp_path: Path, clean) -> 
     assert store.lookup("faults", TRIALS[0], "0" * 16).state == "stale"
     path.write_text(json.dumps({**record, "schema_version": SCHEMA_VERSION - 1}))
     assert store.lookup("faults", TRIALS[0], record["config_hash"]).state == "corrupt"
+    for text, kind in (("[]", "list"), ('"done"', "str"), ("null", "NoneType")):
+        path.write_text(text)  # valid JSON, but not a record
+        assert store.lookup("faults", TRIALS[0], record["config_hash"]) == Lookup(
+            "corrupt", reason=f"{path}: unreadable result (expected a JSON object, got {kind})")
 
 
 def test_rerun_repairs_partial_stale_and_old_results(grid: Grid, clean) -> None:
-    """Truncated -> quarantined and rerun; older schema -> rerun; other config hash -> rerun;
-    an intact result is reused and a leftover .tmp file is ignored."""
+    """Truncated -> quarantined and rerun; older schema -> rerun; other config hash -> moved to
+    superseded/ and rerun; an intact result is reused and a leftover .tmp file is ignored."""
     folder = grid.results("tampered")
     (folder / "faults").mkdir(parents=True)
     store = ResultStore(folder)
@@ -235,9 +239,9 @@ def test_rerun_repairs_partial_stale_and_old_results(grid: Grid, clean) -> None:
     text = {k: json.dumps(v, indent=2) for k, v in clean.items()}
     store.path("faults", truncated).write_text(text[truncated][: len(text[truncated]) // 2])
     store.path("faults", old).write_text(json.dumps({**clean[old], "schema_version": 0}))
-    store.path("faults", other_hash).write_text(json.dumps({**clean[other_hash],
-                                                            "config_hash": "0123456789abcdef",
-                                                            "test": {"accuracy": -1.0}}))
+    replaced = json.dumps({**clean[other_hash], "config_hash": "0123456789abcdef",
+                           "test": {"accuracy": -1.0}})
+    store.path("faults", other_hash).write_text(replaced)
     store.path("faults", intact).write_text(text[intact])
     tmp_file = folder / "faults" / f".{intact}.json.x1y2.tmp"
     tmp_file.write_text("{ half a result")
@@ -252,6 +256,9 @@ def test_rerun_repairs_partial_stale_and_old_results(grid: Grid, clean) -> None:
         {k: comparable(v) for k, v in clean.items()}
     kept = sorted(p.name for p in (folder / "faults").glob("*.corrupt"))
     assert kept == [f"{truncated}.json.corrupt", f"{old}.json.corrupt"]  # never deleted
+    superseded = folder / "faults" / "superseded"
+    assert [p.name for p in superseded.iterdir()] == [f"{other_hash}.01234567.json"]
+    assert (superseded / f"{other_hash}.01234567.json").read_text() == replaced
     assert tmp_file.read_text() == "{ half a result"
 
 
@@ -273,13 +280,30 @@ def test_two_concurrent_runs_write_each_trial_once(grid: Grid, clean) -> None:
 
 
 # -- safety: parsing and loading -------------------------------------------------------------------
-def test_specs_are_parsed_with_tomllib_only() -> None:
+def test_specs_are_parsed_with_tomllib_only(tmp_path: Path, monkeypatch) -> None:
+    """A spec is read by tomllib.loads, once, and its strings stay data: code in them is never
+    run, and YAML or pickle syntax is a TOML syntax error."""
+    import tomllib
+
     import bertft.ablation.spec as spec_module
 
-    source = Path(spec_module.__file__).read_text()
-    assert "tomllib.loads" in source
-    assert not re.search(r"^\s*(import|from)\s+(toml|yaml|pickle)\b", source, re.M)
-    assert not re.search(r"\b(eval|exec)\(", source)
+    calls: list[str] = []
+    real = tomllib.loads
+    monkeypatch.setattr(spec_module.tomllib, "loads", lambda text: calls.append(text) or real(text))
+    marker = tmp_path / "ran"
+    code = f"__import__('pathlib').Path({str(marker)!r}).touch()"
+    path = tmp_path / "s.toml"
+    path.write_text(f'description = "{code}"\n[base]\ntext_column = "{code}"\n'
+                    '[grid]\nhead_lr = [1e-3]\n', encoding="utf-8")
+    spec = load_spec(path)
+    assert calls == [path.read_text(encoding="utf-8")]
+    assert spec.description == code and expand(spec)[0].config.text_column == code
+    assert not marker.exists()
+    for text in ("!!python/object/apply:os.system ['true']\n",
+                 "cos\nsystem\n(S'true'\ntR.\n"):  # a YAML tag, a pickle
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(SpecError, match="TOML syntax error"):
+            load_spec(path)
 
 
 def test_models_load_safetensors_and_no_remote_code_unless_asked(monkeypatch,

@@ -113,7 +113,25 @@ def test_plugin_submits_pending_trials_before_running_any(pytester, monkeypatch)
 
     out.assertoutcome(passed=2, skipped=1)
     assert fake.calls == [("submit", pending)] + [("run", [t]) for t in pending]
-    assert set(settings) == {("auto", 0.5, None, 3)}  # None: the spec's [resources], else 1
+    # None: the spec's [resources], else 1; the results dir locates per-epoch checkpoints
+    assert set(settings) == {("auto", 0.5, None, 3, results)}
+
+
+def test_a_stored_file_that_is_not_an_object_is_submitted_again(pytester, monkeypatch):
+    fake = FakeExecutor()
+    monkeypatch.setattr(ray_executor, "get_executor", lambda *args: fake)
+    spec_path = pytester.path / "smoke.toml"
+    spec_path.write_text(SMOKE.read_text())
+    results = pytester.path / "results"
+    trial_ids = [t.trial_id for t in expand(load_spec(spec_path))]
+    path = ResultStore(results).path("smoke", trial_ids[0])
+    path.parent.mkdir(parents=True)
+    path.write_text("[]")
+    out = pytester.inline_run(str(spec_path), "-p", "no:cacheprovider", "--bertft-results",
+                              str(results), "--bertft-executor", "ray")
+    out.assertoutcome(passed=4)
+    assert fake.calls[0] == ("submit", trial_ids)
+    assert Path(f"{path}.corrupt").read_text() == "[]"
 
 
 def _trial_and_spec():
@@ -129,6 +147,7 @@ def _executor_whose_task(monkeypatch, error: BaseException) -> ray_executor.RayE
     executor.num_gpus, executor.num_cpus, executor.max_retries = None, None, 1
     executor.cluster_gpus, executor._warned = 0.0, set()
     executor._refs, executor._submitted = {}, {}
+    executor.results = None
 
     def get(ref):
         raise error
@@ -182,6 +201,37 @@ def test_missing_ray_is_a_usage_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
     with pytest.raises(BertftError, match=r"pip install 'bertft\[ray\]'"):
         ray_executor.get_executor(None)
+
+
+def test_tasks_checkpoint_where_the_local_runner_does(monkeypatch, tmp_path):
+    """`checkpoint_every_epoch` under Ray: the task gets the local runner's checkpoint folder
+    and hands it to run_trial."""
+    from bertft.ablation import runner
+
+    trial, spec = _trial_and_spec()
+    executor = _executor_whose_task(monkeypatch, RuntimeError("unused"))
+    sent = []
+    task = type("Task", (), {"remote": staticmethod(lambda *a: sent.append(a) or object())})()
+    executor._remote = type("Remote", (), {"options": staticmethod(lambda **kw: task)})()
+    executor.results = Path("results")
+    executor.submit([(trial, spec)])
+    expected = ResultStore("results").checkpoint_dir(spec.name, trial.trial_id)
+    assert sent == [(trial, spec, str(Path.cwd()), str(expected))]
+
+    got = []
+    monkeypatch.setattr(runner, "run_trial",
+                        lambda t, s, measure=None, checkpoint_dir=None: got.append(
+                            checkpoint_dir) or _passed(t, s))
+    monkeypatch.setattr(ray, "get_gpu_ids", lambda: [0])
+    monkeypatch.chdir(tmp_path)
+    ray_executor._run_remote(*sent[0])
+    assert got == [expected]
+
+
+def test_failed_ner_trial_is_stored_as_ner():
+    spec = load_spec(SMOKE, {"task": "wnut16"})
+    result = ray_executor.failed_result(expand(spec)[0], spec, RuntimeError("x"), time.time())
+    assert (result.status, result.kind) == ("failed", "ner")
 
 
 def test_failed_result_times_from_submission():

@@ -327,7 +327,8 @@ def test_mixed_type_axis_like_the_freezing_spec(tmp_path):
 
 
 def test_kind_comes_from_passed_trials(tmp_path):
-    """The runner stores a failed trial with the default kind (classification) even for NER."""
+    """Records written before the runners stored the kind of failed trials say classification
+    even for NER: the kind comes from the passed trials."""
     mod = _fixture_module()
     results, _ = load_results(RESULTS / NER)
     failed = {**mod.ner_trial(9, 4, 2).to_json(), "status": "failed", "kind": "classification",
@@ -341,6 +342,38 @@ def test_kind_comes_from_passed_trials(tmp_path):
     md = render_markdown(results, [], tmp_path / "out")
     assert "Val entity F1" in md
     assert "| `freeze_layers=4,seed=3` | failed   | ValueError: boom" in md
+
+
+def test_report_leaves_out_results_the_current_trials_do_not_match(tmp_path):
+    """`.current/trials.json` (written when a spec runs) lists the spec's trials and hashes: a
+    removed arm or another config hash is left out and counted; superseded/ is never read."""
+    from bertft.ablation.store import ResultStore
+    from bertft.report.load import current_trials, only_current
+
+    results = tmp_path / "results"
+    shutil.copytree(RESULTS / NER, results / NER)
+    shutil.copytree(RESULTS / NER, results / NER / "superseded")
+    loaded, _ = load_results(results / NER)
+    assert current_trials(results / NER) is None
+    assert only_current(loaded, None) == (loaded, 0)
+    current = {r.trial_id: r.config_hash for r in loaded if r.arm_id == "freeze_layers=0"}
+    current["freeze_layers=0,seed=2"] = "another hash"
+    current["freeze_layers=2,seed=1"] = "not run yet"
+    ResultStore(results).write_current(NER, current)
+    assert current_trials(results / NER) == current
+    kept, skipped = only_current(loaded, current)
+    assert [r.trial_id for r in kept] == ["freeze_layers=0,seed=1"] and skipped == 3
+
+    render_all(results, tmp_path / "out")
+    md = (tmp_path / "out" / f"{NER}.md").read_text()
+    assert "- **Trials:** 1 passed, 0 failed, 0 diverged, 0 unreadable\n- **Skipped:** 3 stored " \
+           "results of trials no longer in the spec or stored under other settings (kept on " \
+           "disk, not in this report)\n" in md
+    ResultStore(results).write_current(NER, {})
+    render_all(results, tmp_path / "out")
+    assert (tmp_path / "out" / f"{NER}.md").read_text().startswith(
+        f"# {NER}\n\n- **Skipped:** 4 stored results of trials no longer in the spec or stored "
+        "under other settings (kept on disk, not in this report)\n\nNo readable results.\n")
 
 
 def test_spec_with_only_unreadable_files_does_not_crash(tmp_path):

@@ -125,6 +125,7 @@ class SpecFile(pytest.File):
             trials = expand(spec)
         except SpecError as exc:
             raise self.CollectError(str(exc)) from None
+        self.bertft_trials = (spec, trials)  # the spec's current trials, for the store
         for trial in trials:
             item = pytest.Function.from_parent(self, name=f"{spec.name}[{trial.trial_id}]",
                                                callobj=_trial_test(spec, trial))
@@ -160,6 +161,9 @@ def run_stored(spec: Spec, trial: Trial, opts: Options, benchmark: Any = None) -
                           stacklevel=1)
         measure = _measure(benchmark)
         result = _executor(opts).run(trial, spec, measure)
+        if found.state == "stale":  # stored under other settings: kept, never overwritten
+            assert found.result is not None
+            store.supersede(spec.name, trial.trial_id, found.result.config_hash)
         store.write(result)
     return result
 
@@ -216,7 +220,7 @@ def _executor(opts: Options):
         from bertft.ablation.ray_executor import get_executor
 
         return get_executor(opts.ray_address, opts.ray_num_gpus, opts.ray_num_cpus,
-                            opts.ray_max_retries)
+                            opts.ray_max_retries, opts.results)
     # 'gpus': each xdist worker runs locally on its pinned GPU
     return _LocalExecutor(ResultStore(opts.results))
 
@@ -261,13 +265,16 @@ def pytest_runtest_logfinish(nodeid: str, location: tuple) -> None:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Ray executor: submit every trial that will run, so that they run in parallel while
-    pytest waits on them one item at a time (after -k / --lf deselection)."""
+    """Record the current trials of the specs that will run. Ray executor: submit every trial
+    that will run, so that they run in parallel while pytest waits on them one item at a time
+    (after -k / --lf deselection)."""
     opts = session.config.stash[OPTIONS]
-    if (opts.executor != "ray" or session.config.option.collectonly
-            or hasattr(session.config, "workerinput")):  # an xdist worker: items submit alone
+    if session.config.option.collectonly:
         return
     store = ResultStore(opts.results)
+    _record_current(session.items, store)
+    if opts.executor != "ray" or hasattr(session.config, "workerinput"):
+        return  # an xdist worker: items submit alone
     pending = []
     for item in session.items:
         spec, trial = getattr(item, "bertft_trial", (None, None))
@@ -282,6 +289,15 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             _executor(opts).submit(pending)
         except BertftError as exc:
             raise pytest.UsageError(str(exc)) from None
+
+
+def _record_current(items: list[pytest.Item], store: ResultStore) -> None:
+    """{trial id: config hash} of every trial of each spec with a selected item, deselected
+    ones included: reports skip stored results of that spec that match none of them."""
+    files = {item.parent for item in items if isinstance(item.parent, SpecFile)}
+    for spec_file in sorted(files, key=lambda f: str(f.path)):
+        spec, trials = spec_file.bertft_trials
+        store.write_current(spec.name, {t.trial_id: t.config.hash() for t in trials})
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

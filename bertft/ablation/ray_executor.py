@@ -22,6 +22,9 @@ otherwise) and 1 CPU (`resolve_resources`). Ray sets
 `OMP_NUM_THREADS` to `num_cpus`, so a CPU trial trains with that many threads unless the spec
 sets `num_threads`. A worker that dies (crash, out of memory, lost node) is retried
 `max_retries` times by Ray, then its trial is stored as `failed` and the grid continues.
+With `checkpoint_every_epoch`, a task checkpoints into the folder the local runner uses
+(`<results>/<spec>/.checkpoints/<trial>`, relative like data paths), so on a shared filesystem
+a retried task resumes from its last finished epoch.
 """
 
 from __future__ import annotations
@@ -32,11 +35,14 @@ import time
 import traceback
 import warnings
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from bertft.ablation.result import TrialResult
 from bertft.ablation.runner import spec_info
 from bertft.ablation.spec import Spec, Trial, resource_problems
+from bertft.ablation.store import ResultStore
+from bertft.data import task_kind
 from bertft.errors import BertftError, ConfigError
 
 MISSING_RAY = "executor 'ray' needs Ray: pip install 'bertft[ray]'"
@@ -53,8 +59,10 @@ def _import_ray():
     return ray
 
 
-def _run_remote(trial: Trial, spec: Spec, cwd: str) -> dict[str, Any]:
-    """Body of a Ray task: one trial, returned as plain JSON data (the driver stores it)."""
+def _run_remote(trial: Trial, spec: Spec, cwd: str, checkpoint_dir: str | None = None
+                ) -> dict[str, Any]:
+    """Body of a Ray task: one trial, returned as plain JSON data (the driver stores it).
+    `checkpoint_dir`: the local runner's, relative to `cwd` when the results dir is."""
     import ray
 
     from bertft.ablation.runner import run_trial
@@ -63,7 +71,8 @@ def _run_remote(trial: Trial, spec: Spec, cwd: str) -> dict[str, Any]:
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
     if os.path.isdir(cwd):  # relative data paths mean the same files as on the driver
         os.chdir(cwd)
-    return run_trial(trial, spec).to_json()
+    return run_trial(trial, spec, checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir
+                     else None).to_json()
 
 
 def _key(trial: Trial) -> tuple[str, str, str]:
@@ -74,9 +83,11 @@ class RayExecutor:
     """Submits trials as Ray tasks and hands back their results, one `run` per pytest item."""
 
     def __init__(self, address: str | None, num_gpus: float | None = None,
-                 num_cpus: float | None = None, max_retries: int = 1) -> None:
+                 num_cpus: float | None = None, max_retries: int = 1,
+                 results: Path | None = None) -> None:
         check_settings(num_gpus, num_cpus, max_retries)
         self.address = address
+        self.results = results  # the store, for per-epoch checkpoints (checkpoint_every_epoch)
         self.settings = (num_gpus, num_cpus, max_retries)
         ray = _import_ray()
         self._initialised_ray = not ray.is_initialized()
@@ -114,10 +125,17 @@ class RayExecutor:
                 gpus, cpus = self.resources(spec)
                 task = self._remote.options(num_gpus=gpus, num_cpus=cpus,
                                             max_retries=self.max_retries)
-                self._refs[key] = task.remote(trial, spec, os.getcwd())
+                self._refs[key] = task.remote(trial, spec, os.getcwd(),
+                                              self.checkpoint_dir(trial, spec))
                 self._submitted[key] = time.time()
                 started += 1
         return started
+
+    def checkpoint_dir(self, trial: Trial, spec: Spec) -> str | None:
+        """The same per-trial checkpoint folder the local runner uses."""
+        if self.results is None:
+            return None
+        return str(ResultStore(self.results).checkpoint_dir(spec.name, trial.trial_id))
 
     def run(self, trial: Trial, spec: Spec, measure=None) -> TrialResult:
         """Wait for this trial's task (submitting it now if it was not) and return its result.
@@ -180,21 +198,25 @@ def failed_result(trial: Trial, spec: Spec, exc: BaseException, submitted: float
         spec=spec_info(spec), trial_id=trial.trial_id, arm_id=trial.arm_id,
         overrides=trial.overrides, seed=trial.seed, config=trial.config.to_dict(),
         config_hash=trial.config.hash(), created=_now(), status="failed",
+        kind=task_kind(trial.config.task),
         error=f"{reason}\n{tb}"[:4000],
         timing={"wall_seconds": time.time() - submitted})  # includes time queued on Ray
 
 
 def get_executor(address: str | None = None, num_gpus: float | None = None,
-                 num_cpus: float | None = None, max_retries: int = 1) -> RayExecutor:
+                 num_cpus: float | None = None, max_retries: int = 1,
+                 results: Path | None = None) -> RayExecutor:
     """The process-wide executor (Ray is initialised once per process)."""
     global _EXECUTOR
     settings = (num_gpus, num_cpus, max_retries)
     if _EXECUTOR is None:
-        _EXECUTOR = RayExecutor(address, num_gpus, num_cpus, max_retries)
-    elif (_EXECUTOR.address, _EXECUTOR.settings) != (address, settings):
+        _EXECUTOR = RayExecutor(address, num_gpus, num_cpus, max_retries, results)
+    elif (_EXECUTOR.address, _EXECUTOR.settings, _EXECUTOR.results) != (address, settings,
+                                                                         results):
         raise BertftError(f"the ray executor is already running with address="
-                          f"{_EXECUTOR.address!r} and (num_gpus, num_cpus, max_retries)="
-                          f"{_EXECUTOR.settings}; got address={address!r} and {settings}")
+                          f"{_EXECUTOR.address!r}, (num_gpus, num_cpus, max_retries)="
+                          f"{_EXECUTOR.settings} and results={_EXECUTOR.results}; got "
+                          f"address={address!r}, {settings} and results={results}")
     return _EXECUTOR
 
 

@@ -61,7 +61,10 @@ class TrialResult:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TrialResult:
-        """Strict: a record of another schema version or missing keys raises ValueError."""
+        """Strict: a record that is not a JSON object or has another schema version raises
+        ValueError; one with missing or unknown keys raises KeyError or TypeError."""
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a JSON object, got {type(data).__name__}")
         if data.get("schema_version") != SCHEMA_VERSION:
             raise ValueError(f"schema_version {data.get('schema_version')!r}, expected "
                              f"{SCHEMA_VERSION}")

@@ -15,8 +15,11 @@
     head_lr = [1e-3, 1e-4]
     base_lr = [1e-4, 1e-5]
 
-Parsing has no side effects: nothing is downloaded or loaded. Every problem in a file (and in the
-command-line overrides) is collected and raised once, naming the file, the key and what is allowed.
+Parsing downloads and loads nothing. Its one side effect: when `freeze_layers` is a number and
+the model is a Hub id that is not in the local Hugging Face cache, the layer-count check
+(`model_problems`) asks the Hub whether the id exists with one HEAD request (5 s timeout, cached
+per process; none when HF_HUB_OFFLINE is set). Every problem in a file (and in the command-line
+overrides) is collected and raised once, naming the file, the key and what is allowed.
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bertft.ablation.store import file_stem
 from bertft.config import FIELDS, Config, coerce, unknown_key_message
-from bertft.errors import ConfigError
+from bertft.errors import ConfigError, DataError
 
 TOP_KEYS = ("name", "description", "seeds", "baseline", "base", "grid", "zip", "resources")
 RESOURCE_KEYS = ("num_gpus", "num_cpus")  # per trial, for the ray executor
@@ -67,13 +71,15 @@ class Trial:
 
 
 def format_value(value: Any) -> str:
-    """Readable, stable text for ids: 0.0001 -> 1e-04 style only where shorter."""
+    """Readable, stable text for ids: a float as `:g` (0.0001, 1e-05) when that reads back as
+    the same number, else its shortest exact form (0.1000001), so distinct floats differ."""
     if isinstance(value, bool):
         return str(value).lower()
     if value is None:
         return "none"
     if isinstance(value, float):
-        return f"{value:g}"
+        text = f"{value:g}"
+        return text if float(text) == value else repr(value)
     return str(value)
 
 
@@ -132,10 +138,12 @@ def parse_spec(data: dict[str, Any], source: str, overrides: dict[str, Any]) -> 
 
     axes: list[tuple[str, ...]] = []
     values: list[tuple[tuple[Any, ...], ...]] = []
+    wheres: list[str] = []
     for key, vals in _table(data, "grid", p).items():
         if _check_axis(f"grid.{key}", key, vals, p):
             axes.append((key,))
             values.append(tuple((v,) for v in vals))
+            wheres.append(f"grid.{key}")
     zips = data.get("zip", [])
     if not isinstance(zips, list) or not all(isinstance(z, dict) for z in zips):
         p.append("zip: expected [[zip]] tables of equal-length lists")
@@ -152,8 +160,11 @@ def parse_spec(data: dict[str, Any], source: str, overrides: dict[str, Any]) -> 
                 p.append(f"zip[{i}]: two columns have the same values; each column is one arm")
             axes.append(tuple(group))
             values.append(columns)
+            wheres.append(f"zip[{i}]")
         elif not group:
             p.append(f"zip[{i}]: empty group; give two or more axes that vary together")
+    for where, keys, columns in zip(wheres, axes, values, strict=True):
+        p += _id_clashes(where, keys, columns)
     names = [k for axis in axes for k in axis]
     for key in {k for k in names if names.count(k) > 1}:
         p.append(f"{key}: appears in more than one axis (grid and zip, or two zips)")
@@ -248,25 +259,76 @@ def _check_axis(where: str, key: str, vals: Any, p: list[str], distinct: bool = 
     return ok
 
 
+def _id_clashes(where: str, keys: tuple[str, ...], columns: tuple[tuple[Any, ...], ...]
+                ) -> list[str]:
+    """Values of one axis that give the same id (equal numbers such as 1 and 1.0), or the same
+    results file name (the store writes characters other than letters, digits and `=,._+-`
+    as `_`). Values that are plainly the same are reported by the distinctness checks."""
+    problems: list[str] = []
+    by_id: dict[str, tuple[Any, ...]] = {}
+    by_file: dict[str, tuple[Any, ...]] = {}
+    for column in columns:
+        part = make_id(dict(zip(keys, column, strict=True)))
+        file = f"{file_stem(part)}.json"
+        first = by_id.setdefault(part, column)
+        other = by_file.setdefault(file, column)
+        if json.dumps(first) != json.dumps(column):
+            why = "they are equal; list the value once" if first == column \
+                else "use values that read apart"
+            problems.append(f"{where}: values {_show(first)} and {_show(column)} give the same "
+                            f"id {part!r}; {why}")
+        elif json.dumps(other) != json.dumps(column):
+            problems.append(f"{where}: values {_show(other)} and {_show(column)} give the same "
+                            f"results file name {file!r}; use values that differ in a letter, "
+                            "a digit or one of = , . _ + -")
+    return problems
+
+
+def _show(column: tuple[Any, ...]) -> str:
+    return repr(column[0]) if len(column) == 1 else repr(column)
+
+
 def _grid_problems(spec: Spec) -> list[str]:
     problems: list[str] = []
+    files: dict[str, str] = {}  # results file stem -> the first arm stored under it
     for combo in itertools.product(*spec.values):
         point = {k: v for keys, vals in zip(spec.axes, combo, strict=True)
                  for k, v in zip(keys, vals, strict=True)}
+        arm = make_id(point)
+        stem = file_stem(arm)
+        if stem in files:  # only values holding ',' or '=' get here past _id_clashes
+            problems.append(f"[{arm}]: stored in the same results file {stem}.json as "
+                            f"[{files[stem]}]; axis values must not contain ',' or '='")
+        files.setdefault(stem, arm)
         values = {**spec.base, **point, "seed": spec.seeds[0]}
         try:
             cfg = Config.from_dict(values)
         except ConfigError as exc:
-            problems += [f"[{make_id(point)}] {m}" for m in exc.problems
+            problems += [f"[{arm}] {m}" for m in exc.problems
                          if not any(m in q for q in problems)]
             continue
-        problems += [f"[{make_id(point)}] {m}" for m in model_problems(cfg)
+        problems += [f"[{arm}] {m}" for m in model_problems(cfg) + task_problems(cfg)
                      if not any(m in q for q in problems)]
     return problems
 
 
+def task_problems(cfg: Config) -> list[str]:
+    """An unknown task, or a `metric_for_best` its kind (classification or NER) does not
+    report: the core's own checks, made here so that no trial fails for them at run time."""
+    from bertft.data import task_kind
+    from bertft.metrics import metric_problem
+
+    try:
+        kind = task_kind(cfg.task)
+    except DataError as exc:
+        return [str(exc)]
+    problem = metric_problem(cfg.metric_for_best, kind)
+    return [problem] if problem else []
+
+
 def model_problems(cfg: Config) -> list[str]:
-    """Checks that need the model's shape, read from a local config.json only (no download)."""
+    """Checks that need the model's shape, read from a local config.json only (no download;
+    for a Hub id not in the local cache, `resolve_model_path` sends one HEAD request)."""
     from bertft.models import TINY_BERT, resolve_model_path
 
     if cfg.freeze_layers == "all" or cfg.freeze_layers == 0:

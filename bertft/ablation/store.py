@@ -1,10 +1,15 @@
 """The results store: one JSON file per trial, written atomically, locked per trial.
 
     results/<spec>/<trial id>.json
+    results/<spec>/superseded/<trial id>.<old config hash[:8]>.json
+    results/<spec>/.current/trials.json       # the spec's trials and hashes as last collected
 
 A result is reused only if it parses, has the current schema version and the same config hash;
-anything else (missing, stale, corrupted) means the trial runs again. A corrupted file is moved
-aside to `<trial id>.json.corrupt` (never deleted) so nothing is lost.
+anything else (missing, stale, corrupted) means the trial runs again. Nothing stored is lost: a
+corrupted file is moved aside to `<trial id>.json.corrupt`, and a stale result (stored under
+other settings, e.g. before a `--bertft-set` override) is moved into `superseded/` before the new
+result is written. Reports read neither, and skip results the spec's current trials do not
+match (`.current/trials.json`).
 """
 
 from __future__ import annotations
@@ -18,13 +23,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from filelock import FileLock, Timeout
+from filelock import FileLock
 
 from bertft.ablation.result import TrialResult
 from bertft.rundir import write_json_atomic
 
 State = Literal["missing", "complete", "stale", "corrupt"]
 _UNSAFE = re.compile(r"[^A-Za-z0-9=,._+-]")
+SUPERSEDED = "superseded"
+CURRENT = Path(".current") / "trials.json"
+
+
+def file_stem(trial_id: str) -> str:
+    """The results file name of a trial, without `.json`: characters other than letters,
+    digits and `=,._+-` become `_`."""
+    return _UNSAFE.sub("_", trial_id)
 
 
 @dataclass(frozen=True)
@@ -39,13 +52,13 @@ class ResultStore:
         self.root = Path(root)
 
     def path(self, spec: str, trial_id: str) -> Path:
-        return self.root / spec / f"{_UNSAFE.sub('_', trial_id)}.json"
+        return self.root / spec / f"{file_stem(trial_id)}.json"
 
     def lookup(self, spec: str, trial_id: str, config_hash: str) -> Lookup:
         path = self.path(spec, trial_id)
         if not path.exists():
             return Lookup("missing")
-        try:
+        try:  # from_json raises ValueError for valid JSON that is not an object, e.g. []
             result = TrialResult.from_json(json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             return Lookup("corrupt", reason=f"{path}: unreadable result ({exc})")
@@ -62,6 +75,28 @@ class ResultStore:
         write_json_atomic(path, result.to_json())
         return path
 
+    def supersede(self, spec: str, trial_id: str, old_hash: str) -> Path | None:
+        """Move a result stored under other settings into `superseded/`, named with its config
+        hash (and a number if that name is taken), so that a rerun never overwrites it."""
+        path = self.path(spec, trial_id)
+        if not path.exists():
+            return None
+        folder = path.parent / SUPERSEDED
+        folder.mkdir(exist_ok=True)
+        name = f"{path.stem}.{file_stem(str(old_hash))[:8]}"
+        target, n = folder / f"{name}.json", 1
+        while target.exists():
+            target, n = folder / f"{name}.{n}.json", n + 1
+        os.replace(path, target)
+        return target
+
+    def write_current(self, spec: str, hashes: dict[str, str]) -> Path:
+        """Record the spec's trials as now collected ({trial id: config hash}); reports skip
+        stored results that are not among them."""
+        path = self.root / spec / CURRENT
+        write_json_atomic(path, hashes)
+        return path
+
     def quarantine(self, spec: str, trial_id: str) -> Path | None:
         """Move a corrupted file aside so that it is kept but never read as a result."""
         path = self.path(spec, trial_id)
@@ -72,14 +107,14 @@ class ResultStore:
         return target
 
     @contextmanager
-    def lock(self, spec: str, trial_id: str, timeout: float = -1) -> Iterator[None]:
+    def lock(self, spec: str, trial_id: str) -> Iterator[None]:
         """Exclusive right to run and write one trial, across processes and machines sharing
         the directory. A second run of the same spec waits here, then finds the result."""
         path = self.path(spec, trial_id)
         lock = path.parent / ".locks" / f"{path.stem}.lock"
         lock.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(lock), timeout=timeout):
+        with FileLock(str(lock)):
             yield
 
 
-__all__ = ["Lookup", "ResultStore", "Timeout"]
+__all__ = ["CURRENT", "SUPERSEDED", "Lookup", "ResultStore", "file_stem"]

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 from bertft.ablation.result import TrialResult
+from bertft.ablation.store import CURRENT
 
 MAIN_METRICS = {"classification": ("f1_macro", "accuracy"), "ner": ("f1",)}
 """Metrics shown per arm, the first being the one arms are ranked and tested on."""
@@ -75,7 +76,8 @@ QUARANTINED = ".json.corrupt"
 
 def result_files(spec_dir: Path) -> list[Path]:
     """`*.json` results and quarantined `*.json.corrupt` files, sorted; hidden files (the store's
-    `.<name>.tmp` files being written) are not results."""
+    `.<name>.tmp` files being written) are not results, and sub-folders (`superseded/` results
+    stored under older settings, `.current/`, `.locks/`, `.checkpoints/`) are not read."""
     return sorted(p for p in Path(spec_dir).iterdir()
                   if p.is_file() and not p.name.startswith(".")
                   and (p.name.endswith(".json") or p.name.endswith(QUARANTINED)))
@@ -104,3 +106,26 @@ def load_results(spec_dir: Path) -> tuple[list[TrialResult], list[tuple[Path, st
             continue
         results[result.trial_id] = result
     return [results[k] for k in sorted(results)], unreadable
+
+
+def current_trials(spec_dir: Path) -> dict[str, str] | None:
+    """The spec's trials as last collected, {trial id: config hash} (`.current/trials.json`,
+    written by the results store); None when not recorded (older stores) or unreadable."""
+    try:
+        data = json.loads((Path(spec_dir) / CURRENT).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        return None
+    return data
+
+
+def only_current(results: list[TrialResult], current: dict[str, str] | None
+                 ) -> tuple[list[TrialResult], int]:
+    """The results of the spec's current trials, and how many others were left out: those whose
+    trial id is not among them (an arm or seed since removed from the spec) or whose config hash
+    differs (stored under other settings). `current` None keeps every result."""
+    if current is None:
+        return list(results), 0
+    kept = [r for r in results if current.get(r.trial_id) == r.config_hash]
+    return kept, len(results) - len(kept)

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 from bertft.errors import BertftError
-from bertft.report.load import load_results, result_files
+from bertft.report.load import current_trials, load_results, only_current, result_files
 from bertft.report.markdown import render_index, render_report
 from bertft.report.table import aggregate
 
@@ -31,7 +31,9 @@ def spec_dirs(results_dir: Path) -> list[Path]:
 def render_all(results_dir: Path, out_dir: Path, fmt: str = "md") -> list[Path]:
     """Render one report per spec folder of `results_dir` into `out_dir`; return the files
     written. `md`: `<spec>.md`, its PNGs and `README.md` (the index); `csv` / `json`: the
-    aggregated table of each spec (`aggregate`) as `<spec>.csv` / `<spec>.json`."""
+    aggregated table of each spec (`aggregate`) as `<spec>.csv` / `<spec>.json`. Results that
+    match none of the spec's current trials (`only_current`) are left out; a markdown report
+    says how many."""
     fmt = parse_format(fmt)
     results_dir, out_dir = Path(results_dir), Path(out_dir)
     dirs = spec_dirs(results_dir)
@@ -43,9 +45,11 @@ def render_all(results_dir: Path, out_dir: Path, fmt: str = "md") -> list[Path]:
     entries = []
     for spec_dir in dirs:
         results, unreadable = load_results(spec_dir)
+        results, skipped = only_current(results, current_trials(spec_dir))
         name = spec_dir.name
         if fmt == "md":
             text, pngs = render_report(results, unreadable, out_dir, name)
+            text = note_skipped(text, skipped)
             path = out_dir / f"{name}.md"
             path.write_text(text, encoding="utf-8")
             written += [path, *pngs]
@@ -66,6 +70,23 @@ def render_all(results_dir: Path, out_dir: Path, fmt: str = "md") -> list[Path]:
         index.write_text(render_index(entries), encoding="utf-8")
         written.append(index)
     return written
+
+
+def note_skipped(text: str, skipped: int) -> str:
+    """The report with one line saying how many stored results it leaves out (under the
+    header's trial counts, else under the title)."""
+    if not skipped:
+        return text
+    noun = "result" if skipped == 1 else "results"
+    line = (f"- **Skipped:** {skipped} stored {noun} of trials no longer in the spec or stored "
+            "under other settings (kept on disk, not in this report)")
+    lines = text.split("\n")
+    at = next((i + 1 for i, row in enumerate(lines) if row.startswith("- **Trials:**")), None)
+    if at is None:
+        lines[2:2] = [line, ""]
+    else:
+        lines.insert(at, line)
+    return "\n".join(lines)
 
 
 def _plain(value: object) -> object:

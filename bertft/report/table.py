@@ -37,8 +37,8 @@ def spec_of(results: Sequence[TrialResult]) -> SpecInfo:
 
 
 def kind_of(results: Sequence[TrialResult]) -> str:
-    """The task kind, from the passed trials: the runner stores failed and diverged ones with
-    the default kind (classification) whatever the task."""
+    """The task kind, from the passed trials when there are any: records written before the
+    runners stored the kind of failed trials carry the default (classification)."""
     passed = [r for r in results if r.status == "passed"]
     return newest(passed or results).kind if results else "classification"
 
