@@ -132,6 +132,9 @@ class Config:
                                    "graphs (static shapes: use padding = 'max_length').")
     cache_frozen: bool = _f(True, "When the embeddings and the bottom K layers are frozen for the "
                             "whole run, compute their outputs once and train the top layers only.")
+    unpad: bool = _f(True, "Run BERT encoders on the real tokens of each batch only (no compute "
+                     "on padding; attention pads per batch). Off with compile = true and for "
+                     "architectures it does not support.")
     num_threads: int = _f(0, "torch intra-op threads on CPU; 0 keeps torch's default.")
     progress: bool = _f(True, "Show tqdm progress bars (never when stderr is not a terminal).")
     save_model: bool = _f(True, "Write model weights and tokenizer into the output directory.")

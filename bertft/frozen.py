@@ -13,6 +13,9 @@
   pooler and the head run per step. With `freeze_layers='all'` a classifier needs only the [CLS]
   vector after the last layer, so only that is stored.
 
+Both run BERT on the real tokens of each batch only when `cfg.unpad` allows (`bertft.unpad`:
+batches then also carry the real tokens' flat positions, computed on the host).
+
 States are kept in process memory (fp32, [length, hidden] per example, on the training device),
 keyed by model name, tokenized-data key, K, device, dtype and a hash of the frozen weights, so
 trials that share those (other seeds, learning rates, head settings, epochs) reuse them. The
@@ -41,6 +44,7 @@ from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 from transformers.masking_utils import create_bidirectional_mask
 
+from bertft import unpad
 from bertft.config import Config
 from bertft.features import (
     IGNORE_INDEX, Encoded, Feature, make_loader, real_tokens, train_sampler,
@@ -49,9 +53,6 @@ from bertft.models import encoder_parts
 from bertft.runtime import autocast, synchronize
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-# Architectures whose top layers and heads `CachedForward.logits` reproduces exactly.
-SUPPORTED = {"BertForSequenceClassification": "classification",
-             "BertForTokenClassification": "ner"}
 MAX_CACHE_BYTES = 8 * 2**30  # all cached states together; the oldest entries are evicted first
 
 _CACHE: OrderedDict[tuple, dict[str, list[torch.Tensor]]] = OrderedDict()
@@ -74,32 +75,46 @@ def cached_depth(cfg: Config, n_layers: int) -> int:
     return min(k, n_layers)
 
 
-def unsupported_reason(model: nn.Module, kind: str) -> str | None:
-    name = type(model).__name__
-    if SUPPORTED.get(name) != kind:
-        return f"{name} is not one of {', '.join(SUPPORTED)}"
-    if kind == "classification" and getattr(model.base_model, "pooler", None) is None:
-        return "the model has no pooler"
-    return None
+# Architectures whose top layers and heads `CachedForward.logits` reproduces exactly.
+unsupported_reason = unpad.architecture_reason
+
+
+def _with_token_index(collate: Callable[[list], dict[str, torch.Tensor]]
+                      ) -> Callable[[list], dict[str, torch.Tensor]]:
+    """Collation that also ships the real tokens' flat positions (computed on the host)."""
+    def collate_indexed(items: list) -> dict[str, torch.Tensor]:
+        batch = collate(items)
+        batch[unpad.TOKEN_INDEX] = unpad.token_index(batch["attention_mask"])
+        return batch
+    return collate_indexed
 
 
 class FullForward:
-    """Token ids through the whole model."""
+    """Token ids through the whole model (padded, or on the real tokens only: `unpadded`)."""
 
     cached = False
     precompute_seconds = 0.0
 
     def __init__(self, encoded: Encoded, tokenizer: PreTrainedTokenizerBase, kind: str,
-                 cfg: Config, why: str = "", pin_memory: bool = False) -> None:
+                 cfg: Config, why: str = "", pin_memory: bool = False,
+                 unpadded: bool = False) -> None:
         self.encoded, self.tokenizer, self.kind, self.cfg, self.why = (
             encoded, tokenizer, kind, cfg, why)
         self.pin_memory = pin_memory  # page-locked batches: host-to-GPU copies do not block
+        self.unpadded = unpadded
 
     def loader(self, split: str, *, train: bool, seed: int = 0) -> DataLoader:
-        return make_loader(self.encoded.split(split), self.tokenizer, self.kind, self.cfg,
-                           train=train, seed=seed, pin_memory=self.pin_memory)
+        loader = make_loader(self.encoded.split(split), self.tokenizer, self.kind, self.cfg,
+                             train=train, seed=seed, pin_memory=self.pin_memory)
+        if self.unpadded:
+            loader.collate_fn = _with_token_index(loader.collate_fn)
+        return loader
 
-    logits = staticmethod(forward_logits)
+    def logits(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.unpadded:
+            return unpad.logits(model, batch, self.kind)
+        return forward_logits(model, batch)
+
     tokens = staticmethod(real_tokens)
 
     def compile(self, model: nn.Module) -> None:
@@ -109,7 +124,8 @@ class FullForward:
         model.compile(mode=self.cfg.compile_mode)
 
     def timing(self) -> dict[str, float]:
-        return {"frozen_cache": 0.0, "frozen_precompute_seconds": 0.0}
+        return {"frozen_cache": 0.0, "frozen_precompute_seconds": 0.0,
+                "unpadded": float(self.unpadded)}
 
 
 class CachedForward:
@@ -118,12 +134,13 @@ class CachedForward:
     cached = True
 
     def __init__(self, model: nn.Module, encoded: Encoded, tokenizer: PreTrainedTokenizerBase,
-                 kind: str, cfg: Config, k: int, device: torch.device, dtype: torch.dtype
-                 ) -> None:
+                 kind: str, cfg: Config, k: int, device: torch.device, dtype: torch.dtype,
+                 unpadded: bool = False) -> None:
         parts = encoder_parts(model)
         self.encoded, self.kind, self.cfg, self.k = encoded, kind, cfg, k
         self.top = list(parts.layers[k:])
         self.cls_only = kind == "classification" and not self.top  # the pooler reads [CLS]
+        self.unpadded = unpadded and bool(self.top)  # states packed [T, hidden] per batch
         synchronize(device)
         t0 = time.perf_counter()
         key = (cfg.model, encoded.key, k, self.cls_only, str(device), str(dtype),
@@ -160,15 +177,20 @@ class CachedForward:
     def _collate(self, split: str, idx: list[int]) -> dict[str, torch.Tensor]:
         feats, states = self.encoded.split(split), self.states[split]
         h, mask = _pad_states([states[i] for i in idx], self._width)
+        extra = {}
+        if self.unpadded:  # the real tokens' states, in the order of the mask's positions
+            h = torch.cat([states[i] for i in idx])
+            extra[unpad.TOKEN_INDEX] = unpad.token_index(mask)
         lengths = torch.tensor([len(feats[i]["input_ids"]) for i in idx])  # type: ignore
         if self.kind == "classification":
             labels = torch.tensor([feats[i]["labels"] for i in idx])
         else:
-            labels = torch.full((len(idx), h.shape[1]), IGNORE_INDEX)
+            labels = torch.full((len(idx), mask.shape[1]), IGNORE_INDEX)
             for j, i in enumerate(idx):
                 row = feats[i]["labels"]
                 labels[j, :len(row)] = torch.tensor(row)  # type: ignore[arg-type]
-        return {"hidden_states": h, "attention_mask": mask, "labels": labels, "length": lengths}
+        return {"hidden_states": h, "attention_mask": mask, "labels": labels, "length": lengths,
+                **extra}
 
     def _width(self, longest: int) -> int:
         """Padded length, as the full path's collator pads (max_length / multiple-of)."""
@@ -179,15 +201,16 @@ class CachedForward:
         return -(-width // m) * m if m else width
 
     def logits(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        h = batch["hidden_states"]
-        if self.top:  # exactly as BertModel.forward builds it for its attention implementation
+        h, mask = batch["hidden_states"], batch["attention_mask"]
+        if self.unpadded:
+            index = batch[unpad.TOKEN_INDEX]
+            h = unpad.pad(unpad.layers(self.top, h, index, mask), index, mask.shape)
+        elif self.top:  # exactly as BertModel.forward builds it for its attention implementation
             mask = create_bidirectional_mask(config=model.config, inputs_embeds=h,
-                                             attention_mask=batch["attention_mask"])
+                                             attention_mask=mask)
             for layer in self.top:
                 h = layer(h, mask)
-        if self.kind == "classification":
-            h = model.base_model.pooler(h)
-        return model.classifier(model.dropout(h))
+        return unpad.head(model, h, self.kind)
 
     @staticmethod
     def tokens(batch: dict[str, torch.Tensor]) -> int:
@@ -200,7 +223,8 @@ class CachedForward:
     def timing(self) -> dict[str, float]:
         return {"frozen_cache": 1.0, "frozen_cache_hit": float(self.hit),
                 "frozen_cache_reused_layers": float(self.reused_layers),
-                "frozen_precompute_seconds": self.precompute_seconds}
+                "frozen_precompute_seconds": self.precompute_seconds,
+                "unpadded": float(self.unpadded)}
 
 
 Forward = FullForward | CachedForward
@@ -212,8 +236,10 @@ def choose_forward(model: nn.Module, encoded: Encoded, tokenizer: PreTrainedToke
     architecture is supported and the states fit `MAX_CACHE_BYTES`; else the full path."""
     k = cached_depth(cfg, len(encoder_parts(model).layers))
     pin = device.type == "cuda"
+    # compile wants the padded model's static (bucketed) shapes, not per-batch token counts
+    unpadded = cfg.unpad and not cfg.compile and unpad.unsupported_reason(model, kind) is None
     if k == 0:
-        return FullForward(encoded, tokenizer, kind, cfg, "no frozen prefix", pin)
+        return FullForward(encoded, tokenizer, kind, cfg, "no frozen prefix", pin, unpadded)
     why = unsupported_reason(model, kind)
     if why is None:
         needed = estimate_bytes(encoded, model.config.hidden_size,
@@ -222,8 +248,8 @@ def choose_forward(model: nn.Module, encoded: Encoded, tokenizer: PreTrainedToke
         if needed > MAX_CACHE_BYTES:
             why = f"states would take {needed / 2**30:.1f} GiB > {MAX_CACHE_BYTES / 2**30:.0f}"
     if why is not None:
-        return FullForward(encoded, tokenizer, kind, cfg, why, pin)
-    return CachedForward(model, encoded, tokenizer, kind, cfg, k, device, dtype)
+        return FullForward(encoded, tokenizer, kind, cfg, why, pin, unpadded)
+    return CachedForward(model, encoded, tokenizer, kind, cfg, k, device, dtype, unpadded)
 
 
 def estimate_bytes(encoded: Encoded, hidden: int, cls_only: bool) -> int:
