@@ -8,8 +8,8 @@ accuracy) and its ratio to the baselines measured in the same session.
 from __future__ import annotations
 
 from benchmarks.workload import (
-    eval_throughput, run_bertft, run_grid_bertft, run_grid_bertft_parallel, run_grid_trainer,
-    run_trainer, tokenize_throughput,
+    accuracy_over_seeds, env_int, eval_throughput, run_bertft, run_grid_bertft,
+    run_grid_bertft_parallel, run_grid_trainer, run_trainer, tokenize_throughput,
 )
 
 
@@ -71,6 +71,14 @@ def test_grid_bertft_parallel(benchmark, setup, baseline):
     _record(benchmark, setup, r,
             trial_wall_seconds={k: t["wall_seconds"] for k, t in r["trials"].items()},
             wall_ratio_vs_trainer_dynamic=r["wall_seconds"] / trainer["wall_seconds"])
+
+
+def test_accuracy_over_seeds(benchmark, setup):
+    """Target: dev accuracy within 1 point of the dynamic Trainer, as a mean over seeds
+    (BERTFT_BENCH_SEEDS, default 3) with the paired difference's 95% CI."""
+    seeds = tuple(range(env_int("BERTFT_BENCH_SEEDS", 3)))
+    r = _once(benchmark, lambda: accuracy_over_seeds(setup, seeds))
+    _record(benchmark, setup, r)
 
 
 def test_eval_bertft(benchmark, setup):

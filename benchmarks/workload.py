@@ -161,7 +161,7 @@ def run_bertft(setup: Setup, **overrides: Any) -> dict[str, Any]:
     return {"system": "bertft", "wall_seconds": wall, "train_seconds": t["train_seconds"],
             "samples_per_s": t["samples_per_s"], "tokens_per_s": t["tokens_per_s"],
             "accuracy": r.test.get("accuracy"), "peak_memory_mb": t["peak_memory_mb"],
-            "frozen_cache": t.get("frozen_cache", 0.0),
+            "frozen_cache": t.get("frozen_cache", 0.0), "unpadded": t.get("unpadded", 0.0),
             "frozen_precompute_seconds": t.get("frozen_precompute_seconds", 0.0),
             "epoch_seconds": epochs,
             "mfu": _mfu(setup, r.model, lengths, cfg.epochs, t["train_seconds"]),
@@ -199,7 +199,7 @@ def _epoch_timer(device: torch.device):
 def run_trainer(setup: Setup, padding: str, *, epochs: int | None = None,
                 freeze_layers: int = 0, freeze_embeddings: bool = False,
                 eval_each_epoch: bool = False, max_steps: int = -1,
-                compile: bool = False) -> dict[str, Any]:
+                compile: bool = False, seed: int = 0) -> dict[str, Any]:
     """The Hugging Face Trainer on the same features: padding 'max_length' (random order) or
     'dynamic' (train_sampling_strategy='group_by_length'). Frozen parameters get
     requires_grad=False (the Trainer then leaves them out of the optimizer). The features are
@@ -210,7 +210,7 @@ def run_trainer(setup: Setup, padding: str, *, epochs: int | None = None,
     w = setup.workload
     epochs = epochs or w.epochs
     cfg = w.config(epochs=epochs, freeze_layers=freeze_layers,
-                   freeze_embeddings=freeze_embeddings)
+                   freeze_embeddings=freeze_embeddings, seed=seed)
     enc = setup.encoded(cfg)
     t0 = time.perf_counter()
     set_seed(cfg.seed)
@@ -254,6 +254,24 @@ def run_trainer(setup: Setup, padding: str, *, epochs: int | None = None,
             "mfu": _mfu(setup, model, lengths, epochs, seconds) if max_steps < 0 else None,
             "mfu_last_epoch": (_mfu(setup, model, lengths, 1, timer.seconds[-1])
                                if max_steps < 0 and timer.seconds else None)}
+
+
+def accuracy_over_seeds(setup: Setup, seeds: tuple[int, ...]) -> dict[str, Any]:
+    """Dev accuracy of bertft and the dynamic Trainer for each seed (head initialisation, data
+    order, dropout), and the paired difference: one seed's accuracy on 872 examples moves by
+    about a point from seed to seed, so "within 1 point" is judged on the mean over seeds."""
+    from bertft.report.stats import mean_ci, paired_test
+
+    bertft = {s: run_bertft(setup, seed=s)["accuracy"] for s in seeds}
+    trainer = {s: run_trainer(setup, "dynamic", seed=s)["accuracy"] for s in seeds}
+    diff = [bertft[s] - trainer[s] for s in seeds]
+    mean, half = mean_ci(diff)
+    return {"seeds": list(seeds), "bertft_accuracy": [bertft[s] for s in seeds],
+            "trainer_accuracy": [trainer[s] for s in seeds],
+            "bertft_mean": sum(bertft.values()) / len(seeds),
+            "trainer_mean": sum(trainer.values()) / len(seeds),
+            "difference_mean": mean, "difference_ci95": half,
+            "paired_p": paired_test(bertft, trainer)[1] if len(seeds) > 1 else None}
 
 
 def warmup(setup: Setup) -> None:
@@ -313,21 +331,24 @@ def tokenize_throughput(setup: Setup) -> dict[str, Any]:
 
 
 def eval_throughput(setup: Setup) -> dict[str, Any]:
-    """bertft's `evaluate` (dynamic padding, eval_batch_size) on the test split, fresh model."""
-    from bertft.features import make_loader
+    """bertft's `evaluate` on the test split (eval_batch_size, data order, the forward path `fit`
+    uses: unpadded by default), fresh model."""
+    from bertft.frozen import choose_forward
     from bertft.train import evaluate
 
     cfg = setup.workload.config()
     enc = setup.encoded(cfg)
     set_seed(cfg.seed)
     model = build_model(cfg, "classification", setup.splits.label_names).to(setup.device)
-    loader = make_loader(enc.test, setup.tokenizer, "classification", cfg, train=False)
+    fwd = choose_forward(model, enc, setup.tokenizer, "classification", cfg, setup.device,
+                         setup.dtype)
+    loader = fwd.loader("test", train=False)
     evaluate(model, loader, "classification", setup.splits.label_names, setup.device,
-             setup.dtype)  # warmup
+             setup.dtype, logits_fn=fwd.logits)  # warmup
     synchronize(setup.device)
     t0 = time.perf_counter()
     evaluate(model, loader, "classification", setup.splits.label_names, setup.device,
-             setup.dtype)
+             setup.dtype, logits_fn=fwd.logits)
     synchronize(setup.device)
     seconds = time.perf_counter() - t0
     return {"seconds": seconds, "samples_per_s": len(enc.test) / seconds,
