@@ -23,7 +23,8 @@ hash makes the key correct for randomly initialised models (tiny-bert) and chang
 A deeper K continues from the deepest cached K' < K of the same weights and data (a freezing
 grid over K = 2, 4, 6 runs two layers per new K, not K).
 Memory: real tokens x hidden x 4 bytes per split (SST-2 4k rows on minilm-l6: ~40 MB); states
-that would exceed `MAX_CACHE_BYTES` are not cached (the full path runs instead).
+that would exceed `cache_limit(device)` (8 GiB; on a GPU at most a quarter of its memory, which
+the training needs) are not cached (the full path runs instead).
 
 The top layers are run as `BertModel.forward` runs them: the same
 `transformers.masking_utils.create_bidirectional_mask` call builds the attention mask for the
@@ -54,12 +55,22 @@ from bertft.runtime import autocast, synchronize
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 MAX_CACHE_BYTES = 8 * 2**30  # all cached states together; the oldest entries are evicted first
+GPU_CACHE_FRACTION = 0.25  # on a GPU the states live beside the model, optimizer and activations
 
 _CACHE: OrderedDict[tuple, dict[str, list[torch.Tensor]]] = OrderedDict()
 
 
 def clear_cache() -> None:
     _CACHE.clear()
+
+
+def cache_limit(device: torch.device) -> int:
+    """Bytes of cached states allowed on `device`: MAX_CACHE_BYTES, and on a CUDA device at most
+    GPU_CACHE_FRACTION of its memory."""
+    if device.type != "cuda":
+        return MAX_CACHE_BYTES
+    total = torch.cuda.get_device_properties(device).total_memory
+    return min(MAX_CACHE_BYTES, int(total * GPU_CACHE_FRACTION))
 
 
 def forward_logits(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -156,7 +167,7 @@ class CachedForward:
                                          device, dtype, cfg.eval_batch_size,
                                          start=(start[0], start[1][s]) if start else None)
                            for s in ("train", "validation", "test")}
-            _evict(keep=key)
+            _evict(keep=key, limit=cache_limit(device))
         self.states = _CACHE[key]
         synchronize(device)
         self.precompute_seconds = time.perf_counter() - t0
@@ -233,7 +244,7 @@ Forward = FullForward | CachedForward
 def choose_forward(model: nn.Module, encoded: Encoded, tokenizer: PreTrainedTokenizerBase,
                    kind: str, cfg: Config, device: torch.device, dtype: torch.dtype) -> Forward:
     """The cached path when the config freezes a prefix for the whole run and the
-    architecture is supported and the states fit `MAX_CACHE_BYTES`; else the full path."""
+    architecture is supported and the states fit `cache_limit(device)`; else the full path."""
     k = cached_depth(cfg, len(encoder_parts(model).layers))
     pin = device.type == "cuda"
     # compile wants the padded model's static (bucketed) shapes, not per-batch token counts
@@ -245,8 +256,10 @@ def choose_forward(model: nn.Module, encoded: Encoded, tokenizer: PreTrainedToke
         needed = estimate_bytes(encoded, model.config.hidden_size,
                                 cls_only=kind == "classification"
                                 and k == len(encoder_parts(model).layers))
-        if needed > MAX_CACHE_BYTES:
-            why = f"states would take {needed / 2**30:.1f} GiB > {MAX_CACHE_BYTES / 2**30:.0f}"
+        limit = cache_limit(device)
+        if needed > limit:
+            why = (f"states would take {needed / 2**30:.2f} GiB, over the cache limit of "
+                   f"{limit / 2**30:.2f} GiB on {device.type}")
     if why is not None:
         return FullForward(encoded, tokenizer, kind, cfg, why, pin, unpadded)
     return CachedForward(model, encoded, tokenizer, kind, cfg, k, device, dtype, unpadded)
@@ -336,11 +349,11 @@ def precompute(model: nn.Module, feats: list[Feature], tokenizer: PreTrainedToke
     return out
 
 
-def _evict(keep: tuple) -> None:
+def _evict(keep: tuple, limit: int) -> None:
     def size(entry: dict[str, list[torch.Tensor]]) -> int:
         return sum(t.numel() * t.element_size() for ts in entry.values() for t in ts)
 
-    while len(_CACHE) > 1 and sum(size(e) for e in _CACHE.values()) > MAX_CACHE_BYTES:
+    while len(_CACHE) > 1 and sum(size(e) for e in _CACHE.values()) > limit:
         oldest = next(iter(_CACHE))
         if oldest == keep:
             break

@@ -144,7 +144,19 @@ def test_states_larger_than_the_cache_limit_use_the_full_model(monkeypatch):
     monkeypatch.setattr(frozen, "MAX_CACHE_BYTES", 1)
     fwd = frozen.choose_forward(model, enc, tok, "classification", cfg, CPU, torch.float32)
     assert isinstance(fwd, frozen.FullForward)
-    assert fwd.why.startswith("states would take ") and "GiB" in fwd.why
+    assert fwd.why.startswith("states would take ")
+    assert fwd.why.endswith(" GiB, over the cache limit of 0.00 GiB on cpu")
+
+
+def test_the_cache_limit_on_a_gpu_is_a_quarter_of_its_memory(monkeypatch):
+    class Props:
+        total_memory = 16 * 2**30
+
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: Props)
+    assert frozen.cache_limit(torch.device("cuda")) == 4 * 2**30
+    Props.total_memory = 141 * 2**30  # an H200: the 8 GiB cap applies
+    assert frozen.cache_limit(torch.device("cuda")) == frozen.MAX_CACHE_BYTES
+    assert frozen.cache_limit(CPU) == frozen.MAX_CACHE_BYTES
 
 
 @pytest.mark.parametrize("kind, freeze_layers", [("classification", 1), ("ner", 1),
