@@ -1,5 +1,6 @@
 """Specs, grid expansion, ids, pytest collection and resume."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -267,6 +268,39 @@ def test_an_override_keeps_the_results_it_replaces(pytester, monkeypatch):
            "results of trials no longer in the spec or stored under other settings (kept on " \
            "disk, not in this report)\n" in md
     assert "head_lr=0.001" not in md.split("## Results")[1]
+
+
+def test_a_result_of_other_data_is_superseded_and_rerun(pytester, monkeypatch):
+    """A stored result records its data fingerprint; an edited data file or an upgraded data
+    package (another fingerprint) makes it stale, while matching data reuses it."""
+    import bertft.ablation.plugin as plugin
+    from bertft.ablation.runner import load_splits
+
+    ran = _fake_trials(monkeypatch)
+    fake = plugin.run_trial
+
+    def with_data(trial, spec, measure=None, checkpoint_dir=None):
+        result = fake(trial, spec, measure, checkpoint_dir)
+        fingerprint = load_splits(trial.config).fingerprint()
+        return dataclasses.replace(result, data={"fingerprint": fingerprint})
+
+    monkeypatch.setattr(plugin, "run_trial", with_data)
+    results = pytester.path / "results"
+    _run_smoke(pytester, results, "-k", "0.01").assert_outcomes(passed=2, deselected=2)
+    ran.clear()
+    _run_smoke(pytester, results, "-k", "0.01").assert_outcomes(skipped=2, deselected=2)
+    assert ran == []  # same settings, same data: reused
+    path = results / "smoke" / "head_lr=0.01,seed=0.json"
+    stored = json.loads(path.read_text())
+    stored["data"]["fingerprint"] = "0" * 16  # as if the data had changed since
+    path.write_text(json.dumps(stored))
+    _run_smoke(pytester, results, "-k", "0.01").assert_outcomes(passed=1, skipped=1,
+                                                                     deselected=2)
+    assert ran == ["head_lr=0.01,seed=0"]
+    kept = results / "smoke" / "superseded" / f"head_lr=0.01,seed=0.{stored['config_hash'][:8]}" \
+        ".json"
+    assert json.loads(kept.read_text())["data"]["fingerprint"] == "0" * 16
+    assert json.loads(path.read_text())["data"]["fingerprint"] != "0" * 16
 
 
 def test_a_result_file_that_is_not_an_object_is_quarantined_and_rerun(pytester, monkeypatch):

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from bertft.ablation.result import TrialResult
-from bertft.ablation.runner import run_trial
+from bertft.ablation.runner import load_splits, run_trial
 from bertft.ablation.spec import Spec, SpecError, Trial, expand, load_spec
 from bertft.ablation.store import ResultStore
 from bertft.config import parse_overrides
@@ -148,11 +148,12 @@ def run_stored(spec: Spec, trial: Trial, opts: Options, benchmark: Any = None) -
     """Reuse a matching stored result, else run the trial under its lock and store it."""
     store = ResultStore(opts.results)
     config_hash = trial.config.hash()
-    found = store.lookup(spec.name, trial.trial_id, config_hash)
+    data_fingerprint = _data_fingerprint(trial)
+    found = store.lookup(spec.name, trial.trial_id, config_hash, data_fingerprint)
     if found.state == "complete" and not opts.rerun:
         _reuse(found.result, store, spec, trial)
     with store.lock(spec.name, trial.trial_id):
-        found = store.lookup(spec.name, trial.trial_id, config_hash)
+        found = store.lookup(spec.name, trial.trial_id, config_hash, data_fingerprint)
         if found.state == "complete" and (not opts.rerun or _written_since(found.result, opts)):
             _reuse(found.result, store, spec, trial)  # another run wrote it while we waited
         if found.state == "corrupt":
@@ -166,6 +167,11 @@ def run_stored(spec: Spec, trial: Trial, opts: Options, benchmark: Any = None) -
             store.supersede(spec.name, trial.trial_id, found.result.config_hash)
         store.write(result)
     return result
+
+
+def _data_fingerprint(trial: Trial):
+    """The fingerprint of the data as the trial would load it now (loaded once per process)."""
+    return lambda: load_splits(trial.config).fingerprint()
 
 
 def _reuse(result: TrialResult | None, store: ResultStore, spec: Spec, trial: Trial) -> None:
@@ -280,7 +286,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         spec, trial = getattr(item, "bertft_trial", (None, None))
         if trial is None:
             continue
-        found = store.lookup(spec.name, trial.trial_id, trial.config.hash())
+        found = store.lookup(spec.name, trial.trial_id, trial.config.hash(),
+                             _data_fingerprint(trial))
         # as in run_stored/_reuse: a stored pass or divergence is not run again, a failure is
         if opts.rerun or found.state != "complete" or found.result.status == "failed":
             pending.append((trial, spec))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +54,12 @@ class ResultStore:
     def path(self, spec: str, trial_id: str) -> Path:
         return self.root / spec / f"{file_stem(trial_id)}.json"
 
-    def lookup(self, spec: str, trial_id: str, config_hash: str) -> Lookup:
+    def lookup(self, spec: str, trial_id: str, config_hash: str,
+               data_fingerprint: Callable[[], str] | None = None) -> Lookup:
+        """The stored result and whether it can stand for this trial. `data_fingerprint` gives
+        the fingerprint of the data the trial would load now; it is called only for a result
+        that recorded one (`data.fingerprint`), which must then match (an edited data file or
+        an upgraded data package makes the result stale)."""
         path = self.path(spec, trial_id)
         if not path.exists():
             return Lookup("missing")
@@ -64,6 +69,9 @@ class ResultStore:
             return Lookup("corrupt", reason=f"{path}: unreadable result ({exc})")
         if result.config_hash != config_hash:
             return Lookup("stale", result, "the spec changed since this result was stored")
+        stored = result.data.get("fingerprint")
+        if stored and data_fingerprint is not None and stored != data_fingerprint():
+            return Lookup("stale", result, "the data changed since this result was stored")
         return Lookup("complete", result)
 
     def checkpoint_dir(self, spec: str, trial_id: str) -> Path:
