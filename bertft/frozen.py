@@ -92,10 +92,12 @@ unsupported_reason = unpad.architecture_reason
 
 def _with_token_index(collate: Callable[[list], dict[str, torch.Tensor]]
                       ) -> Callable[[list], dict[str, torch.Tensor]]:
-    """Collation that also ships the real tokens' flat positions (computed on the host)."""
+    """Collation that also ships the real tokens' flat positions (computed on the host) when
+    the batch has enough padding to be worth skipping; the others run padded."""
     def collate_indexed(items: list) -> dict[str, torch.Tensor]:
         batch = collate(items)
-        batch[unpad.TOKEN_INDEX] = unpad.token_index(batch["attention_mask"])
+        if unpad.worth_unpadding(batch["attention_mask"]):
+            batch[unpad.TOKEN_INDEX] = unpad.token_index(batch["attention_mask"])
         return batch
     return collate_indexed
 
@@ -122,7 +124,7 @@ class FullForward:
         return loader
 
     def logits(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        if self.unpadded:
+        if unpad.TOKEN_INDEX in batch:  # an unpadded forward with enough padding to skip
             return unpad.logits(model, batch, self.kind)
         return forward_logits(model, batch)
 
@@ -189,7 +191,7 @@ class CachedForward:
         feats, states = self.encoded.split(split), self.states[split]
         h, mask = _pad_states([states[i] for i in idx], self._width)
         extra = {}
-        if self.unpadded:  # the real tokens' states, in the order of the mask's positions
+        if self.unpadded and unpad.worth_unpadding(mask):  # the real tokens' states, packed
             h = torch.cat([states[i] for i in idx])
             extra[unpad.TOKEN_INDEX] = unpad.token_index(mask)
         lengths = torch.tensor([len(feats[i]["input_ids"]) for i in idx])  # type: ignore
@@ -213,7 +215,7 @@ class CachedForward:
 
     def logits(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         h, mask = batch["hidden_states"], batch["attention_mask"]
-        if self.unpadded:
+        if unpad.TOKEN_INDEX in batch:
             index = batch[unpad.TOKEN_INDEX]
             h = unpad.pad(unpad.layers(self.top, h, index, mask), index, mask.shape)
         elif self.top:  # exactly as BertModel.forward builds it for its attention implementation

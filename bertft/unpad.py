@@ -28,6 +28,10 @@ from bertft.models import encoder_parts
 SUPPORTED = {"BertForSequenceClassification": "classification",
              "BertForTokenClassification": "ner"}
 TOKEN_INDEX = "token_index"  # batch key: flat positions of the real tokens in [B * L]
+# A batch runs unpadded only when at least this share of it is padding: below it, scattering and
+# gathering cost about what the padding does (minilm-l6, SST-2, 2-core CPU: 2% slower at under
+# 2% padding, even at 5-10%, 14% faster at over 20%).
+MIN_PADDING = 0.05
 
 
 def architecture_reason(model: nn.Module, kind: str) -> str | None:
@@ -59,6 +63,12 @@ def unsupported_reason(model: nn.Module, kind: str) -> str | None:
 def token_index(attention_mask: torch.Tensor) -> torch.Tensor:
     """Flat positions of the real tokens (computed on the host, so the GPU never syncs)."""
     return attention_mask.flatten().nonzero().squeeze(1)
+
+
+def worth_unpadding(attention_mask: torch.Tensor) -> bool:
+    """Whether at least MIN_PADDING of the batch is padding (decided on the host, per batch;
+    the choice depends only on the batch, so seeded runs stay reproducible)."""
+    return float(attention_mask.sum()) <= (1 - MIN_PADDING) * attention_mask.numel()
 
 
 def embed(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -121,3 +121,25 @@ def test_compile_and_unsupported_models_run_padded_and_say_why():
         "BertForSequenceClassification is not one of BertForSequenceClassification, " \
         "BertForTokenClassification"
     assert unpad.unsupported_reason(model, "classification") is None
+
+
+def test_batches_with_little_padding_run_padded():
+    mask = torch.ones(4, 10, dtype=torch.long)
+    assert not unpad.worth_unpadding(mask)  # no padding
+    mask[0, -1] = 0
+    assert not unpad.worth_unpadding(mask)  # 2.5% < MIN_PADDING
+    mask[1, -2:] = 0
+    mask[2, -1] = 0
+    assert unpad.worth_unpadding(mask)  # 10%
+    cfg = Config(model="tiny-bert", batch_size=4, eval_batch_size=4, max_length=24)
+    same = tuple(Example(text="a good film", label=i % 2) for i in range(4))
+    splits = Splits("toy", "classification", ("neg", "pos"), same, same, same, "test")
+    tok = load_tokenizer(cfg)
+    enc = encode_splits(splits, tok, cfg)
+    set_seed(0)
+    model = build_model(cfg, "classification", splits.label_names).eval()
+    fwd = frozen.choose_forward(model, enc, tok, "classification", cfg, CPU, torch.float32)
+    batch = next(iter(fwd.loader("train", train=False)))
+    assert fwd.unpadded and unpad.TOKEN_INDEX not in batch  # nothing to skip: padded path
+    with torch.no_grad():
+        torch.testing.assert_close(fwd.logits(model, batch), frozen.forward_logits(model, batch))
