@@ -14,7 +14,8 @@ tests/test_unpad.py); only dropout masks are drawn over the packed tensor instea
 one, so a seeded run is reproducible but not bitwise equal to the padded path. Supported: BERT
 encoders (`BertForSequenceClassification`, `BertForTokenClassification`) with absolute position
 embeddings, eager or SDPA attention, no decoder/cross-attention and no feed-forward chunking;
-anything else runs padded (`unsupported_reason` says why).
+anything else runs padded (`unsupported_reason` says why), and so does a batch with less than
+MIN_PADDING of padding, where the scatter and gather would cost what they save.
 """
 
 from __future__ import annotations
