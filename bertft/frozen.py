@@ -188,12 +188,16 @@ class CachedForward:
         )
 
     def _collate(self, split: str, idx: list[int]) -> dict[str, torch.Tensor]:
-        feats, states = self.encoded.split(split), self.states[split]
-        h, mask = _pad_states([states[i] for i in idx], self._width)
+        feats, rows = self.encoded.split(split), [self.states[split][i] for i in idx]
+        kept = [t.shape[0] for t in rows]
+        # built on the host (the loop moves it): deciding and indexing never sync a GPU
+        mask = _states_mask(kept, self._width(max(kept)))
         extra = {}
         if self.unpadded and unpad.worth_unpadding(mask):  # the real tokens' states, packed
-            h = torch.cat([states[i] for i in idx])
+            h = torch.cat(rows)
             extra[unpad.TOKEN_INDEX] = unpad.token_index(mask)
+        else:
+            h = _pad_states(rows, mask.shape[1])
         lengths = torch.tensor([len(feats[i]["input_ids"]) for i in idx])  # type: ignore
         if self.kind == "classification":
             labels = torch.tensor([feats[i]["labels"] for i in idx])
@@ -284,17 +288,21 @@ def frozen_weights_hash(model: nn.Module, k: int) -> str:
     return h.hexdigest()
 
 
-def _pad_states(states: list[torch.Tensor], width: Callable[[int], int] | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cached per-example states ([length, hidden]) as one zero-padded batch, `width(longest)`
-    positions wide (default: the longest), and its attention mask (1 on each example's
-    states). Shared by the training batches and by continuing a shallower cached prefix."""
+def _pad_states(states: list[torch.Tensor], width: int | None = None) -> torch.Tensor:
+    """Cached per-example states ([length, hidden]) as one zero-padded batch, `width` positions
+    wide (default: the longest). Shared by the training batches and by continuing a shallower
+    cached prefix; `_states_mask` gives its attention mask."""
     h = nn.utils.rnn.pad_sequence(states, batch_first=True)
-    w = width(h.shape[1]) if width else h.shape[1]
-    if w > h.shape[1]:
-        h = nn.functional.pad(h, (0, 0, 0, w - h.shape[1]))
-    kept = torch.tensor([t.shape[0] for t in states], device=h.device)
-    return h, (torch.arange(w, device=h.device)[None, :] < kept[:, None]).long()
+    if width is not None and width > h.shape[1]:
+        h = nn.functional.pad(h, (0, 0, 0, width - h.shape[1]))
+    return h
+
+
+def _states_mask(lengths: list[int], width: int, device: torch.device | None = None
+                 ) -> torch.Tensor:
+    """Attention mask of padded states: 1 on each example's first `length` positions."""
+    kept = torch.tensor(lengths, device=device)
+    return (torch.arange(width, device=device)[None, :] < kept[:, None]).long()
 
 
 def _deepest_cached_prefix(model: nn.Module, key: tuple
@@ -337,7 +345,9 @@ def precompute(model: nn.Module, feats: list[Feature], tokenizer: PreTrainedToke
                                          token_type_ids=batch.get("token_type_ids"))
                     attention, layers = batch["attention_mask"], parts.layers[:k]
                 else:
-                    h, attention = _pad_states([start[1][i] for i in idx])
+                    rows = [start[1][i] for i in idx]
+                    h = _pad_states(rows)
+                    attention = _states_mask([t.shape[0] for t in rows], h.shape[1], h.device)
                     layers = parts.layers[start[0]:k]
                 mask = create_bidirectional_mask(config=model.config, inputs_embeds=h,
                                                  attention_mask=attention)

@@ -97,8 +97,8 @@ def _layer(layer: nn.Module, x: torch.Tensor, index: torch.Tensor, b: int, lengt
     sa = layer.attention.self
     heads, size = sa.num_attention_heads, sa.attention_head_size
     qkv = torch.cat([sa.query(x), sa.key(x), sa.value(x)], dim=-1)  # [T, 3 * hidden]
-    padded = qkv.new_zeros(b * length, qkv.shape[-1]).index_copy(0, index, qkv)
-    q, k, v = padded.view(b, length, 3, heads, size).permute(2, 0, 3, 1, 4).unbind(0)
+    q, k, v = pad(qkv, index, (b, length)).view(b, length, 3, heads, size
+                                                ).permute(2, 0, 3, 1, 4).unbind(0)
     context = F.scaled_dot_product_attention(
         q, k, v, attn_mask=keys, dropout_p=sa.dropout.p if sa.training else 0.0,
         scale=sa.scaling)
@@ -107,8 +107,9 @@ def _layer(layer: nn.Module, x: torch.Tensor, index: torch.Tensor, b: int, lengt
     return layer.output(layer.intermediate(h), h)
 
 
-def pad(x: torch.Tensor, index: torch.Tensor, shape: torch.Size) -> torch.Tensor:
-    """Packed [T, hidden] back to [B, L, hidden] (zeros at padding) for the pooler and head."""
+def pad(x: torch.Tensor, index: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """Packed [T, width] back to [B, L, width] (zeros at padding): Q/K/V for attention, and the
+    last states for the pooler and head."""
     b, length = shape
     return x.new_zeros(b * length, x.shape[-1]).index_copy(0, index, x).view(b, length, -1)
 

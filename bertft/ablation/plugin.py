@@ -15,6 +15,7 @@ import signal
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -169,7 +170,7 @@ def run_stored(spec: Spec, trial: Trial, opts: Options, benchmark: Any = None) -
     return result
 
 
-def _data_fingerprint(trial: Trial):
+def _data_fingerprint(trial: Trial) -> Callable[[], str]:
     """The fingerprint of the data as the trial would load it now (loaded once per process)."""
     return lambda: load_splits(trial.config).fingerprint()
 
