@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from bertft.errors import ConfigError
+from bertft.limits import range_problems
 
 Padding = Literal["dynamic", "max_length"]
 Sampling = Literal["random", "group_by_length"]
@@ -292,8 +293,11 @@ def validate(cfg: Config) -> list[str]:
     if p:  # range checks below assume the types are right
         return p
 
+    ranged = dict(range_problems(cfg.to_dict()))  # key -> its range message
+    nonfinite = {k for k, m in ranged.items() if "finite" in m}
+
     def need(cond: bool, msg: str) -> None:
-        if not cond:
+        if not cond and msg.partition(" ")[0] not in nonfinite:
             p.append(msg)
 
     for key in ("head_lr", "base_lr"):
@@ -337,4 +341,8 @@ def validate(cfg: Config) -> list[str]:
          or (cfg.device.startswith("cuda:") and cfg.device[5:].isdigit()),
          f"device = {cfg.device!r}: expected one of 'auto', 'cpu', 'cuda', 'cuda:N', 'mps'")
     need(bool(cfg.model.strip()), "model: must not be empty")
-    return p
+    # the declared range of every numeric setting (bertft.limits), where the checks above
+    # said nothing about the key
+    said = {m.partition(" ")[0] for m in p}
+    return [m for k, m in ranged.items() if k in nonfinite] + p + [
+        m for k, m in ranged.items() if k not in nonfinite and k not in said]

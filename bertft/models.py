@@ -33,7 +33,8 @@ from transformers import (
 )
 
 from bertft.config import Config
-from bertft.errors import BertftError
+from bertft.errors import BertftError, ConfigError
+from bertft.limits import model_limit_problems
 
 Kind = Literal["classification", "ner"]
 BUILTIN_MODELS = ("minilm-l6", "tiny-bert")
@@ -153,14 +154,18 @@ def model_config(cfg: Config, label_names: tuple[str, ...]):
                   label2id={n: i for i, n in enumerate(label_names)})
     if cfg.model == "tiny-bert":
         base = AutoConfig.from_pretrained(path)
-        return BertConfig(vocab_size=base.vocab_size, pad_token_id=base.pad_token_id,
+        mcfg = BertConfig(vocab_size=base.vocab_size, pad_token_id=base.pad_token_id,
                           classifier_dropout=cfg.head_dropout, **TINY_BERT, **labels, **extra)
-    try:
-        return AutoConfig.from_pretrained(path, classifier_dropout=cfg.head_dropout,
-                                          trust_remote_code=cfg.trust_remote_code,
-                                          **labels, **extra)
-    except (OSError, ValueError) as exc:
-        raise _hub_error(cfg.model, exc) from exc
+    else:
+        try:
+            mcfg = AutoConfig.from_pretrained(path, classifier_dropout=cfg.head_dropout,
+                                              trust_remote_code=cfg.trust_remote_code,
+                                              **labels, **extra)
+        except (OSError, ValueError) as exc:
+            raise _hub_error(cfg.model, exc) from exc
+    if problems := model_limit_problems(cfg.to_dict(), mcfg.to_dict(), cfg.model):
+        raise ConfigError(problems)  # before any weights load or training starts
+    return mcfg
 
 
 def build_model(cfg: Config, kind: Kind, label_names: tuple[str, ...]) -> PreTrainedModel:

@@ -108,6 +108,9 @@ def evaluate(model: nn.Module, loader, kind: str, label_names: tuple[str, ...],
         metrics = ner_metrics([[names[t] for t in s] for s in golds],
                               [[names[t] for t in s] for s in preds], strict=ner_strict)
     metrics["loss"] = total_loss / max(1, n_batches)
+    if not math.isfinite(metrics["loss"]):  # NaN weights score like a model: never "passed"
+        raise TrialDiverged(f"evaluation loss became {metrics['loss']}: the model's outputs "
+                            "are not finite numbers")
     return metrics, {"pred": preds, "label": golds, "confidence": confs}
 
 

@@ -24,10 +24,11 @@ import pytest
 
 from bertft.ablation.result import TrialResult
 from bertft.ablation.runner import load_splits, run_trial
-from bertft.ablation.spec import Spec, SpecError, Trial, expand, load_spec
+from bertft.ablation.spec import Spec, SpecError, Trial, expand, load_spec, resource_problems
 from bertft.ablation.store import ResultStore
 from bertft.config import parse_overrides
 from bertft.errors import BertftError, ConfigError
+from bertft.outputs import output_problem
 
 EXECUTORS = ("local", "gpus", "ray")
 
@@ -78,6 +79,10 @@ def pytest_configure(config: pytest.Config) -> None:
         overrides = parse_overrides(config.getoption("bertft_set"), source="--bertft-set")
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
+    given = {k: config.getoption(f"bertft_ray_{k}") for k in ("num_gpus", "num_cpus")}
+    if bad := resource_problems({k: v for k, v in given.items() if v is not None}):
+        # checked whatever the executor: nan/inf must not wait for a Ray run to be found
+        raise pytest.UsageError("--bertft-ray-" + "; --bertft-ray-".join(bad).replace("_", "-"))
     if config.getoption("bertft_data_dir"):
         overrides["data_dir"] = config.getoption("bertft_data_dir")
     config.stash[OPTIONS] = Options(
@@ -105,6 +110,7 @@ def _pin_gpu(worker: str) -> None:
 
 
 OPTIONS = pytest.StashKey[Options]()
+SPEC_NAMES = pytest.StashKey[dict[str, Path]]()  # spec name -> the file collected with it
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -126,6 +132,12 @@ class SpecFile(pytest.File):
             trials = expand(spec)
         except SpecError as exc:
             raise self.CollectError(str(exc)) from None
+        names = self.config.stash.setdefault(SPEC_NAMES, {})
+        other = names.setdefault(spec.name, self.path)
+        if other != self.path:  # both would store under results/<name>/, undoing each other
+            raise self.CollectError(f"{self.path}: 1 problem:\n  - name = {spec.name!r}: also "
+                                    f"the name of {other}; results are stored by spec name, so "
+                                    "each collected spec needs its own")
         self.bertft_trials = (spec, trials)  # the spec's current trials, for the store
         for trial in trials:
             item = pytest.Function.from_parent(self, name=f"{spec.name}[{trial.trial_id}]",
@@ -191,7 +203,10 @@ def _written_since(result: TrialResult | None, opts: Options) -> bool:
 
     if result is None or not result.created:
         return False
-    return dt.datetime.fromisoformat(result.created).timestamp() >= int(opts.started)
+    try:
+        return dt.datetime.fromisoformat(result.created).timestamp() >= int(opts.started)
+    except ValueError:  # a hand-edited or foreign `created`: not written by this session
+        return False
 
 
 def _measure(benchmark: Any):
@@ -239,6 +254,9 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
                                   items: list[pytest.Item]) -> None:
     config.stash[HAS_TRIALS] = any(isinstance(i.parent, SpecFile) for i in items)
     if config.stash[HAS_TRIALS]:
+        results = config.stash[OPTIONS].results
+        if problem := output_problem(results):  # before any trial trains
+            raise pytest.UsageError(f"--bertft-results {results}: {problem}")
         _guard_sigint(config)
 
 
