@@ -174,6 +174,9 @@ def _read_delimited(text: str, path: Path, delimiter: str) -> list[_Record]:
         if not header:
             raise DataError(f"{path}: empty file (expected a header line, then one row per "
                             "example)")
+        if twice := next((c for i, c in enumerate(header) if c in header[:i]), None):
+            raise DataError(f"{path}: the header names column '{twice}' twice; every column "
+                            "needs its own name")
         records: list[_Record] = []
         for row in reader:
             if not row:
@@ -626,6 +629,9 @@ def load_conll_file(cfg: Config) -> RawSplits:
 
     train_sentences = read(cfg.train_file, "train_file", None)
     types = entity_types(train_sentences)
+    if not types:  # the twin of classification's "only 1 class"
+        raise DataError(f"conll-file: {cfg.train_file}: every tag is 'O' (no entities); NER "
+                        "needs at least 1 entity type (B-<type> / I-<type> tags) in train_file")
     names = ner_label_names(types)
     allowed = (types, "does not occur in the training data; training types: "
                + (", ".join(sorted(types)) or "(none)"))

@@ -16,6 +16,7 @@ from transformers import (
 from bertft.config import Config
 from bertft.data import clean_text
 from bertft.errors import BertftError
+from bertft.models import _quiet_transformers
 from bertft.rundir import check_model_files, read_run_config
 from bertft.runtime import resolve_device
 
@@ -39,7 +40,8 @@ class Predictor:
         auto = AutoModelForSequenceClassification if kind == "classification" \
             else AutoModelForTokenClassification
         try:
-            model = auto.from_pretrained(run_dir, use_safetensors=True).to(dev).eval()
+            with _quiet_transformers():  # no per-tensor progress bar on stderr
+                model = auto.from_pretrained(run_dir, use_safetensors=True).to(dev).eval()
             tokenizer = AutoTokenizer.from_pretrained(run_dir, use_fast=True)
         except Exception as exc:  # noqa: BLE001 - transformers/safetensors raise many kinds
             raise BertftError(f"{run_dir}: cannot load the saved model ({type(exc).__name__}: "

@@ -254,9 +254,6 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
                                   items: list[pytest.Item]) -> None:
     config.stash[HAS_TRIALS] = any(isinstance(i.parent, SpecFile) for i in items)
     if config.stash[HAS_TRIALS]:
-        results = config.stash[OPTIONS].results
-        if problem := output_problem(results):  # before any trial trains
-            raise pytest.UsageError(f"--bertft-results {results}: {problem}")
         _guard_sigint(config)
 
 
@@ -296,6 +293,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     opts = session.config.stash[OPTIONS]
     if session.config.option.collectonly:
         return
+    if session.config.stash.get(HAS_TRIALS, False) and (problem := output_problem(opts.results)):
+        # before any trial trains (pytest reports a UsageError raised here as INTERNALERROR)
+        pytest.exit(f"--bertft-results {opts.results}: {problem}", pytest.ExitCode.USAGE_ERROR)
     store = ResultStore(opts.results)
     _record_current(session.items, store)
     if opts.executor != "ray" or hasattr(session.config, "workerinput"):
