@@ -192,6 +192,20 @@ def _read_delimited(text: str, path: Path, delimiter: str) -> list[_Record]:
     return records
 
 
+class _DuplicateKey(Exception):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are distinct (json keeps the last of a repeated key)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
 def _read_jsonl(text: str, path: Path) -> list[_Record]:
     """JSON Lines: one JSON object per line; blank lines are skipped."""
     records = []
@@ -199,7 +213,10 @@ def _read_jsonl(text: str, path: Path) -> list[_Record]:
         if not line.strip():
             continue
         try:
-            value = json.loads(line)
+            value = json.loads(line, object_pairs_hook=_unique_keys)
+        except _DuplicateKey as e:
+            raise DataError(f"{path} line {number}: key '{e}' appears twice in the object; "
+                            "every key needs its own name") from None
         except json.JSONDecodeError as e:
             raise DataError(f"{path} line {number}: not valid JSON ({e.msg}); expected one JSON "
                             "object per line (JSON Lines)") from None

@@ -109,6 +109,7 @@ def files(tmp_path: Path) -> Path:
     (tmp_path / "good.csv").write_text("text,label\n" + rows, encoding="utf-8")
     (tmp_path / "dup.csv").write_text("text,label,text\nx,a,y\n", encoding="utf-8")
     (tmp_path / "all_o.conll").write_text("John O\nruns O\n\nMary O\n", encoding="utf-8")
+    (tmp_path / "dup.jsonl").write_text('{"text": "x", "label": "a", "label": "b"}\n')
     (tmp_path / "base_str.toml").write_text('base = "x"\n', encoding="utf-8")
     (tmp_path / "stranger").mkdir()
     (tmp_path / "stranger" / "notes.txt").write_text("mine\n")
@@ -143,6 +144,9 @@ CLI_CASES = [
      "of settings without 'base')"),
     ("csv-repeated-column", [*GOOD[:-1], "{d}/dup.csv"],
      "{d}/dup.csv: the header names column 'text' twice; every column needs its own name"),
+    ("jsonl-repeated-key", [*GOOD[:-1], "{d}/dup.jsonl"],
+     "{d}/dup.jsonl line 1: key 'label' appears twice in the object; every key needs its own "
+     "name"),
     ("conll-all-o", ["train", "--out", "{d}/out", "--model", "tiny-bert", "--task",
                      "conll-file", "--train-file", "{d}/all_o.conll"],
      "conll-file: {d}/all_o.conll: every tag is 'O' (no entities); NER needs at least 1 "
