@@ -119,12 +119,6 @@ def set_lr(optimizer: torch.optim.Optimizer, factor: float) -> None:
         group["lr"] = group["initial_lr"] * factor
 
 
-def is_update_step(batch_index: int, n_batches: int, accum: int) -> bool:
-    """True after the micro-batch that completes an accumulation window (0-based index);
-    the last, possibly short, window of an epoch also steps."""
-    return (batch_index + 1) % accum == 0 or batch_index + 1 == n_batches
-
-
 def steps_per_epoch(n_batches: int, accum: int) -> int:
     return math.ceil(n_batches / accum)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,11 +64,59 @@ class RunResult:
                 "environment": self.environment, "config": self.config.to_dict()}
 
 
-def loss_fn(logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | None
-            ) -> torch.Tensor:
+def loss_fn(logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | None,
+            reduction: str = "mean") -> torch.Tensor:
     """Cross-entropy in fp32 over classes (or tokens, -100 ignored for NER)."""
     return F.cross_entropy(logits.float().view(-1, logits.shape[-1]), labels.view(-1),
-                           weight=weight, ignore_index=IGNORE_INDEX)
+                           weight=weight, ignore_index=IGNORE_INDEX, reduction=reduction)
+
+
+def loss_denominator(labels: torch.Tensor, weight: torch.Tensor | None) -> float:
+    """What `F.cross_entropy`'s mean divides by: the labelled examples (word pieces for NER),
+    or the sum of their class weights. Read from the host copy of the labels: no device sync."""
+    labels = labels[labels != IGNORE_INDEX]
+    return float(weight[labels].sum()) if weight is not None else float(labels.numel())
+
+
+def accumulate(model: nn.Module, forward: frozen_prefix.Forward,
+               window: list[dict[str, torch.Tensor]],
+               weights: tuple[torch.Tensor | None, torch.Tensor | None],
+               scaler: torch.amp.GradScaler, device: torch.device, dtype: torch.dtype,
+               run: _Running) -> tuple[int, int]:
+    """Backward through one accumulation window; returns its examples and real tokens.
+
+    The window's loss is the mean over all its examples (labelled tokens for NER; class weights
+    as `F.cross_entropy`'s weighted mean counts them), as if it were one batch: each micro-batch
+    adds its summed loss divided by the window's denominator, so a short window (the end of an
+    epoch) or micro-batches with few labelled tokens get the gradient one batch would."""
+    host_weight, weight = weights
+    total = max(sum(loss_denominator(b["labels"], host_weight) for b in window), 1e-12)
+    samples = tokens = 0
+    for batch in window:
+        samples += batch["labels"].shape[0]
+        tokens += forward.tokens(batch)  # counted on the host copy: no device sync
+        own = max(loss_denominator(batch["labels"], host_weight), 1e-12)
+        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+        with autocast(device, dtype):
+            logits = forward.logits(model, batch)
+        loss = loss_fn(logits, batch["labels"], weight, reduction="sum")
+        scaler.scale(loss / total).backward()
+        run.add(loss / own, logits, batch["labels"])  # the batch's mean, summed on the device
+    return samples, tokens
+
+
+def accumulation_windows(loader: Iterable[dict[str, torch.Tensor]], accum: int
+                         ) -> Iterator[list[dict[str, torch.Tensor]]]:
+    """The loader's batches grouped into windows of `accum` micro-batches, one optimizer step
+    each; the last window of an epoch may be shorter."""
+    window: list[dict[str, torch.Tensor]] = []
+    for batch in loader:
+        window.append(batch)
+        if len(window) == accum:
+            yield window
+            window = []
+    if window:
+        yield window
 
 
 @torch.no_grad()
@@ -150,8 +198,9 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
     total = cfg.max_steps or cfg.epochs * per_epoch
     epochs = math.ceil(total / per_epoch)
     warmup = optim.warmup_steps(cfg, total)
-    weight = (optim.class_weights([f["labels"] for f in encoded.train], len(names)).to(device)
-              if cfg.class_weights == "balanced" and kind == "classification" else None)
+    host_weight = (optim.class_weights([f["labels"] for f in encoded.train], len(names))
+                   if cfg.class_weights == "balanced" and kind == "classification" else None)
+    weight = host_weight.to(device) if host_weight is not None else None
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     frozen_modules = _frozen_modules(model, frozen)
 
@@ -217,22 +266,14 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
         model.train()
         for m in frozen_modules:  # frozen layers run without dropout (eval mode)
             m.eval()
-        n_batches = len(train_loader)
-        bar = tqdm(total=n_batches, desc=f"epoch {epoch}", disable=not show, leave=False)
+        bar = tqdm(total=len(train_loader), desc=f"epoch {epoch}", disable=not show, leave=False)
         synchronize(device)
         t0 = time.perf_counter()
-        for i, batch in enumerate(train_loader):
-            samples += batch["labels"].shape[0]
-            tokens += forward.tokens(batch)  # counted on the host copy: no device sync
-            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            with autocast(device, dtype):
-                logits = forward.logits(model, batch)
-            loss = loss_fn(logits, batch["labels"], weight)
-            scaler.scale(loss / cfg.grad_accum_steps).backward()
-            run.add(loss, logits, batch["labels"])  # summed on the device, read at log points
-            bar.update(1)
-            if not optim.is_update_step(i, n_batches, cfg.grad_accum_steps):
-                continue
+        for window in accumulation_windows(train_loader, cfg.grad_accum_steps):
+            n, t = accumulate(model, forward, window, (host_weight, weight), scaler, device,
+                              dtype, run)
+            samples, tokens = samples + n, tokens + t
+            bar.update(len(window))
             optim.set_lr(optimizer, optim.lr_factor(step, warmup, total, cfg.lr_schedule))
             if cfg.max_grad_norm:
                 scaler.unscale_(optimizer)

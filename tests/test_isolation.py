@@ -115,8 +115,8 @@ def test_nan_loss_stops_training_within_one_logging_interval(nan_from, log_every
     real = train.loss_fn
     calls = {"train": 0}
 
-    def loss_fn(logits, labels, weight):
-        loss = real(logits, labels, weight)
+    def loss_fn(logits, labels, weight, **kw):
+        loss = real(logits, labels, weight, **kw)
         if not torch.is_grad_enabled():
             return loss  # evaluation
         calls["train"] += 1
