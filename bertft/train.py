@@ -168,38 +168,38 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
         checkpoint_dir: str | Path | None = None) -> RunResult:
     """Train and evaluate one configuration. Raises TrialDiverged on a NaN/inf loss.
 
-    With `cfg.checkpoint_every_epoch`, state is saved to `checkpoint_dir` (default
+    With `cfg.process.checkpoint_every_epoch`, state is saved to `checkpoint_dir` (default
     `out_dir/checkpoint`) after each epoch and a matching checkpoint found there is resumed.
     """
-    configure_threads(cfg.num_threads)
-    configure_determinism(cfg.deterministic)
-    device = resolve_device(cfg.device)
-    dtype = resolve_precision(cfg.precision, device)
-    splits = splits if splits is not None else load_task(cfg)
+    configure_threads(cfg.process.num_threads)
+    configure_determinism(cfg.runtime.deterministic)
+    device = resolve_device(cfg.runtime.device)
+    dtype = resolve_precision(cfg.runtime.precision, device)
+    splits = splits if splits is not None else load_task(cfg.data)
     kind, names = splits.kind, splits.label_names
-    metric = best_metric_name(cfg.metric_for_best, kind)
-    if problem := metric_problem(cfg.metric_for_best, kind):
+    metric = best_metric_name(cfg.loop.metric_for_best, kind)
+    if problem := metric_problem(cfg.loop.metric_for_best, kind):
         raise ConfigError([problem])
-    tokenizer = load_tokenizer(cfg)
-    encoded: Encoded = encode_splits(splits, tokenizer, cfg)
+    tokenizer = load_tokenizer(cfg.model)
+    encoded: Encoded = encode_splits(splits, tokenizer, cfg.tokens)
 
-    set_seed(cfg.seed)  # head init, dropout and data order all follow from here
-    model = build_model(cfg, kind, names).to(device)
-    frozen = optim.frozen_parameter_names(model, cfg)
+    set_seed(cfg.loop.seed)  # head init, dropout and data order all follow from here
+    model = build_model(cfg.model, kind, names).to(device)
+    frozen = optim.frozen_parameter_names(model, cfg.model)
     optim.apply_freezing(model, frozen)
-    optimizer = optim.build_optimizer(model, cfg, device)
+    optimizer = optim.build_optimizer(model, cfg.optim, device)
     # full model on token ids, or top layers on cached frozen-prefix states (precompute here)
     forward = frozen_prefix.choose_forward(model, encoded, tokenizer, kind, cfg, device, dtype)
-    if cfg.compile:
+    if cfg.runtime.compile:
         forward.compile(model)
-    train_loader = forward.loader("train", train=True, seed=cfg.seed)
+    train_loader = forward.loader("train", train=True, seed=cfg.loop.seed)
     val_loader = forward.loader("validation", train=False)
-    per_epoch = optim.steps_per_epoch(len(train_loader), cfg.grad_accum_steps)
-    total = cfg.max_steps or cfg.epochs * per_epoch
+    per_epoch = optim.steps_per_epoch(len(train_loader), cfg.optim.grad_accum_steps)
+    total = cfg.loop.max_steps or cfg.loop.epochs * per_epoch
     epochs = math.ceil(total / per_epoch)
-    warmup = optim.warmup_steps(cfg, total)
+    warmup = optim.warmup_steps(cfg.optim, total)
     host_weight = (optim.class_weights([f["labels"] for f in encoded.train], len(names))
-                   if cfg.class_weights == "balanced" and kind == "classification" else None)
+                   if cfg.optim.class_weights == "balanced" and kind == "classification" else None)
     weight = host_weight.to(device) if host_weight is not None else None
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     frozen_modules = _frozen_modules(model, frozen)
@@ -210,17 +210,17 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
     step, bad_evals, samples, tokens = 0, 0, 0, 0
     train_time = forward.precompute_seconds  # honest throughput: the cache costs train time
     run = _Running()
-    show = cfg.progress and sys.stderr.isatty()
+    show = cfg.process.progress and sys.stderr.isatty()
     reset_peak_memory(device)
     stop = False
     ckpt_dir = checkpoint_dir or (Path(out_dir) / "checkpoint" if out_dir else None)
-    ckpt_dir = ckpt_dir if cfg.checkpoint_every_epoch else None
+    ckpt_dir = ckpt_dir if cfg.process.checkpoint_every_epoch else None
     start_epoch = 1
     resumed = checkpoint.load(ckpt_dir, cfg.hash()) if ckpt_dir else None
     if resumed:
         start_epoch = resumed["epoch"] + 1
-        if frozen and cfg.unfreeze_at_epoch and start_epoch > cfg.unfreeze_at_epoch:
-            optim.unfreeze(model, optimizer, cfg, frozen)  # groups must match the saved state
+        if frozen and cfg.model.unfreeze_at_epoch and start_epoch > cfg.model.unfreeze_at_epoch:
+            optim.unfreeze(model, optimizer, cfg.optim, frozen)  # groups must match the saved state
             frozen, frozen_modules = set(), []
         model.load_state_dict(resumed["model"])
         optimizer.load_state_dict(resumed["optimizer"])
@@ -238,7 +238,7 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
     def run_eval(epoch: int) -> bool:
         """Validate, record history, track the best weights; True means stop early."""
         nonlocal best_state, bad_evals, run
-        val, preds = evaluate(model, val_loader, kind, names, device, dtype, cfg.ner_strict,
+        val, preds = evaluate(model, val_loader, kind, names, device, dtype, cfg.loop.ner_strict,
                               forward.logits)
         last_eval.update(step=step, val=val, preds=preds)
         row = {"epoch": epoch, "step": step, **run.summary(),
@@ -252,16 +252,17 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
         if improves(metric, val[metric], best["value"]):
             best.update(value=val[metric], epoch=epoch, step=step)
             bad_evals = 0
-            if cfg.restore_best:  # a copy on the CPU: device memory stays for training
+            if cfg.loop.restore_best:  # a copy on the CPU: device memory stays for training
                 best_state = {k: v.detach().to("cpu", copy=True)
                               for k, v in model.state_dict().items()}
         else:
             bad_evals += 1
-        return bool(cfg.early_stopping_patience) and bad_evals >= cfg.early_stopping_patience
+        patience = cfg.loop.early_stopping_patience
+        return bool(patience) and bad_evals >= patience
 
     for epoch in range(start_epoch, epochs + 1):
-        if cfg.unfreeze_at_epoch == epoch and frozen:
-            optim.unfreeze(model, optimizer, cfg, frozen)
+        if cfg.model.unfreeze_at_epoch == epoch and frozen:
+            optim.unfreeze(model, optimizer, cfg.optim, frozen)
             frozen, frozen_modules = set(), []
         model.train()
         for m in frozen_modules:  # frozen layers run without dropout (eval mode)
@@ -269,23 +270,23 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
         bar = tqdm(total=len(train_loader), desc=f"epoch {epoch}", disable=not show, leave=False)
         synchronize(device)
         t0 = time.perf_counter()
-        for window in accumulation_windows(train_loader, cfg.grad_accum_steps):
+        for window in accumulation_windows(train_loader, cfg.optim.grad_accum_steps):
             n, t = accumulate(model, forward, window, (host_weight, weight), scaler, device,
                               dtype, run)
             samples, tokens = samples + n, tokens + t
             bar.update(len(window))
-            optim.set_lr(optimizer, optim.lr_factor(step, warmup, total, cfg.lr_schedule))
-            if cfg.max_grad_norm:
+            optim.set_lr(optimizer, optim.lr_factor(step, warmup, total, cfg.optim.lr_schedule))
+            if cfg.optim.max_grad_norm:
                 scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.max_grad_norm)
             scaler.step(optimizer)
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            if step % cfg.log_every == 0 and not math.isfinite(run.loss()):
+            if step % cfg.loop.log_every == 0 and not math.isfinite(run.loss()):
                 raise TrialDiverged(f"training loss became {run.loss()} by step {step} "
                                     f"(epoch {epoch})")
-            if cfg.eval_steps and step % cfg.eval_steps == 0:
+            if cfg.loop.eval_steps and step % cfg.loop.eval_steps == 0:
                 synchronize(device)
                 train_time += time.perf_counter() - t0
                 stop = run_eval(epoch)
@@ -301,7 +302,7 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
         if not math.isfinite(run.loss()):
             raise TrialDiverged(f"training loss became {run.loss()} in epoch {epoch} "
                                 f"(step {step})")
-        if not stop and (not cfg.eval_steps or step >= total):
+        if not stop and (not cfg.loop.eval_steps or step >= total):
             if not history or history[-1]["step"] != step:
                 stop = run_eval(epoch)
         if stop or step >= total:
@@ -325,10 +326,11 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
         if best_state is not None:
             model.load_state_dict(best_state)
         val, val_preds = evaluate(model, val_loader, kind, names, device, dtype,
-                                  cfg.ner_strict, forward.logits)
+                                  cfg.loop.ner_strict, forward.logits)
     test_loader = forward.loader("test", train=False)
-    test, test_preds = (evaluate(model, test_loader, kind, names, device, dtype, cfg.ner_strict,
-                                 forward.logits) if encoded.test else ({}, {}))
+    test, test_preds = (evaluate(model, test_loader, kind, names, device, dtype,
+                                 cfg.loop.ner_strict, forward.logits)
+                        if encoded.test else ({}, {}))
     result = RunResult(
         config=cfg, kind=kind, label_names=names, validation=val, test=test, history=history,
         best=best, environment={**environment(device), "dtype": str(dtype).replace("torch.", "")},

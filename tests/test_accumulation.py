@@ -43,10 +43,10 @@ def _ner() -> Splits:
 def _grads(splits: Splits, cfg: Config, sizes: list[int], weighted: bool) -> dict:
     """Gradients after one accumulation window over the first sum(sizes) training examples,
     cut into micro-batches of the given sizes."""
-    tok = load_tokenizer(cfg)
-    enc = encode_splits(splits, tok, cfg)
+    tok = load_tokenizer(cfg.model)
+    enc = encode_splits(splits, tok, cfg.tokens)
     set_seed(0)
-    model = build_model(cfg, splits.kind, splits.label_names)
+    model = build_model(cfg.model, splits.kind, splits.label_names)
     model.train()
     forward = frozen_prefix.choose_forward(model, enc, tok, splits.kind, cfg, CPU, torch.float32)
     collate = forward.loader("train", train=False).collate_fn
@@ -70,7 +70,7 @@ def _grads(splits: Splits, cfg: Config, sizes: list[int], weighted: bool) -> dic
 @pytest.mark.parametrize("sizes", [[3, 3, 3], [4, 1, 4], [2]], ids=["full", "uneven", "short"])
 def test_micro_batches_give_the_gradient_of_one_batch(splits, weighted, unpad, sizes):
     data = splits()
-    cfg = Config(**NO_DROPOUT, unpad=unpad,
+    cfg = Config.of(**NO_DROPOUT, unpad=unpad,
                  class_weights="balanced" if weighted else "none")
     one = _grads(data, cfg, [sum(sizes)], weighted)
     many = _grads(data, cfg, sizes, weighted)
@@ -86,8 +86,8 @@ def test_accumulated_training_matches_large_batches(splits):
     data = splits()
     common = {**NO_DROPOUT, "epochs": 2, "max_grad_norm": 0.0, "head_lr": 1e-3,
               "base_lr": 1e-3}
-    big = fit(Config(**common, batch_size=6), splits=data)
-    small = fit(Config(**common, batch_size=2, grad_accum_steps=3), splits=data)
+    big = fit(Config.of(**common, batch_size=6), splits=data)
+    small = fit(Config.of(**common, batch_size=2, grad_accum_steps=3), splits=data)
     assert big.timing["optimizer_steps"] == small.timing["optimizer_steps"] == 10
     a, b = big.model.state_dict(), small.model.state_dict()
     for name in a:
