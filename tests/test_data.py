@@ -194,17 +194,17 @@ def test_explicit_data_dir_that_does_not_exist_is_an_error(tmp_path: Path,
 def test_env_data_dir_without_the_task_falls_back_to_the_hub(tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch
                                                              ) -> None:
-    from bertft.data import _local_dir
+    from bertft.data.tasks import local_dir
 
     cfg = DataConfig(task="sst2")
     monkeypatch.setenv("BERTFT_DATA_DIR", str(tmp_path / "absent"))  # tox sets it, existing or not
-    assert _local_dir(cfg, "sst2", "train.tsv") is None
+    assert local_dir(cfg, "sst2", "train.tsv") is None
     monkeypatch.setenv("BERTFT_DATA_DIR", str(tmp_path))  # exists, holds no sst2 data
     (tmp_path / "imdb").mkdir()
-    assert _local_dir(cfg, "sst2", "train.tsv") is None
-    assert _local_dir(cfg, "imdb", "imdb_train_sample.csv") == tmp_path / "imdb"
+    assert local_dir(cfg, "sst2", "train.tsv") is None
+    assert local_dir(cfg, "imdb", "imdb_train_sample.csv") == tmp_path / "imdb"
     (tmp_path / "train.tsv").write_text("sentence\tlabel\n")
-    assert _local_dir(cfg, "sst2", "train.tsv") == tmp_path
+    assert local_dir(cfg, "sst2", "train.tsv") == tmp_path
 
 
 # --- Hub paths (offline: datasets.load_dataset is replaced) -------------------------------
