@@ -326,7 +326,7 @@ def test_models_load_safetensors_and_no_remote_code_unless_asked(monkeypatch,
     monkeypatch.setattr(models.AutoModelForSequenceClassification, "from_pretrained",
                         recorder("model"))
     monkeypatch.setattr(models, "model_config", lambda *a: None)
-    assert Config.of().trust_remote_code is False
+    assert Config.of().model.trust_remote_code is False
     for trust in (False, True):
         spec_file = tmp_path / f"s{trust}.toml"
         spec_file.write_text(f'[base]\nmodel = "minilm-l6"\ntrust_remote_code = '
