@@ -3,9 +3,9 @@
 `RANGES` names, for each int or float Config field, the smallest and largest value allowed
 (a bound in parentheses is open). Every value must also be finite: TOML and `--set` accept
 `inf` and `nan`, which would otherwise pass a `> 0` check and train to NaN. Seeds stay in
-[0, 2**32 - 1], the range NumPy and scikit-learn accept. Limits that need the model's shape
-(its position limit, its layer count) are checked by `model_limit_problems` wherever the
-model's config.json is known locally: at spec collection and before a run trains.
+[0, 2**32 - 1], the range NumPy and scikit-learn accept. The position limit of the model
+(`max_length_problems`) is checked at spec collection when the model's config.json is on this
+machine, and in `fit` once the model is built, before any training step.
 """
 
 from __future__ import annotations
@@ -107,20 +107,13 @@ def position_limit(model_config: Mapping[str, Any]) -> int | None:
     return n - 2 if model_config.get("model_type") in _OFFSET_POSITIONS else n
 
 
-def model_limit_problems(values: Mapping[str, Any], model_config: Mapping[str, Any],
-                         model: str) -> list[str]:
-    """Settings the model cannot honour: max_length above its position limit, freeze_layers
-    above its layer count. `model_config` is the model's config.json as a dict."""
-    problems = []
+def max_length_problems(max_length: int, model_config: Mapping[str, Any], model: str
+                        ) -> list[str]:
+    """`max_length` above the model's position limit (`model_config`: its config.json as a
+    dict), which would fail at the first forward pass with a tensor-size error. The layer
+    count limit of freeze_layers is `ModelConfig.freezing`'s."""
     limit = position_limit(model_config)
-    max_length = values.get("max_length")
-    if limit is not None and isinstance(max_length, int) and max_length > limit:
-        problems.append(f"max_length = {max_length}: model {model} embeds at most {limit} "
-                        f"positions; allowed: 8..{limit}")
-    layers = model_config.get("num_hidden_layers", model_config.get("n_layers"))
-    freeze = values.get("freeze_layers")
-    if isinstance(layers, int) and isinstance(freeze, int) and not isinstance(freeze, bool) \
-            and freeze > layers:
-        problems.append(f"freeze_layers = {freeze}: model {model} has {layers} encoder "
-                        f"layers; allowed: 0..{layers} or 'all'")
-    return problems
+    if limit is not None and max_length > limit:
+        return [f"max_length = {max_length}: model {model} embeds at most {limit} positions; "
+                f"allowed: 8..{limit}"]
+    return []

@@ -84,7 +84,7 @@ def save_run(result, out_dir: str | Path) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, str] = {}
-    if result.config.save_model and result.model is not None:
+    if result.config.process.save_model and result.model is not None:
         result.model.save_pretrained(out, safe_serialization=True)
         result.tokenizer.save_pretrained(out)
         files = {name: file_sha256(out / name) for name in MODEL_FILES if (out / name).is_file()}

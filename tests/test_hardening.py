@@ -299,10 +299,10 @@ def test_resuming_the_same_run_is_not_another_run(tmp_path: Path) -> None:
     from bertft import checkpoint
     from bertft.outputs import prepare_run_dir
 
-    cfg = Config(model="tiny-bert", checkpoint_every_epoch=True)
+    cfg = Config.of(model="tiny-bert", checkpoint_every_epoch=True)
     checkpoint.save(tmp_path / "checkpoint", {"config_hash": cfg.hash(), "epoch": 1})
     assert prepare_run_dir(tmp_path, cfg.hash(), True, overwrite=False) == tmp_path
-    other = Config(model="tiny-bert", checkpoint_every_epoch=True, seed=1).hash()
+    other = Config.of(model="tiny-bert", checkpoint_every_epoch=True, seed=1).hash()
     with pytest.raises(BertftError, match=r"holds another run \(checkpoint\); pass --overwrite"):
         prepare_run_dir(tmp_path, other, True, overwrite=False)
     assert (tmp_path / "checkpoint" / "checkpoint.pt").is_file()
@@ -416,10 +416,10 @@ def test_entity_spans_match_the_input_text() -> None:
     from bertft.predict import Predictor
     from bertft.runtime import set_seed
 
-    cfg = Config(model="tiny-bert", task="conll-file", max_length=24)
+    cfg = Config.of(model="tiny-bert", task="conll-file", max_length=24)
     set_seed(0)
-    pred = Predictor(build_model(cfg, "ner", NAMES).eval(), load_tokenizer(cfg), cfg, "ner",
-                     NAMES, torch.device("cpu"))
+    pred = Predictor(build_model(cfg.model, "ner", NAMES).eval(), load_tokenizer(cfg.model), cfg,
+                     "ner", NAMES, torch.device("cpu"))
     rng = random.Random(14)
     texts = ["".join(rng.choice(ALPHABET) for _ in range(rng.randint(0, 40)))
              for _ in range(150)]

@@ -15,11 +15,12 @@
     head_lr = [1e-3, 1e-4]
     base_lr = [1e-4, 1e-5]
 
-Parsing downloads and loads nothing. Its one side effect: when `freeze_layers` is a number and
-the model is a Hub id that is not in the local Hugging Face cache, the layer-count check
-(`model_problems`) asks the Hub whether the id exists with one HEAD request (5 s timeout, cached
-per process; none when HF_HUB_OFFLINE is set). Every problem in a file (and in the command-line
-overrides) is collected and raised once, naming the file, the key and what is allowed.
+Parsing reads only local files: it downloads, loads and asks the network nothing. The layer-count
+check (`model_problems`) reads the model's config.json when the model is on this machine (a
+built-in, a directory, or the local Hugging Face cache); a Hub model that is not here is checked
+when its trial runs, which names the model and why it cannot load. Every problem in a file (and
+in the command-line overrides) is collected and raised once, naming the file, the key and what
+is allowed.
 """
 
 from __future__ import annotations
@@ -345,29 +346,32 @@ def task_problems(cfg: Config) -> list[str]:
     from bertft.metrics import metric_problem
 
     try:
-        kind = task_kind(cfg.task)
+        kind = task_kind(cfg.data.task)
     except DataError as exc:
         return [str(exc)]
-    problem = metric_problem(cfg.metric_for_best, kind)
+    problem = metric_problem(cfg.loop.metric_for_best, kind)
     return [problem] if problem else []
 
 
 def model_problems(cfg: Config) -> list[str]:
-    """Checks that need the model's shape (`bertft.limits.model_limit_problems`: position
-    limit, layer count), read from a local config.json only (no download; for a Hub id not in
-    the local cache, `resolve_model_path` sends one HEAD request)."""
-    from bertft.limits import model_limit_problems
-    from bertft.models import TINY_BERT, resolve_model_path
+    """Checks that need the model's shape (its layer count, its position limit), read from a
+    config.json on this machine only (no network: a model that is not here is checked when its
+    trial runs)."""
+    from bertft.limits import max_length_problems
+    from bertft.models import local_config, local_depth
 
-    if cfg.model == "tiny-bert":
-        shape: dict[str, Any] = dict(TINY_BERT)
-    else:
-        try:
-            cfg_file = Path(resolve_model_path(cfg.model)) / "config.json"
-            shape = json.loads(cfg_file.read_text())
-        except Exception:  # unreadable or a Hub id: the run checks the limits itself
-            return []
-    return model_limit_problems(cfg.to_dict(), shape, cfg.model)
+    shape = local_config(cfg.model.name)
+    if shape is None:
+        return []
+    problems = max_length_problems(cfg.tokens.max_length, shape, cfg.model.name)
+    n = local_depth(cfg.model.name)
+    if n is None:
+        return problems
+    try:
+        cfg.model.freezing(n)
+    except ConfigError as exc:
+        return exc.problems + problems
+    return problems
 
 
 __all__ = ["Spec", "SpecError", "Trial", "expand", "load_spec", "make_id"]
