@@ -91,9 +91,12 @@ def _paired(arm: Arm, base: Arm, split: str, metric: str, order: Sequence[int]
     return shared, diff, psi
 
 
-def compare(results: Sequence[TrialResult], alpha: float = dc.ALPHA) -> list[Comparison]:
+def compare(results: Sequence[TrialResult], alpha: float = dc.ALPHA, upto: int | None = None
+            ) -> list[Comparison]:
     """Every non-baseline arm against the baseline, as one family: a fixed design, or the
-    sequential looks of an adaptive one (`spec.min_seeds`)."""
+    sequential looks of an adaptive one (`spec.min_seeds`). `upto`: replay only the looks at
+    up to that many seeds, leaving out the comparisons still open (what an adaptive run
+    knows when it decides whether to run more seeds)."""
     if not any(r.status == "passed" for r in results):
         return []
     spec = spec_of(results)
@@ -120,9 +123,11 @@ def compare(results: Sequence[TrialResult], alpha: float = dc.ALPHA) -> list[Com
         else (max([len(d[0]) for d in ready.values()] or [0]),)
     spend = dc.alpha_spent(schedule, alpha) if len(schedule) > 1 else (alpha,)
     for k_look, a_look in zip(schedule, spend, strict=True):
-        last = k_look == schedule[-1]
+        if upto is not None and k_look > upto:
+            break
+        last = k_look == schedule[-1] and upto is None
         _look(ready, out, k_look, a_look, m, margin, split, metric, final=last)
-    return [out[a] for a in data]
+    return [out[a] for a in data if a in out]
 
 
 def _look(ready: dict, out: dict[str, Comparison], k_look: int, alpha: float, m: int,
