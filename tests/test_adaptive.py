@@ -94,7 +94,7 @@ def _fake_predictions(monkeypatch) -> list[str]:
         ran.append(trial.trial_id)
         rng = np.random.default_rng(zlib.crc32(trial.trial_id.encode()))
         label = np.arange(400) % 2
-        right = rng.random(400) < (0.2 if trial.config.head_lr == 0.1 else 0.5)
+        right = rng.random(400) < (0.2 if trial.overrides["head_lr"] == 0.1 else 0.5)
         pred = np.where(right, label, 1 - label)
         preds = {"pred": pred.tolist(), "label": label.tolist(), "confidence": [0.9] * 400}
         return TrialResult(spec=spec_info(spec), trial_id=trial.trial_id, arm_id=trial.arm_id,

@@ -78,7 +78,7 @@ def run_trial(trial: Trial, spec: Spec, measure=None, checkpoint_dir: Path | Non
         **base, status="passed", label_names=run.label_names, data=run.data,
         history=tuple(run.history), best=run.best, validation=run.validation, test=run.test,
         errors=tuple(confident_errors(run, splits)),
-        predictions=stored_predictions(run, bool(trial.config.ner_strict)),
+        predictions=stored_predictions(run, bool(trial.config.loop.ner_strict)),
         timing={**run.timing, "wall_seconds": time.perf_counter() - start},
         environment=run.environment,
     )
