@@ -135,10 +135,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_usage(cfg: Config) -> None:
+    """Usage errors a run would only hit after seconds of imports (torch, transformers), found
+    first: bertft.config and bertft.data import neither."""
+    from bertft.data import task_spec
+
+    task_spec(cfg.task)  # an unknown task: DataError naming the known ones
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    check_usage(cfg)
     from bertft.train import fit
 
-    cfg = config_from_args(args)
     result = fit(cfg, out_dir=args.out, on_log=_print_row)
     summary = {"validation": _scalar_part(result.validation), "test": _scalar_part(result.test),
                "out": str(Path(args.out) / "metrics.json")}

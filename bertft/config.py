@@ -20,7 +20,7 @@ from typing import Any, Literal
 from bertft.errors import ConfigError
 
 Padding = Literal["dynamic", "max_length"]
-Sampling = Literal["random", "group_by_length"]
+Sampling = Literal["length_buckets", "random", "group_by_length"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 Schedule = Literal["linear", "constant"]
 ClassWeights = Literal["none", "balanced"]
@@ -77,8 +77,12 @@ class Config:
     label_all_subtokens: bool = _f(False, "NER: label every word piece (default: first only, "
                                    "the rest -100).")
     ner_strict: bool = _f(False, "NER: score entities in seqeval's strict IOB2 mode.")
-    sampling: Sampling = _f("random", "Training order: random (seeded shuffle) or "
-                            "group_by_length (shuffled mega-batches sorted by length).")
+    sampling: Sampling = _f("length_buckets", "Training order. length_buckets: seeded shuffle, "
+                            "cut into mega-batches of min(50, n / (4 * batch_size)) batches, "
+                            "each sorted by length and cut into batches, then the batches "
+                            "shuffled (the longest first); random: seeded shuffle; "
+                            "group_by_length: the Trainer's sampler (batches in descending "
+                            "length within each mega-batch).")
 
     # --- model and head -------------------------------------------------------------------
     head_dropout: float = _f(0.1, "Dropout before the classification head.")
@@ -115,7 +119,8 @@ class Config:
     epochs: int = _f(3, "Training epochs.")
     max_steps: int | None = _f(None, "Stop after this many optimizer steps (overrides epochs).")
     batch_size: int = _f(32, "Training micro-batch size.")
-    eval_batch_size: int = _f(64, "Evaluation batch size.")
+    eval_batch_size: int = _f(128, "Evaluation batch size (no gradients are kept, and "
+                              "examples are evaluated longest first, so batches pad little).")
     eval_steps: int = _f(0, "Evaluate every N optimizer steps; 0: at the end of each epoch.")
     metric_for_best: str = _f("auto", "Validation metric for early stopping and best weights; "
                               "auto: f1_macro (classification) or f1 (NER).")

@@ -31,8 +31,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from sklearn.model_selection import train_test_split
-
 from bertft.config import Config
 from bertft.errors import DataError
 
@@ -723,6 +721,8 @@ def carve(pool: Sequence[Example], n_out: int, seed: int, stratify: bool
 
     Stratified by label when asked; sklearn refuses that when a class has a single member or
     there are more classes than carved slots, and then the split is unstratified instead."""
+    from sklearn.model_selection import train_test_split  # 2 s to import: not for usage errors
+
     indices = list(range(len(pool)))
     labels = [ex.label for ex in pool] if stratify else None
     try:
