@@ -70,7 +70,7 @@ def run(name: str, threads: int = 0, **overrides) -> dict:
     return row
 
 
-def compare(name: str, seeds: int, against: dict, threads: int = 0) -> dict:
+def compare(name: str, seeds: int, against: dict, threads: int = 0, **common) -> dict:
     """The test metric of the defaults and of `against` (overrides) on seeds 0..seeds-1, run
     interleaved, and their paired difference (mean, 95% t-interval, paired t-test p)."""
     from bertft.report.stats import mean_ci, paired_test
@@ -78,11 +78,11 @@ def compare(name: str, seeds: int, against: dict, threads: int = 0) -> dict:
     metric = RUNS[name][1]
     a, b = {}, {}
     for seed in range(seeds):
-        a[seed] = run(name, threads, seed=seed)["test"]
-        b[seed] = run(name, threads, seed=seed, **against)["test"]
+        a[seed] = run(name, threads, seed=seed, **common)["test"]
+        b[seed] = run(name, threads, seed=seed, **{**common, **against})["test"]
     diff, half = mean_ci([a[s] - b[s] for s in a])
     row = {"run": name, "metric": f"test {metric}", "seeds": seeds, "defaults": list(a.values()),
-           "against": against, "against_values": list(b.values()),
+           "settings": common, "against": against, "against_values": list(b.values()),
            "defaults_mean": round(sum(a.values()) / seeds, 4),
            "against_mean": round(sum(b.values()) / seeds, 4),
            "difference_mean": round(diff, 4), "difference_ci95": round(half, 4),
@@ -101,14 +101,18 @@ def main() -> None:
     parser.add_argument("--against", action="append", default=[], metavar="KEY=VALUE",
                         help="also run with these settings, seed by seed, and print the "
                              "paired difference of the defaults against them")
+    parser.add_argument("--set", dest="common", action="append", default=[],
+                        metavar="KEY=VALUE", help="settings for every run, e.g. "
+                        "validation_ratio=0.013 (a smaller validation split: faster)")
     args = parser.parse_args()
     against = parse_overrides(args.against, "--against")
+    common = parse_overrides(args.common)
     for name in args.runs:
         if against:
-            compare(name, args.seeds, against, args.threads)
+            compare(name, args.seeds, against, args.threads, **common)
         else:
             for seed in range(args.seeds):
-                run(name, args.threads, seed=seed)
+                run(name, args.threads, seed=seed, **common)
 
 
 if __name__ == "__main__":
