@@ -143,3 +143,18 @@ def test_usage_errors_are_found_before_torch_is_imported(argv, message, tmp_path
     assert message in out.stderr
     assert not (tmp_path / "run").exists()
 
+
+
+def test_process_benchmark_runs_bertft_defaults_on_the_trainers_workload():
+    """The whole-process benchmark's `bertft train` command line: the workload's settings,
+    bertft's own batching and evaluation defaults, the same evaluation work as the Trainer."""
+    from benchmarks import process
+    from bertft.cli import build_parser, config_from_args
+
+    argv = process.bertft_argv("/data", 256, 64, "/tmp/out")
+    assert argv[1:4] == ["-m", "bertft", "train"]
+    cfg = config_from_args(build_parser().parse_args(argv[3:]))
+    assert (cfg.task, cfg.data_dir, cfg.max_train_samples, cfg.epochs, cfg.batch_size,
+            cfg.max_length, cfg.eval_batch_size) == ("sst2", "/data", 256, 1, 32, 128, 128)
+    assert round(cfg.validation_ratio * process.GLUE_SST2_TRAIN) == 64
+    assert (cfg.sampling, cfg.unpad, cfg.save_model) == ("length_buckets", True, False)
