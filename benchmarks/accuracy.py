@@ -47,17 +47,17 @@ RUNS: dict[str, tuple[dict, str, float | None]] = {
 
 def run(name: str, threads: int = 0, **overrides) -> dict:
     settings, metric, target = RUNS[name]
-    cfg = Config(**{**COMMON, **settings, "num_threads": threads, **overrides})
+    cfg = Config.of(**{**COMMON, **settings, "num_threads": threads, **overrides})
     start = time.perf_counter()
     label = ",".join([name] + [f"{k}={v}" for k, v in sorted(overrides.items())])
     result = fit(cfg, out_dir=ROOT / ".benchmarks" / "accuracy" / label)
     row = {
-        "run": name, "task": cfg.task, "metric": metric,
+        "run": name, "task": cfg.data.task, "metric": metric,
         "validation": round(result.validation[metric], 4),
         "test": round(result.test[metric], 4) if result.test else None,
         "target": target, "met": None if target is None else result.test[metric] >= target,
-        "train_size": result.data["train"], "epochs": cfg.epochs,
-        "seed": cfg.seed,
+        "train_size": result.data["train"], "epochs": cfg.loop.epochs,
+        "seed": cfg.loop.seed,
         "train_seconds": round(result.timing["train_seconds"], 1),
         "non_train_share": round(result.timing["non_train_share"], 3),
         "wall_seconds": round(time.perf_counter() - start, 1),

@@ -55,8 +55,8 @@ def trainer_main(data: str, rows: int, val_rows: int) -> dict:
     from bertft.models import minilm_dir
 
     c = COMMON
-    splits = load_task(Config(task="sst2", data_dir=data, max_train_samples=rows,
-                              validation_ratio=val_rows / GLUE_SST2_TRAIN))
+    splits = load_task(Config.of(task="sst2", data_dir=data, max_train_samples=rows,
+                                 validation_ratio=val_rows / GLUE_SST2_TRAIN).data)
     tok = AutoTokenizer.from_pretrained(minilm_dir())
 
     def encode(examples) -> list[dict]:

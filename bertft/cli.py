@@ -140,7 +140,7 @@ def check_usage(cfg: Config) -> None:
     first: bertft.config and bertft.data import neither."""
     from bertft.data import task_spec
 
-    task_spec(cfg.task)  # an unknown task: DataError naming the known ones
+    task_spec(cfg.data.task)  # an unknown task: DataError naming the known ones
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -174,15 +174,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     cfg, _, _ = read_run_config(args.run_dir)
     cfg = cfg.with_overrides(parse_overrides(args.overrides))
-    pred = Predictor.from_run(args.run_dir, device=cfg.device)
-    splits = load_task(cfg)
+    pred = Predictor.from_run(args.run_dir, device=cfg.runtime.device)
+    splits = load_task(cfg.data)
     if splits.label_names != pred.label_names:
         raise BertftError(f"{args.run_dir}: the task's labels {list(splits.label_names)} differ "
                           f"from the model's {list(pred.label_names)}")
-    encoded = encode_splits(splits, pred.tokenizer, cfg)
-    loader = make_loader(encoded.split(args.split), pred.tokenizer, splits.kind, cfg, train=False)
+    encoded = encode_splits(splits, pred.tokenizer, cfg.tokens)
+    loader = make_loader(encoded.split(args.split), pred.tokenizer, splits.kind, cfg.batch,
+                         cfg.tokens.max_length, train=False)
     metrics, _ = evaluate(pred.model, loader, splits.kind, splits.label_names, pred.device,
-                          resolve_precision(cfg.precision, pred.device), cfg.ner_strict)
+                          resolve_precision(cfg.runtime.precision, pred.device),
+                          cfg.loop.ner_strict)
     print(json.dumps({args.split: metrics}, indent=2))
     return 0
 
@@ -207,8 +209,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     cfg = Config.from_dict({"model": args.model, "freeze_layers": parse_value(args.freeze_layers),
                             "freeze_embeddings": args.freeze_embeddings}, source="inspect")
-    model = build_model(cfg, "classification", ("label_0", "label_1"))
-    info = inspect_model(model, frozen_parameter_names(model, cfg))
+    model = build_model(cfg.model, "classification", ("label_0", "label_1"))
+    info = inspect_model(model, frozen_parameter_names(model, cfg.model))
     print(format_inspection(info, args.model))
     return 0
 

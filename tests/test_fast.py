@@ -58,8 +58,8 @@ def test_length_buckets_are_seeded_and_change_every_epoch():
     assert length_bucket_order(lengths, 8, _generator(1)) != \
         length_bucket_order(lengths, 8, _generator(2))
     sampler = train_sampler([{"input_ids": [0] * n} for n in lengths],
-                            Config(batch_size=8), _generator(1))
-    assert Config().sampling == "length_buckets"
+                            Config.of(batch_size=8).batch, _generator(1))
+    assert Config().batch.sampling == "length_buckets"
     assert type(sampler).__name__ == "LengthBucketSampler"  # the default sampling
     assert list(sampler) != list(sampler)  # the generator advances: a new order each epoch
     # fewer rows than four batches: one mega-batch of one batch
@@ -77,16 +77,17 @@ def _toy() -> Splits:
 
 
 def test_evaluation_runs_longest_first_and_returns_data_order():
-    cfg = Config(model="tiny-bert", eval_batch_size=3, max_length=24)
-    tok = load_tokenizer(cfg)
-    feats = encode_splits(_toy(), tok, cfg).validation
+    cfg = Config.of(model="tiny-bert", eval_batch_size=3, max_length=24)
+    tok = load_tokenizer(cfg.model)
+    feats = encode_splits(_toy(), tok, cfg.tokens).validation
     lengths = [len(f["input_ids"]) for f in feats]
     assert eval_order(feats) == sorted(range(len(feats)), key=lambda i: -lengths[i])
     set_seed(0)
-    model = build_model(cfg, "classification", ("neg", "pos"))
+    model = build_model(cfg.model, "classification", ("neg", "pos"))
     cpu = torch.device("cpu")
-    sorted_loader = make_loader(feats, tok, "classification", cfg, train=False)
-    in_order = DataLoader(feats, batch_size=3, collate_fn=collator(tok, "classification", cfg))
+    sorted_loader = make_loader(feats, tok, "classification", cfg.batch, 24, train=False)
+    in_order = DataLoader(feats, batch_size=3,
+                          collate_fn=collator(tok, "classification", cfg.batch, 24))
     got, got_preds = train.evaluate(model, sorted_loader, "classification", ("neg", "pos"), cpu,
                                     torch.float32)
     want, want_preds = train.evaluate(model, in_order, "classification", ("neg", "pos"), cpu,
@@ -111,7 +112,7 @@ def test_restored_best_weights_are_not_evaluated_again(monkeypatch):
     first = iter([True])
     monkeypatch.setattr(train, "evaluate", counting)
     monkeypatch.setattr(train, "improves", lambda *a: next(first, False))  # best: epoch 1
-    cfg = Config(model="tiny-bert", epochs=3, batch_size=4, progress=False, save_model=False,
+    cfg = Config.of(model="tiny-bert", epochs=3, batch_size=4, progress=False, save_model=False,
                  max_length=24)
     r = train.fit(cfg, splits=_toy())
     assert r.best["epoch"] == 1
@@ -154,7 +155,10 @@ def test_process_benchmark_runs_bertft_defaults_on_the_trainers_workload():
     argv = process.bertft_argv("/data", 256, 64, "/tmp/out")
     assert argv[1:4] == ["-m", "bertft", "train"]
     cfg = config_from_args(build_parser().parse_args(argv[3:]))
-    assert (cfg.task, cfg.data_dir, cfg.max_train_samples, cfg.epochs, cfg.batch_size,
-            cfg.max_length, cfg.eval_batch_size) == ("sst2", "/data", 256, 1, 32, 128, 128)
-    assert round(cfg.validation_ratio * process.GLUE_SST2_TRAIN) == 64
-    assert (cfg.sampling, cfg.unpad, cfg.save_model) == ("length_buckets", True, False)
+    flat = cfg.to_dict()
+    assert [flat[k] for k in ("task", "data_dir", "max_train_samples", "epochs", "batch_size",
+                              "max_length", "eval_batch_size")] == ["sst2", "/data", 256, 1, 32,
+                                                                    128, 128]
+    assert round(flat["validation_ratio"] * process.GLUE_SST2_TRAIN) == 64
+    assert [flat[k] for k in ("sampling", "unpad", "save_model")] == ["length_buckets", True,
+                                                                      False]
