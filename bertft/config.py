@@ -49,10 +49,27 @@ class Config:
     test_file: str | None = _f(None, "text-file / conll-file tasks: test file.")
     file_format: FileFormat = _f("auto", "text-file task: csv, tsv or jsonl (auto: by extension).")
     encoding: str = _f("utf-8", "Encoding of user data files.")
-    text_column: str = _f("text", "text-file task: column holding the text.")
-    text_pair_column: str | None = _f(None, "text-file task: optional second text column "
-                                      "(sentence pairs).")
-    label_column: str = _f("label", "text-file task: column holding the label (string or int).")
+    text_column: str | int = _f("text", "text-file / hf-dataset tasks: column holding the text "
+                                "(a 0-based index when header = false).")
+    text_pair_column: str | int | None = _f(None, "text-file / hf-dataset tasks: optional second "
+                                            "text column (sentence pairs).")
+    label_column: str | int = _f("label", "text-file / hf-dataset tasks: column holding the "
+                                 "label (string or int; a 0-based index when header = false).")
+    header: bool = _f(True, "text-file task: CSV/TSV files start with a header line; false: "
+                      "columns are named by 0-based index (text_column = 1, label_column = 0).")
+    dataset: str | None = _f(None, "hf-dataset tasks: a Hugging Face Hub dataset id, a local "
+                             "folder of csv/json/parquet files, or a folder written by "
+                             "`save_to_disk`.")
+    dataset_config: str | None = _f(None, "hf-dataset tasks: the dataset's configuration name.")
+    train_split: str = _f("train", "hf-dataset tasks: name of the training split.")
+    validation_split: str = _f("validation", "hf-dataset tasks: name of the validation split "
+                               "(carved from train when the dataset has none).")
+    test_split: str = _f("test", "hf-dataset tasks: name of the test split (carved from train "
+                         "when the dataset has none).")
+    tokens_column: str = _f("tokens", "hf-dataset-ner task: column holding each sentence's "
+                            "tokens.")
+    tags_column: str = _f("ner_tags", "hf-dataset-ner task: column holding the BIO/IOB tags "
+                          "(Sequence(ClassLabel) ids or strings).")
     token_column: int = _f(0, "conll-file task: 0-based column of the tokens.")
     tag_column: int = _f(-1, "conll-file task: 0-based column of the tags (-1: last).")
     validation_ratio: float = _f(0.1, "Share of train carved out as validation when a task has "
@@ -68,6 +85,9 @@ class Config:
     drop_empty: bool = _f(False, "Drop examples whose text is empty after preprocessing.")
     drop_duplicates: bool = _f(False, "Drop repeated training texts (first kept).")
     max_train_samples: int | None = _f(None, "Train on a seeded, stratified subset of this size.")
+    max_eval_samples: int | None = _f(None, "Validate on a seeded, stratified subset of this "
+                                      "size (as run_glue's max_eval_samples).")
+    max_test_samples: int | None = _f(None, "Test on a seeded, stratified subset of this size.")
 
     # --- tokenization ---------------------------------------------------------------------
     max_length: int = _f(128, "Truncate to this many word pieces, special tokens included.")
@@ -140,6 +160,11 @@ class Config:
     save_model: bool = _f(True, "Write model weights and tokenizer into the output directory.")
     checkpoint_every_epoch: bool = _f(False, "Save a checkpoint after each epoch so that an "
                                       "interrupted run resumes mid-way.")
+    report_to: tuple[str, ...] = _f((), "Experiment trackers to log to: any of tensorboard, "
+                                    "mlflow, wandb (a list, or names separated by commas).")
+    tracking_dir: str | None = _f(None, "Root of tracker output (TensorBoard logs, the local "
+                                  "MLflow store unless MLFLOW_TRACKING_URI is set, W&B run "
+                                  "folders); default: the run's --out, or the results folder.")
 
     def __post_init__(self) -> None:
         problems = validate(self)
@@ -188,7 +213,9 @@ class Config:
 FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(Config)}
 HINTS: dict[str, Any] = typing.get_type_hints(Config)
 # Settings that cannot change a metric; left out of the config hash so toggling them reruns nothing.
-NON_RESULT_FIELDS = frozenset({"progress", "save_model", "num_threads", "checkpoint_every_epoch"})
+NON_RESULT_FIELDS = frozenset({"progress", "save_model", "num_threads", "checkpoint_every_epoch",
+                               "report_to", "tracking_dir"})
+TRACKERS = ("tensorboard", "mlflow", "wandb")
 
 
 def help_text(key: str) -> str:
@@ -208,6 +235,8 @@ def _describe(tp: Any) -> str:
         return " or ".join(_describe(a) for a in typing.get_args(tp))
     if tp is type(None):
         return "None"
+    if origin is tuple:
+        return "a list of strings"
     return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(
         tp, str(tp)
     )
@@ -231,6 +260,11 @@ def _coerce_to(tp: Any, value: Any) -> tuple[bool, Any]:
         return False, value
     if tp is type(None):
         return (value is None, None)
+    if origin is tuple:  # tuple[str, ...]: a list, or one string of comma-separated names
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        ok = isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
+        return (ok, tuple(value) if ok else value)
     if tp is bool:
         return (isinstance(value, bool), value)
     if tp is int:
@@ -337,4 +371,24 @@ def validate(cfg: Config) -> list[str]:
          or (cfg.device.startswith("cuda:") and cfg.device[5:].isdigit()),
          f"device = {cfg.device!r}: expected one of 'auto', 'cpu', 'cuda', 'cuda:N', 'mps'")
     need(bool(cfg.model.strip()), "model: must not be empty")
+    for key in ("max_eval_samples", "max_test_samples"):
+        need(getattr(cfg, key) is None or getattr(cfg, key) >= 1,
+             f"{key} = {getattr(cfg, key)!r}: must be >= 1 or None")
+    unknown = [t for t in cfg.report_to if t not in TRACKERS]
+    need(not unknown, f"report_to: unknown tracker {', '.join(map(repr, unknown))}; known "
+         f"trackers: {', '.join(TRACKERS)}")
+    p += column_problems(cfg)
     return p
+
+
+def column_problems(cfg: Config) -> list[str]:
+    """Column settings are names with a header line, 0-based indices without one."""
+    columns = {"text_column": cfg.text_column, "label_column": cfg.label_column,
+               "text_pair_column": cfg.text_pair_column}
+    if not cfg.header:
+        return [f"{k} = {v!r}: with header = false, give a 0-based column index (e.g. "
+                f"{k} = {i})" for i, (k, v) in enumerate(columns.items())
+                if v is not None and (not isinstance(v, int) or v < 0)]
+    return [f"{k} = {v}: a column index needs header = false (a file without a header line); "
+            f"with a header, name the column" for k, v in columns.items()
+            if isinstance(v, int) and not isinstance(v, bool)]

@@ -28,6 +28,7 @@ from bertft.ablation.spec import Spec, SpecError, Trial, expand, load_spec
 from bertft.ablation.store import ResultStore
 from bertft.config import parse_overrides
 from bertft.errors import BertftError, ConfigError
+from bertft.trackers import check_installed
 
 EXECUTORS = ("local", "gpus", "ray")
 
@@ -126,6 +127,10 @@ class SpecFile(pytest.File):
             trials = expand(spec)
         except SpecError as exc:
             raise self.CollectError(str(exc)) from None
+        try:  # before any training: a tracker asked for but not installed
+            check_installed(sorted({t for trial in trials for t in trial.config.report_to}))
+        except BertftError as exc:
+            raise self.CollectError(f"{self.path}: {exc}") from None
         self.bertft_trials = (spec, trials)  # the spec's current trials, for the store
         for trial in trials:
             item = pytest.Function.from_parent(self, name=f"{spec.name}[{trial.trial_id}]",
@@ -218,8 +223,8 @@ class _LocalExecutor:
         self.store = store
 
     def run(self, trial: Trial, spec: Spec, measure) -> TrialResult:
-        return run_trial(trial, spec, measure, self.store.checkpoint_dir(spec.name,
-                                                                         trial.trial_id))
+        return run_trial(trial, spec, measure,
+                         self.store.checkpoint_dir(spec.name, trial.trial_id), self.store.root)
 
 
 def _executor(opts: Options):
