@@ -13,8 +13,11 @@ strings, IOB1 or BIO (converted to BIO); label names as for CoNLL files.
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +47,26 @@ def load_hf_dataset(cfg: Config, kind: Kind) -> RawSplits:
 
 def open_dataset(dataset: str, config_name: str | None) -> tuple[dict[str, Any], str]:
     """{split name: datasets.Dataset} and a source description, or one DataError."""
+    with _bars_only_on_a_terminal():
+        return _open(dataset, config_name)
+
+
+@contextlib.contextmanager
+def _bars_only_on_a_terminal() -> Iterator[None]:
+    """datasets' 'Generating train split' bars, only where a terminal shows them."""
+    import datasets
+
+    hide = datasets.is_progress_bar_enabled() and not sys.stderr.isatty()
+    if hide:
+        datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if hide:
+            datasets.enable_progress_bars()
+
+
+def _open(dataset: str, config_name: str | None) -> tuple[dict[str, Any], str]:
     import datasets
 
     path = Path(dataset).expanduser()

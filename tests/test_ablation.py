@@ -132,7 +132,8 @@ BAD_SPECS = [
      "same results file text_column=x,label_column=y,label_column=z.json as "
      "[text_column=x,label_column=y,label_column=z]; axis values must not contain ',' or '='", ""),
     ("[base]\ntask = \"nope\"\n[grid]\nhead_lr = [1e-3]\n", "[head_lr=0.001] unknown task "
-     "'nope'; known tasks: bbc-news, conll-file, conll2003, imdb, sst2, text-file, wnut16", ""),
+     "'nope'; known tasks: bbc-news, conll-file, conll2003, hf-dataset, hf-dataset-ner, imdb, "
+     "sst2, text-file, wnut16", ""),
     ("[base]\nmetric_for_best = \"f1\"\n[grid]\nhead_lr = [1e-3]\n", "[head_lr=0.001] "
      "metric_for_best = 'f1': not a classification metric; allowed: auto, accuracy, f1_macro, "
      "precision_macro, recall_macro, loss", ""),
