@@ -31,11 +31,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--report-to", default="mlflow")
     p.add_argument("-k", dest="keyword", default=None, help="pytest -k (e.g. seed=0)")
     p.add_argument("--results", default=None, help="results folder (default: a temp dir)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="more base settings (e.g. num_threads=1)")
     args = p.parse_args(argv)
     results = Path(args.results or tempfile.mkdtemp(prefix="bertft-trackers-"))
     os.environ.pop("MLFLOW_TRACKING_URI", None)  # the file store under the results folder
     argv_ = [args.spec, "-q", "-p", "no:cacheprovider", "--bertft-results", str(results),
              "--bertft-set", f"report_to={args.report_to}", "--bertft-rerun"]
+    argv_ += [x for kv in args.overrides for x in ("--bertft-set", kv)]
     code = pytest.main(argv_ + (["-k", args.keyword] if args.keyword else []))
     if code not in (0, 1):
         return int(code)

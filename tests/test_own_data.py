@@ -144,13 +144,14 @@ def test_sst2_as_parquet_minilm(shared_data: Path, tmp_path: Path) -> None:
     """The target: through hf-dataset, the same test accuracy as through sst2 (minilm-l6)."""
     folder = _sst2_as_parquet(shared_data, tmp_path)
     settings = {**QUICK, "model": "minilm-l6", "max_length": 64, "batch_size": 16,
-                "max_train_samples": 1000, "max_eval_samples": 500}
+                "head_lr": 1e-4, "base_lr": 1e-4, "max_train_samples": 600,
+                "max_eval_samples": 200, "max_test_samples": 400}
     a = Config(task="sst2", data_dir=str(shared_data), **settings)
     b = a.with_overrides({"task": "hf-dataset", "dataset": str(folder),
                           "text_column": "sentence"})
     ra, rb = fit(a), fit(b)
-    assert ra.test["accuracy"] == rb.test["accuracy"] > 0.75
-    assert ra.data["fingerprint"] == rb.data["fingerprint"] and rb.data["test"] == 872
+    assert ra.test["accuracy"] == rb.test["accuracy"] > 0.6
+    assert ra.data["fingerprint"] == rb.data["fingerprint"] and rb.data["test"] == 400
 
 
 # --- headerless CSV / TSV ------------------------------------------------------------------------
