@@ -2,7 +2,7 @@
 results JSON, and the time spent in tracker calls as a share of each trial's wall time.
 
     python -m benchmarks.trackers                                   # learning_rates, mlflow
-    python -m benchmarks.trackers -k seed=0 --report-to mlflow,tensorboard
+    python -m benchmarks.trackers --report-to mlflow,tensorboard --set num_threads=1
 
 Runs the spec with `report_to` set into a fresh results folder (the stored results of the
 working tree are not touched), reads the MLflow store back with MlflowClient and compares
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--spec", default="ablations/learning_rates.toml")
     p.add_argument("--report-to", default="mlflow")
-    p.add_argument("-k", dest="keyword", default=None, help="pytest -k (e.g. seed=0)")
+    p.add_argument("-k", dest="keyword", default=None, help="pytest -k expression")
     p.add_argument("--results", default=None, help="results folder (default: a temp dir)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="more base settings (e.g. num_threads=1)")

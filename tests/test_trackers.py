@@ -145,3 +145,14 @@ def test_flatten_keeps_params_within_mlflow_limits() -> None:
     flat = flatten({"a": {"b": 1, "c": [1, 2]}, "long": "x" * 1000, "none": None})
     assert flat == {"a.b": "1", "a.c": "[1, 2]", "long": "x" * (PARAM_LIMIT - 3) + "...",
                     "none": "None"}
+
+
+def test_report_to_takes_a_list_or_names_and_changes_no_result() -> None:
+    from bertft.config import Config, parse_overrides
+
+    cfg = Config.from_dict(parse_overrides(["report_to=mlflow, tensorboard"]))
+    assert cfg.report_to == ("mlflow", "tensorboard")
+    assert Config.from_dict({"report_to": ["wandb"]}).report_to == ("wandb",)
+    assert Config.from_dict(cfg.to_dict()) == cfg  # stored results read back the same
+    assert cfg.hash() == Config().hash()  # adding a tracker reruns nothing
+    assert Config().report_to == ()
