@@ -220,7 +220,7 @@ def _fake_trials(monkeypatch) -> list[str]:
 
     ran: list[str] = []
 
-    def run_trial(trial, spec, measure=None, checkpoint_dir=None):
+    def run_trial(trial, spec, measure=None, checkpoint_dir=None, tracking_root=None):
         ran.append(trial.trial_id)
         return TrialResult(spec=spec_info(spec), trial_id=trial.trial_id, arm_id=trial.arm_id,
                            overrides=trial.overrides, seed=trial.seed,
@@ -280,8 +280,8 @@ def test_a_result_of_other_data_is_superseded_and_rerun(pytester, monkeypatch):
     ran = _fake_trials(monkeypatch)
     fake = plugin.run_trial
 
-    def with_data(trial, spec, measure=None, checkpoint_dir=None):
-        result = fake(trial, spec, measure, checkpoint_dir)
+    def with_data(trial, spec, measure=None, checkpoint_dir=None, tracking_root=None):
+        result = fake(trial, spec, measure, checkpoint_dir, tracking_root)
         fingerprint = load_splits(trial.config).fingerprint()
         return dataclasses.replace(result, data={"fingerprint": fingerprint})
 
