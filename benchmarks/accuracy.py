@@ -45,15 +45,15 @@ RUNS: dict[str, tuple[dict, str, float | None]] = {
 
 def run(name: str, threads: int = 0) -> dict:
     settings, metric, target = RUNS[name]
-    cfg = Config(**COMMON, **settings, num_threads=threads)
+    cfg = Config.of(**COMMON, **settings, num_threads=threads)
     start = time.perf_counter()
     result = fit(cfg, out_dir=ROOT / ".benchmarks" / "accuracy" / name)
     row = {
-        "run": name, "task": cfg.task, "metric": metric,
+        "run": name, "task": cfg.data.task, "metric": metric,
         "validation": round(result.validation[metric], 4),
         "test": round(result.test[metric], 4) if result.test else None,
         "target": target, "met": None if target is None else result.test[metric] >= target,
-        "train_size": result.data["train"], "epochs": cfg.epochs,
+        "train_size": result.data["train"], "epochs": cfg.loop.epochs,
         "train_seconds": round(result.timing["train_seconds"], 1),
         "wall_seconds": round(time.perf_counter() - start, 1),
         "samples_per_s": round(result.timing["samples_per_s"], 1),

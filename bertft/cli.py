@@ -143,9 +143,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from bertft.train import fit
 
     cfg = config_from_args(args)
-    check_installed(cfg.report_to)
+    check_installed(cfg.process.report_to)
     out = Path(args.out)
-    trackers = Trackers.open(cfg, out, TRAIN_GROUP, out.resolve().name)
+    trackers = Trackers.open(cfg.process, out, TRAIN_GROUP, out.resolve().name, cfg.to_dict())
 
     def log(row: dict[str, Any]) -> None:
         _print_row(row)
@@ -183,15 +183,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     cfg, _, _ = read_run_config(args.run_dir)
     cfg = cfg.with_overrides(parse_overrides(args.overrides))
-    pred = Predictor.from_run(args.run_dir, device=cfg.device)
-    splits = load_task(cfg)
+    pred = Predictor.from_run(args.run_dir, device=cfg.runtime.device)
+    splits = load_task(cfg.data)
     if splits.label_names != pred.label_names:
         raise BertftError(f"{args.run_dir}: the task's labels {list(splits.label_names)} differ "
                           f"from the model's {list(pred.label_names)}")
-    encoded = encode_splits(splits, pred.tokenizer, cfg)
-    loader = make_loader(encoded.split(args.split), pred.tokenizer, splits.kind, cfg, train=False)
+    encoded = encode_splits(splits, pred.tokenizer, cfg.tokens)
+    loader = make_loader(encoded.split(args.split), pred.tokenizer, splits.kind, cfg.batch,
+                         cfg.tokens.max_length, train=False)
     metrics, _ = evaluate(pred.model, loader, splits.kind, splits.label_names, pred.device,
-                          resolve_precision(cfg.precision, pred.device), cfg.ner_strict)
+                          resolve_precision(cfg.runtime.precision, pred.device),
+                          cfg.loop.ner_strict)
     print(json.dumps({args.split: metrics}, indent=2))
     return 0
 
@@ -216,8 +218,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     cfg = Config.from_dict({"model": args.model, "freeze_layers": parse_value(args.freeze_layers),
                             "freeze_embeddings": args.freeze_embeddings}, source="inspect")
-    model = build_model(cfg, "classification", ("label_0", "label_1"))
-    info = inspect_model(model, frozen_parameter_names(model, cfg))
+    model = build_model(cfg.model, "classification", ("label_0", "label_1"))
+    info = inspect_model(model, frozen_parameter_names(model, cfg.model))
     print(format_inspection(info, args.model))
     return 0
 

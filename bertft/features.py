@@ -1,12 +1,13 @@
 """Tokenization, NER label alignment, batching.
 
 Examples are tokenized once (fast tokenizer, truncation, no padding) and cached in memory and on
-disk by (tokenizer, data fingerprint, max_length, label alignment). Padding happens per batch in the
+disk by (tokenizer, data fingerprint, the `tokens` config section). Padding happens per batch in the
 collator: dynamic by default, to `max_length` as an option, rounded up to `pad_to_multiple_of`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -25,7 +26,7 @@ from transformers import (
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from bertft.checkpoint import atomic_torch_save
-from bertft.config import Config
+from bertft.config import BatchConfig, TokenConfig
 from bertft.data import Example, Splits
 
 IGNORE_INDEX = -100
@@ -68,7 +69,7 @@ def align_labels(word_ids: list[int | None], tags: tuple[int, ...], all_subtoken
 
 
 def encode_examples(examples: tuple[Example, ...], kind: str, tokenizer: PreTrainedTokenizerBase,
-                    cfg: Config, *, train: bool = True) -> list[Feature]:
+                    cfg: TokenConfig, *, train: bool = True) -> list[Feature]:
     """Features of one split. NER labels of evaluation splits (`train=False`) sit on the first
     piece of each word only, whatever `label_all_subtokens` says: metrics, predictions and the
     validation loss are per word."""
@@ -94,17 +95,17 @@ def encode_examples(examples: tuple[Example, ...], kind: str, tokenizer: PreTrai
     return feats
 
 
-def cache_key(splits: Splits, tokenizer: PreTrainedTokenizerBase, cfg: Config) -> str:
-    """Everything tokenization depends on; trials that share it share the encoded data."""
+def cache_key(splits: Splits, tokenizer: PreTrainedTokenizerBase, cfg: TokenConfig) -> str:
+    """Everything tokenization depends on: the data, the tokenizer and the `tokens` section;
+    trials that share it share the encoded data."""
     parts = {
         "data": splits.fingerprint(),
         "tokenizer": type(tokenizer).__name__,
         "vocab": hashlib.sha256(
             json.dumps(tokenizer.get_vocab(), sort_keys=True).encode()).hexdigest()[:16],
         "lower": getattr(tokenizer, "do_lower_case", None),
-        "max_length": cfg.max_length,
-        "label_all_subtokens": cfg.label_all_subtokens if splits.kind == "ner" else None,
-        "version": 2,  # 2: evaluation splits labelled on first pieces only
+        "tokens": dataclasses.asdict(cfg),
+        "version": 3,  # 2: evaluation splits labelled on first pieces only; 3: sections
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -120,7 +121,8 @@ def cache_dir() -> Path | None:
     return Path(value) if value else Path.home() / ".cache" / "bertft"
 
 
-def encode_splits(splits: Splits, tokenizer: PreTrainedTokenizerBase, cfg: Config) -> Encoded:
+def encode_splits(splits: Splits, tokenizer: PreTrainedTokenizerBase, cfg: TokenConfig
+                  ) -> Encoded:
     """Tokenize all splits once per key: memory first, then disk, else compute and store."""
     key = cache_key(splits, tokenizer, cfg)
     if key in _MEMORY:
@@ -163,16 +165,17 @@ def _write_cache(obj: Any, path: Path) -> None:
                           RuntimeWarning, stacklevel=2)
 
 
-def collator(tokenizer: PreTrainedTokenizerBase, kind: str, cfg: Config):
+def collator(tokenizer: PreTrainedTokenizerBase, kind: str, cfg: BatchConfig, max_length: int):
     """Pads each batch: to its longest sequence (dynamic) or to max_length."""
     padding = "max_length" if cfg.padding == "max_length" else "longest"
     cls = DataCollatorWithPadding if kind == "classification" else \
         DataCollatorForTokenClassification
-    return cls(tokenizer=tokenizer, padding=padding, max_length=cfg.max_length,
+    return cls(tokenizer=tokenizer, padding=padding, max_length=max_length,
                pad_to_multiple_of=cfg.pad_to_multiple_of, return_tensors="pt")
 
 
-def train_sampler(features: list[Feature], cfg: Config, generator: torch.Generator) -> Sampler:
+def train_sampler(features: list[Feature], cfg: BatchConfig, generator: torch.Generator
+                  ) -> Sampler:
     """Seeded random order, or length-grouped (shuffled mega-batches sorted by length)."""
     if cfg.sampling == "group_by_length":
         lengths = [len(f["input_ids"]) for f in features]  # type: ignore[arg-type]
@@ -181,8 +184,8 @@ def train_sampler(features: list[Feature], cfg: Config, generator: torch.Generat
 
 
 def make_loader(features: list[Feature], tokenizer: PreTrainedTokenizerBase, kind: str,
-                cfg: Config, *, train: bool, seed: int = 0, pin_memory: bool = False
-                ) -> DataLoader:
+                cfg: BatchConfig, max_length: int, *, train: bool, seed: int = 0,
+                pin_memory: bool = False) -> DataLoader:
     """Training loaders shuffle with their own generator (seeded by `seed`, advanced each
     epoch); evaluation loaders keep the data order."""
     generator = torch.Generator()
@@ -192,7 +195,7 @@ def make_loader(features: list[Feature], tokenizer: PreTrainedTokenizerBase, kin
         batch_size=cfg.batch_size if train else cfg.eval_batch_size,
         sampler=train_sampler(features, cfg, generator) if train else None,
         shuffle=False,
-        collate_fn=collator(tokenizer, kind, cfg),
+        collate_fn=collator(tokenizer, kind, cfg, max_length),
         num_workers=0,  # tokenization is done up front; batching is cheap
         pin_memory=pin_memory,
     )

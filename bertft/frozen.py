@@ -79,11 +79,10 @@ def forward_logits(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Te
 
 def cached_depth(cfg: Config, n_layers: int) -> int:
     """K, the number of bottom layers whose outputs can be cached; 0 when caching is off."""
-    k = n_layers if cfg.freeze_layers == "all" else cfg.freeze_layers
-    emb_frozen = cfg.freeze_embeddings or cfg.freeze_layers == "all"
-    if not cfg.cache_frozen or not emb_frozen or cfg.unfreeze_at_epoch:  # None/0: never
+    freezing = cfg.model.freezing(n_layers)
+    if not cfg.runtime.cache_frozen or not freezing.embeddings or cfg.model.unfreeze_at_epoch:
         return 0
-    return min(k, n_layers)
+    return freezing.layers
 
 
 # Architectures whose top layers and heads `CachedForward.logits` reproduces exactly.
@@ -117,8 +116,9 @@ class FullForward:
         self.unpadded = unpadded
 
     def loader(self, split: str, *, train: bool, seed: int = 0) -> DataLoader:
-        loader = make_loader(self.encoded.split(split), self.tokenizer, self.kind, self.cfg,
-                             train=train, seed=seed, pin_memory=self.pin_memory)
+        loader = make_loader(self.encoded.split(split), self.tokenizer, self.kind, self.cfg.batch,
+                             self.cfg.tokens.max_length, train=train, seed=seed,
+                             pin_memory=self.pin_memory)
         if self.unpadded:
             loader.collate_fn = _with_token_index(loader.collate_fn)
         return loader
@@ -134,7 +134,7 @@ class FullForward:
         # In place: state_dict keys stay the same (no `_orig_mod.`), so restore_best and saving
         # work. Each new padded length is a new shape: after the second one torch.compile
         # switches to dynamic shapes; pad_to_multiple_of keeps the number of shapes small.
-        model.compile(mode=self.cfg.compile_mode)
+        model.compile(mode=self.cfg.runtime.compile_mode)
 
     def timing(self) -> dict[str, float]:
         return {"frozen_cache": 0.0, "frozen_precompute_seconds": 0.0,
@@ -156,7 +156,7 @@ class CachedForward:
         self.unpadded = unpadded and bool(self.top)  # states packed [T, hidden] per batch
         synchronize(device)
         t0 = time.perf_counter()
-        key = (cfg.model, encoded.key, k, self.cls_only, str(device), str(dtype),
+        key = (cfg.model.name, encoded.key, k, self.cls_only, str(device), str(dtype),
                frozen_weights_hash(model, k))
         self.hit = key in _CACHE
         self.reused_layers = 0  # K' < K: continued from the cached states after layer K'
@@ -166,7 +166,7 @@ class CachedForward:
             start = _deepest_cached_prefix(model, key)
             self.reused_layers = start[0] if start else 0
             _CACHE[key] = {s: precompute(model, encoded.split(s), tokenizer, k, self.cls_only,
-                                         device, dtype, cfg.eval_batch_size,
+                                         device, dtype, cfg.batch.eval_batch_size,
                                          start=(start[0], start[1][s]) if start else None)
                            for s in ("train", "validation", "test")}
             _evict(keep=key, limit=cache_limit(device))
@@ -181,8 +181,8 @@ class CachedForward:
         generator.manual_seed(seed)
         return DataLoader(
             range(len(feats)),  # type: ignore[arg-type]
-            batch_size=self.cfg.batch_size if train else self.cfg.eval_batch_size,
-            sampler=train_sampler(feats, self.cfg, generator) if train else None,
+            batch_size=self.cfg.batch.batch_size if train else self.cfg.batch.eval_batch_size,
+            sampler=train_sampler(feats, self.cfg.batch, generator) if train else None,
             shuffle=False, num_workers=0,
             collate_fn=lambda idx: self._collate(split, idx),
         )
@@ -213,8 +213,9 @@ class CachedForward:
         """Padded length, as the full path's collator pads (max_length / multiple-of)."""
         if self.cls_only:
             return 1
-        width = self.cfg.max_length if self.cfg.padding == "max_length" else longest
-        m = self.cfg.pad_to_multiple_of
+        batching = self.cfg.batch
+        width = self.cfg.tokens.max_length if batching.padding == "max_length" else longest
+        m = batching.pad_to_multiple_of
         return -(-width // m) * m if m else width
 
     def logits(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -235,7 +236,7 @@ class CachedForward:
 
     def compile(self, model: nn.Module) -> None:
         for layer in self.top:  # frozen layers never run per step; compiling them is waste
-            layer.compile(mode=self.cfg.compile_mode)
+            layer.compile(mode=self.cfg.runtime.compile_mode)
 
     def timing(self) -> dict[str, float]:
         return {"frozen_cache": 1.0, "frozen_cache_hit": float(self.hit),
@@ -254,7 +255,8 @@ def choose_forward(model: nn.Module, encoded: Encoded, tokenizer: PreTrainedToke
     k = cached_depth(cfg, len(encoder_parts(model).layers))
     pin = device.type == "cuda"
     # compile wants the padded model's static (bucketed) shapes, not per-batch token counts
-    unpadded = cfg.unpad and not cfg.compile and unpad.unsupported_reason(model, kind) is None
+    unpadded = (cfg.runtime.unpad and not cfg.runtime.compile
+                and unpad.unsupported_reason(model, kind) is None)
     if k == 0:
         return FullForward(encoded, tokenizer, kind, cfg, "no frozen prefix", pin, unpadded)
     why = unsupported_reason(model, kind)

@@ -54,8 +54,9 @@ class Predictor:
         return out
 
     def _classify(self, texts: list[str]) -> list[dict[str, Any]]:
-        clean = [clean_text(t, self.config) for t in texts]
-        enc = self.tokenizer(clean, truncation=True, max_length=self.config.max_length,
+        clean = [clean_text(t, self.config.data) for t in texts]
+        enc = self.tokenizer(clean, truncation=True,
+                             max_length=self.config.tokens.max_length,
                              padding=True, return_tensors="pt").to(self.device)
         probs = self.model(**enc).logits.float().softmax(-1).cpu()
         return [{"text": t, "label": self.label_names[int(p.argmax())],
@@ -69,13 +70,13 @@ class Predictor:
         words, spans, pos = [], [], 0
         for word in text.split():
             start = text.index(word, pos)
-            words.append(word.lower() if self.config.lowercase else word)
+            words.append(word.lower() if self.config.data.lowercase else word)
             spans.append((start, start + len(word)))
             pos = start + len(word)
         if not words:
             return {"text": text, "entities": []}
         enc = self.tokenizer([words], is_split_into_words=True, truncation=True,
-                             max_length=self.config.max_length, return_tensors="pt")
+                             max_length=self.config.tokens.max_length, return_tensors="pt")
         probs = self.model(**enc.to(self.device)).logits.float().softmax(-1)[0].cpu()
         tags: list[tuple[str, float]] = []
         seen: set[int] = set()

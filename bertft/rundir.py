@@ -52,7 +52,7 @@ def save_run(result, out_dir: str | Path) -> Path:
     """Write model, tokenizer, resolved config and metrics into `out_dir`."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if result.config.save_model and result.model is not None:
+    if result.config.process.save_model and result.model is not None:
         result.model.save_pretrained(out, safe_serialization=True)
         result.tokenizer.save_pretrained(out)
     write_json_atomic(out / CONFIG_FILE, {"kind": result.kind,

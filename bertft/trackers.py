@@ -22,7 +22,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from bertft.config import TRACKERS
+from bertft.sections import TRACKERS
 from bertft.errors import BertftError
 
 MODULES = {"tensorboard": "tensorboard", "mlflow": "mlflow", "wandb": "wandb"}
@@ -145,11 +145,12 @@ class Trackers:
         self._params(flatten(config), "config")
 
     @classmethod
-    def open(cls, cfg: Any, root: Path | None, group: str, name: str) -> Trackers:
-        """The runs of `cfg.report_to` under `cfg.tracking_dir`, else `root`, else `.`
-        (no tracker, no import, when report_to is empty)."""
-        base = Path(cfg.tracking_dir or root or ".")
-        return cls(tuple(cfg.report_to), base, group, name, cfg.to_dict())
+    def open(cls, process: Any, root: Path | None, group: str, name: str,
+             config: dict[str, Any]) -> Trackers:
+        """The runs of `process.report_to` under `process.tracking_dir`, else `root`, else
+        `.` (no tracker, no import, when report_to is empty); `config`: the flat settings."""
+        base = Path(process.tracking_dir or root or ".")
+        return cls(tuple(process.report_to), base, group, name, config)
 
     def _params(self, values: dict[str, str], title: str) -> None:
         for tracker, backend in list(self.live.items()):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,11 +65,59 @@ class RunResult:
                 "environment": self.environment, "config": self.config.to_dict()}
 
 
-def loss_fn(logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | None
-            ) -> torch.Tensor:
+def loss_fn(logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | None,
+            reduction: str = "mean") -> torch.Tensor:
     """Cross-entropy in fp32 over classes (or tokens, -100 ignored for NER)."""
     return F.cross_entropy(logits.float().view(-1, logits.shape[-1]), labels.view(-1),
-                           weight=weight, ignore_index=IGNORE_INDEX)
+                           weight=weight, ignore_index=IGNORE_INDEX, reduction=reduction)
+
+
+def loss_denominator(labels: torch.Tensor, weight: torch.Tensor | None) -> float:
+    """What `F.cross_entropy`'s mean divides by: the labelled examples (word pieces for NER),
+    or the sum of their class weights. Read from the host copy of the labels: no device sync."""
+    labels = labels[labels != IGNORE_INDEX]
+    return float(weight[labels].sum()) if weight is not None else float(labels.numel())
+
+
+def accumulate(model: nn.Module, forward: frozen_prefix.Forward,
+               window: list[dict[str, torch.Tensor]],
+               weights: tuple[torch.Tensor | None, torch.Tensor | None],
+               scaler: torch.amp.GradScaler, device: torch.device, dtype: torch.dtype,
+               run: _Running) -> tuple[int, int]:
+    """Backward through one accumulation window; returns its examples and real tokens.
+
+    The window's loss is the mean over all its examples (labelled tokens for NER; class weights
+    as `F.cross_entropy`'s weighted mean counts them), as if it were one batch: each micro-batch
+    adds its summed loss divided by the window's denominator, so a short window (the end of an
+    epoch) or micro-batches with few labelled tokens get the gradient one batch would."""
+    host_weight, weight = weights
+    total = max(sum(loss_denominator(b["labels"], host_weight) for b in window), 1e-12)
+    samples = tokens = 0
+    for batch in window:
+        samples += batch["labels"].shape[0]
+        tokens += forward.tokens(batch)  # counted on the host copy: no device sync
+        own = max(loss_denominator(batch["labels"], host_weight), 1e-12)
+        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+        with autocast(device, dtype):
+            logits = forward.logits(model, batch)
+        loss = loss_fn(logits, batch["labels"], weight, reduction="sum")
+        scaler.scale(loss / total).backward()
+        run.add(loss / own, logits, batch["labels"])  # the batch's mean, summed on the device
+    return samples, tokens
+
+
+def accumulation_windows(loader: Iterable[dict[str, torch.Tensor]], accum: int
+                         ) -> Iterator[list[dict[str, torch.Tensor]]]:
+    """The loader's batches grouped into windows of `accum` micro-batches, one optimizer step
+    each; the last window of an epoch may be shorter."""
+    window: list[dict[str, torch.Tensor]] = []
+    for batch in loader:
+        window.append(batch)
+        if len(window) == accum:
+            yield window
+            window = []
+    if window:
+        yield window
 
 
 @torch.no_grad()
@@ -121,38 +169,39 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
         checkpoint_dir: str | Path | None = None) -> RunResult:
     """Train and evaluate one configuration. Raises TrialDiverged on a NaN/inf loss.
 
-    With `cfg.checkpoint_every_epoch`, state is saved to `checkpoint_dir` (default
+    With `cfg.process.checkpoint_every_epoch`, state is saved to `checkpoint_dir` (default
     `out_dir/checkpoint`) after each epoch and a matching checkpoint found there is resumed.
     """
-    configure_threads(cfg.num_threads)
-    configure_determinism(cfg.deterministic)
-    device = resolve_device(cfg.device)
-    dtype = resolve_precision(cfg.precision, device)
-    splits = splits if splits is not None else load_task(cfg)
+    configure_threads(cfg.process.num_threads)
+    configure_determinism(cfg.runtime.deterministic)
+    device = resolve_device(cfg.runtime.device)
+    dtype = resolve_precision(cfg.runtime.precision, device)
+    splits = splits if splits is not None else load_task(cfg.data)
     kind, names = splits.kind, splits.label_names
-    metric = best_metric_name(cfg.metric_for_best, kind)
-    if problem := metric_problem(cfg.metric_for_best, kind):
+    metric = best_metric_name(cfg.loop.metric_for_best, kind)
+    if problem := metric_problem(cfg.loop.metric_for_best, kind):
         raise ConfigError([problem])
-    tokenizer = load_tokenizer(cfg)
-    encoded: Encoded = encode_splits(splits, tokenizer, cfg)
+    tokenizer = load_tokenizer(cfg.model)
+    encoded: Encoded = encode_splits(splits, tokenizer, cfg.tokens)
 
-    set_seed(cfg.seed)  # head init, dropout and data order all follow from here
-    model = build_model(cfg, kind, names).to(device)
-    frozen = optim.frozen_parameter_names(model, cfg)
+    set_seed(cfg.loop.seed)  # head init, dropout and data order all follow from here
+    model = build_model(cfg.model, kind, names).to(device)
+    frozen = optim.frozen_parameter_names(model, cfg.model)
     optim.apply_freezing(model, frozen)
-    optimizer = optim.build_optimizer(model, cfg, device)
+    optimizer = optim.build_optimizer(model, cfg.optim, device)
     # full model on token ids, or top layers on cached frozen-prefix states (precompute here)
     forward = frozen_prefix.choose_forward(model, encoded, tokenizer, kind, cfg, device, dtype)
-    if cfg.compile:
+    if cfg.runtime.compile:
         forward.compile(model)
-    train_loader = forward.loader("train", train=True, seed=cfg.seed)
+    train_loader = forward.loader("train", train=True, seed=cfg.loop.seed)
     val_loader = forward.loader("validation", train=False)
-    per_epoch = optim.steps_per_epoch(len(train_loader), cfg.grad_accum_steps)
-    total = cfg.max_steps or cfg.epochs * per_epoch
+    per_epoch = optim.steps_per_epoch(len(train_loader), cfg.optim.grad_accum_steps)
+    total = cfg.loop.max_steps or cfg.loop.epochs * per_epoch
     epochs = math.ceil(total / per_epoch)
-    warmup = optim.warmup_steps(cfg, total)
-    weight = (optim.class_weights([f["labels"] for f in encoded.train], len(names)).to(device)
-              if cfg.class_weights == "balanced" and kind == "classification" else None)
+    warmup = optim.warmup_steps(cfg.optim, total)
+    host_weight = (optim.class_weights([f["labels"] for f in encoded.train], len(names))
+                   if cfg.optim.class_weights == "balanced" and kind == "classification" else None)
+    weight = host_weight.to(device) if host_weight is not None else None
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     frozen_modules = _frozen_modules(model, frozen)
 
@@ -162,18 +211,18 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
     step, bad_evals, samples, tokens = 0, 0, 0, 0
     train_time = forward.precompute_seconds  # honest throughput: the cache costs train time
     run = _Running()
-    show = cfg.progress and sys.stderr.isatty()
+    show = cfg.process.progress and sys.stderr.isatty()
     steplog = StepLog(total, enabled=not show)  # lines every log_every steps when no bar shows
     reset_peak_memory(device)
     stop = False
     ckpt_dir = checkpoint_dir or (Path(out_dir) / "checkpoint" if out_dir else None)
-    ckpt_dir = ckpt_dir if cfg.checkpoint_every_epoch else None
+    ckpt_dir = ckpt_dir if cfg.process.checkpoint_every_epoch else None
     start_epoch = 1
     resumed = checkpoint.load(ckpt_dir, cfg.hash()) if ckpt_dir else None
     if resumed:
         start_epoch = resumed["epoch"] + 1
-        if frozen and cfg.unfreeze_at_epoch and start_epoch > cfg.unfreeze_at_epoch:
-            optim.unfreeze(model, optimizer, cfg, frozen)  # groups must match the saved state
+        if frozen and cfg.model.unfreeze_at_epoch and start_epoch > cfg.model.unfreeze_at_epoch:
+            optim.unfreeze(model, optimizer, cfg.optim, frozen)  # groups must match the saved state
             frozen, frozen_modules = set(), []
         model.load_state_dict(resumed["model"])
         optimizer.load_state_dict(resumed["optimizer"])
@@ -192,7 +241,7 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
     def run_eval(epoch: int) -> bool:
         """Validate, record history, track the best weights; True means stop early."""
         nonlocal best_state, bad_evals, run
-        val, preds = evaluate(model, val_loader, kind, names, device, dtype, cfg.ner_strict,
+        val, preds = evaluate(model, val_loader, kind, names, device, dtype, cfg.loop.ner_strict,
                               forward.logits)
         last_eval.update(step=step, val=val, preds=preds)
         row = {"epoch": epoch, "step": step, **run.summary(),
@@ -206,50 +255,43 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
         if improves(metric, val[metric], best["value"]):
             best.update(value=val[metric], epoch=epoch, step=step)
             bad_evals = 0
-            if cfg.restore_best:  # a copy on the CPU: device memory stays for training
+            if cfg.loop.restore_best:  # a copy on the CPU: device memory stays for training
                 best_state = {k: v.detach().to("cpu", copy=True)
                               for k, v in model.state_dict().items()}
         else:
             bad_evals += 1
-        return bool(cfg.early_stopping_patience) and bad_evals >= cfg.early_stopping_patience
+        patience = cfg.loop.early_stopping_patience
+        return bool(patience) and bad_evals >= patience
 
     for epoch in range(start_epoch, epochs + 1):
-        if cfg.unfreeze_at_epoch == epoch and frozen:
-            optim.unfreeze(model, optimizer, cfg, frozen)
+        if cfg.model.unfreeze_at_epoch == epoch and frozen:
+            optim.unfreeze(model, optimizer, cfg.optim, frozen)
             frozen, frozen_modules = set(), []
         model.train()
         for m in frozen_modules:  # frozen layers run without dropout (eval mode)
             m.eval()
-        n_batches = len(train_loader)
-        bar = tqdm(total=n_batches, desc=f"epoch {epoch}", disable=not show, leave=False)
+        bar = tqdm(total=len(train_loader), desc=f"epoch {epoch}", disable=not show, leave=False)
         synchronize(device)
         t0 = time.perf_counter()
-        for i, batch in enumerate(train_loader):
-            samples += batch["labels"].shape[0]
-            tokens += forward.tokens(batch)  # counted on the host copy: no device sync
-            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            with autocast(device, dtype):
-                logits = forward.logits(model, batch)
-            loss = loss_fn(logits, batch["labels"], weight)
-            scaler.scale(loss / cfg.grad_accum_steps).backward()
-            run.add(loss, logits, batch["labels"])  # summed on the device, read at log points
-            bar.update(1)
-            if not optim.is_update_step(i, n_batches, cfg.grad_accum_steps):
-                continue
-            optim.set_lr(optimizer, optim.lr_factor(step, warmup, total, cfg.lr_schedule))
-            if cfg.max_grad_norm:
+        for window in accumulation_windows(train_loader, cfg.optim.grad_accum_steps):
+            n, t = accumulate(model, forward, window, (host_weight, weight), scaler, device,
+                              dtype, run)
+            samples, tokens = samples + n, tokens + t
+            bar.update(len(window))
+            optim.set_lr(optimizer, optim.lr_factor(step, warmup, total, cfg.optim.lr_schedule))
+            if cfg.optim.max_grad_norm:
                 scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.max_grad_norm)
             scaler.step(optimizer)
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            if step % cfg.log_every == 0:
+            if step % cfg.loop.log_every == 0:
                 if not math.isfinite(run.loss()):
                     raise TrialDiverged(f"training loss became {run.loss()} by step {step} "
                                         f"(epoch {epoch})")
                 steplog.line(step, run.loss() / max(1, run.batches), samples)
-            if cfg.eval_steps and step % cfg.eval_steps == 0:
+            if cfg.loop.eval_steps and step % cfg.loop.eval_steps == 0:
                 synchronize(device)
                 train_time += time.perf_counter() - t0
                 stop = run_eval(epoch)
@@ -265,7 +307,7 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
         if not math.isfinite(run.loss()):
             raise TrialDiverged(f"training loss became {run.loss()} in epoch {epoch} "
                                 f"(step {step})")
-        if not stop and (not cfg.eval_steps or step >= total):
+        if not stop and (not cfg.loop.eval_steps or step >= total):
             if not history or history[-1]["step"] != step:
                 stop = run_eval(epoch)
         if stop or step >= total:
@@ -289,10 +331,11 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
         if best_state is not None:
             model.load_state_dict(best_state)
         val, val_preds = evaluate(model, val_loader, kind, names, device, dtype,
-                                  cfg.ner_strict, forward.logits)
+                                  cfg.loop.ner_strict, forward.logits)
     test_loader = forward.loader("test", train=False)
-    test, test_preds = (evaluate(model, test_loader, kind, names, device, dtype, cfg.ner_strict,
-                                 forward.logits) if encoded.test else ({}, {}))
+    test, test_preds = (evaluate(model, test_loader, kind, names, device, dtype,
+                                 cfg.loop.ner_strict, forward.logits)
+                        if encoded.test else ({}, {}))
     result = RunResult(
         config=cfg, kind=kind, label_names=names, validation=val, test=test, history=history,
         best=best, environment={**environment(device), "dtype": str(dtype).replace("torch.", "")},

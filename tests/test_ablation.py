@@ -23,7 +23,7 @@ def test_every_shipped_spec_loads_validates_and_has_three_seeds(path):
     assert spec.baseline, "every shipped spec names its baseline arm"
     assert any(all(t.overrides[k] == v for k, v in spec.baseline.items()) for t in trials)
     assert len({t.trial_id for t in trials}) == len(trials)
-    assert all(t.config.model == "minilm-l6" for t in trials)  # offline defaults
+    assert all(t.config.model.name == "minilm-l6" for t in trials)  # offline defaults
     text = path.read_text()
     assert "Full scale" in text and "--bertft-set" in text  # says how to run at full scale
 
@@ -54,8 +54,8 @@ def test_grid_is_the_product_of_axes_and_zip_groups_vary_together():
     ]
     t = trials[3]
     assert t.arm_id == "freeze_layers=0,head_lr=0.0001,base_lr=1e-05"
-    assert (t.config.head_lr, t.config.base_lr, t.config.seed) == (1e-4, 1e-5, 1)
-    assert t.config.task == "bbc-news"
+    assert (t.config.optim.head_lr, t.config.optim.base_lr, t.config.loop.seed) == (1e-4, 1e-5, 1)
+    assert t.config.data.task == "bbc-news"
 
 
 def test_float_ids_stay_short_and_distinct_floats_get_distinct_ids():
@@ -83,7 +83,7 @@ def test_resources_table_is_read_for_the_ray_executor():
 def test_command_line_overrides_replace_base_settings():
     spec = parse_spec({"name": "t", "base": {"task": "bbc-news"}, "grid": {"batch_size": [8]}},
                       "t.toml", {"task": "sst2"})
-    assert expand(spec)[0].config.task == "sst2"
+    assert expand(spec)[0].config.data.task == "sst2"
 
 
 def test_changing_one_value_changes_only_the_affected_hashes():
@@ -208,7 +208,8 @@ def test_trial_configs_are_full_configs():
         (f"head_lr={lr},seed={seed}", Config.from_dict({**base, "head_lr": float(lr),
                                                         "seed": seed}))
         for lr in ("0.001", "0.01") for seed in (0, 1)]
-    assert trials[0].config.base_lr == Config().base_lr  # unset settings keep their defaults
+    # unset settings keep their defaults
+    assert trials[0].config.optim.base_lr == Config().optim.base_lr
 
 
 # -- the store under the plugin (trials faked: no training) -------------------------------------

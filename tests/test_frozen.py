@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 
 import pytest
 import torch
@@ -29,13 +28,13 @@ def _splits(kind: str) -> Splits:
 
 
 def _setup(model_name: str, kind: str, freeze_layers, **kw):
-    cfg = Config(model=model_name, freeze_embeddings=True, freeze_layers=freeze_layers,
+    cfg = Config.of(model=model_name, freeze_embeddings=True, freeze_layers=freeze_layers,
                  batch_size=4, eval_batch_size=4, **kw)
     splits = _splits(kind)
-    tok = load_tokenizer(cfg)
-    enc = encode_splits(splits, tok, cfg)
+    tok = load_tokenizer(cfg.model)
+    enc = encode_splits(splits, tok, cfg.tokens)
     set_seed(0)
-    model = build_model(cfg, kind, splits.label_names).eval()
+    model = build_model(cfg.model, kind, splits.label_names).eval()
     return cfg, tok, enc, model
 
 
@@ -52,7 +51,7 @@ def test_cached_logits_equal_full_model(model_name, freeze_layers, kind, padding
                                   max_length=24)
     fwd = frozen.choose_forward(model, enc, tok, kind, cfg, CPU, torch.float32)
     assert isinstance(fwd, frozen.CachedForward)
-    full = make_loader(enc.train, tok, kind, cfg, train=False)
+    full = make_loader(enc.train, tok, kind, cfg.batch, cfg.tokens.max_length, train=False)
     with torch.no_grad():
         for a, b in zip(full, fwd.loader("train", train=False), strict=True):
             want = frozen.forward_logits(model, a)
@@ -69,12 +68,12 @@ def test_cached_logits_equal_full_model(model_name, freeze_layers, kind, padding
 
 def test_cached_depth_follows_the_config():
     d = frozen.cached_depth
-    assert d(Config(freeze_embeddings=True, freeze_layers=2), 6) == 2
-    assert d(Config(freeze_layers="all"), 6) == 6  # 'all' freezes the embeddings too
-    assert d(Config(freeze_layers=2), 6) == 0  # embeddings train: autograd runs through all
-    assert d(Config(freeze_embeddings=True, freeze_layers=0), 6) == 0
-    assert d(Config(freeze_embeddings=True, freeze_layers=2, unfreeze_at_epoch=2), 6) == 0
-    assert d(Config(freeze_embeddings=True, freeze_layers=2, cache_frozen=False), 6) == 0
+    assert d(Config.of(freeze_embeddings=True, freeze_layers=2), 6) == 2
+    assert d(Config.of(freeze_layers="all"), 6) == 6  # 'all' freezes the embeddings too
+    assert d(Config.of(freeze_layers=2), 6) == 0  # embeddings train: autograd runs through all
+    assert d(Config.of(freeze_embeddings=True, freeze_layers=0), 6) == 0
+    assert d(Config.of(freeze_embeddings=True, freeze_layers=2, unfreeze_at_epoch=2), 6) == 0
+    assert d(Config.of(freeze_embeddings=True, freeze_layers=2, cache_frozen=False), 6) == 0
 
 
 def test_states_are_reused_only_for_the_same_weights():
@@ -85,7 +84,7 @@ def test_states_are_reused_only_for_the_same_weights():
     assert (first.hit, again.hit) == (False, True)
     assert again.timing()["frozen_cache"] == 1.0
     set_seed(1)  # tiny-bert is random: another seed means other frozen weights
-    other = build_model(cfg, "classification", ("neg", "pos"))
+    other = build_model(cfg.model, "classification", ("neg", "pos"))
     third = frozen.choose_forward(other, enc, tok, "classification", cfg, CPU, torch.float32)
     assert third.hit is False
 
@@ -98,7 +97,7 @@ def test_a_deeper_prefix_continues_from_a_cached_shallower_one(kind, deeper):
     direct = frozen.choose_forward(model, enc, tok, kind, cfg, CPU, torch.float32)
     assert direct.reused_layers == 0
     frozen.clear_cache()
-    cfg1 = dataclasses.replace(cfg, freeze_layers=1)
+    cfg1 = cfg.replace(freeze_layers=1)
     frozen.choose_forward(model, enc, tok, kind, cfg1, CPU, torch.float32)  # caches K=1
     continued = frozen.choose_forward(model, enc, tok, kind, cfg, CPU, torch.float32)
     assert (continued.hit, continued.reused_layers) == (False, 1)
@@ -108,7 +107,7 @@ def test_a_deeper_prefix_continues_from_a_cached_shallower_one(kind, deeper):
             assert a.shape == b.shape
             torch.testing.assert_close(a, b, rtol=0, atol=0)
     set_seed(1)  # other frozen weights: nothing to continue from
-    other = build_model(cfg, kind, _splits(kind).label_names).eval()
+    other = build_model(cfg.model, kind, _splits(kind).label_names).eval()
     assert frozen.choose_forward(other, enc, tok, kind, cfg, CPU, torch.float32
                                  ).reused_layers == 0
 
@@ -128,7 +127,7 @@ def test_unsupported_architectures_use_the_full_model_and_say_why():
 
     cfg, tok, enc, model = _setup("tiny-bert", "classification", 1)
     other = MyBertClassifier(model.config)
-    no_pooler = build_model(cfg, "classification", ("neg", "pos"))
+    no_pooler = build_model(cfg.model, "classification", ("neg", "pos"))
     no_pooler.bert.pooler = None
     for m, why in ((other, "MyBertClassifier is not one of BertForSequenceClassification, "
                            "BertForTokenClassification"),
@@ -167,12 +166,12 @@ def test_fit_with_cache_trains_like_fit_without(kind, freeze_layers):
     from bertft.train import fit
 
     frozen.clear_cache()
-    cfg = Config(model="tiny-bert", freeze_embeddings=True, freeze_layers=freeze_layers,
+    cfg = Config.of(model="tiny-bert", freeze_embeddings=True, freeze_layers=freeze_layers,
                  epochs=2, batch_size=2, eval_batch_size=4, head_lr=1e-3, base_lr=1e-3,
                  progress=False, save_model=False, device="cpu")
     splits = _splits(kind)
     cached = fit(cfg, splits)
-    plain = fit(dataclasses.replace(cfg, cache_frozen=False), splits)
+    plain = fit(cfg.replace(cache_frozen=False), splits)
     assert cached.timing["frozen_cache"] == 1.0 and plain.timing["frozen_cache"] == 0.0
     assert cached.timing["frozen_precompute_seconds"] > 0
     assert cached.timing["train_tokens"] == plain.timing["train_tokens"]

@@ -52,7 +52,7 @@ def splits():
     """bbc-news takes seconds to read; every fit here uses the same data settings."""
     from bertft.data import load_task
 
-    return load_task(tiny())
+    return load_task(tiny().data)
 
 
 @pytest.fixture(autouse=True)
@@ -115,8 +115,8 @@ def test_nan_loss_stops_training_within_one_logging_interval(nan_from, log_every
     real = train.loss_fn
     calls = {"train": 0}
 
-    def loss_fn(logits, labels, weight):
-        loss = real(logits, labels, weight)
+    def loss_fn(logits, labels, weight, **kw):
+        loss = real(logits, labels, weight, **kw)
         if not torch.is_grad_enabled():
             return loss  # evaluation
         calls["train"] += 1
@@ -154,8 +154,8 @@ def test_grid_goes_on_after_a_failed_trial(fault, status, pytester: pytest.Pytes
     ran: list[float] = []
 
     def fit(cfg, splits=None, out_dir=None, on_log=None, checkpoint_dir=None):
-        ran.append(cfg.head_lr)
-        if cfg.head_lr == 1e-3:  # the first trial faults; the second must still run
+        ran.append(cfg.optim.head_lr)
+        if cfg.optim.head_lr == 1e-3:  # the first trial faults; the second must still run
             raise fault
         return real_fit(cfg, splits=splits, out_dir=out_dir, on_log=on_log,
                         checkpoint_dir=checkpoint_dir)

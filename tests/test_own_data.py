@@ -34,8 +34,8 @@ def test_parquet_with_classlabel_trains(tmp_path: Path) -> None:
     full = datasets.Dataset.from_dict(_classification(), features=features)
     full.select(range(30)).to_parquet(str(tmp_path / "train.parquet"))
     full.select(range(30, 40)).to_parquet(str(tmp_path / "validation.parquet"))
-    cfg = Config(task="hf-dataset", dataset=str(tmp_path), text_column="sentence", **QUICK)
-    splits = load_task(cfg)
+    cfg = Config.of(task="hf-dataset", dataset=str(tmp_path), text_column="sentence", **QUICK)
+    splits = load_task(cfg.data)
     assert splits.label_names == ("neg", "pos")
     assert splits.sizes() == {"train": 27, "validation": 10, "test": 3}  # test carved
     assert splits.validation[0].text == "awful film number 30"
@@ -53,8 +53,8 @@ def test_save_to_disk_ner_with_sequence_classlabel_trains(tmp_path: Path) -> Non
     ds = datasets.Dataset.from_dict(rows, features=features)
     datasets.DatasetDict({"train": ds, "test": ds.select(range(4))}).save_to_disk(
         str(tmp_path / "ner"))
-    cfg = Config(task="hf-dataset-ner", dataset=str(tmp_path / "ner"), **QUICK)
-    splits = load_task(cfg)
+    cfg = Config.of(task="hf-dataset-ner", dataset=str(tmp_path / "ner"), **QUICK)
+    splits = load_task(cfg.data)
     assert splits.label_names == ("O", "B-LOC", "I-LOC", "B-PER", "I-PER")
     assert splits.sizes() == {"train": 18, "validation": 2, "test": 4}  # empty one dropped
     assert [splits.label_names[t] for t in splits.train[0].tags] == [
@@ -67,9 +67,9 @@ def test_string_tags_in_iob1_become_bio(tmp_path: Path) -> None:
     rows = {"words": [["Paris", "Hilton"], ["in", "Paris"]] * 10,
             "tags": [["I-PER", "I-PER"], ["O", "I-LOC"]] * 10}
     datasets.Dataset.from_dict(rows).to_parquet(str(tmp_path / "train.parquet"))
-    cfg = Config(task="hf-dataset-ner", dataset=str(tmp_path), tokens_column="words",
+    cfg = Config.of(task="hf-dataset-ner", dataset=str(tmp_path), tokens_column="words",
                  tags_column="tags")
-    splits = load_task(cfg)
+    splits = load_task(cfg.data)
     assert splits.label_names == ("O", "B-LOC", "I-LOC", "B-PER", "I-PER")
     names = [[splits.label_names[t] for t in ex.tags] for ex in splits.train[:2]]
     assert sorted(map(tuple, names)) == [("B-PER", "I-PER"), ("O", "B-LOC")]
@@ -79,11 +79,12 @@ def test_string_labels_and_a_ner_hint(tmp_path: Path) -> None:
     rows = {"text": ["a b", "c d"] * 10, "label": ["sport", "tech"] * 10,
             "tokens": [["a"], ["b"]] * 10}
     datasets.Dataset.from_dict(rows).to_json(str(tmp_path / "train.jsonl"))
-    assert load_task(Config(task="hf-dataset", dataset=str(tmp_path))).label_names == (
+    assert load_task(Config.of(task="hf-dataset", dataset=str(tmp_path)).data).label_names == (
         "sport", "tech")
     with pytest.raises(DataError, match=r"no column 'sentence'; columns are: text, label, "
                                         r"tokens; for NER data use task hf-dataset-ner"):
-        load_task(Config(task="hf-dataset", dataset=str(tmp_path), text_column="sentence"))
+        load_task(Config.of(task="hf-dataset", dataset=str(tmp_path),
+                            text_column="sentence").data)
 
 
 def test_fingerprint_covers_the_content(tmp_path: Path) -> None:
@@ -96,8 +97,8 @@ def test_fingerprint_covers_the_content(tmp_path: Path) -> None:
     datasets.Dataset.from_dict(rows).to_parquet(str(tmp_path / "b" / "train.parquet"))
 
     def fingerprint(folder: str) -> str:
-        return load_task(Config(task="hf-dataset", dataset=str(tmp_path / folder),
-                                text_column="sentence")).fingerprint()
+        return load_task(Config.of(task="hf-dataset", dataset=str(tmp_path / folder),
+                                   text_column="sentence").data).fingerprint()
 
     assert fingerprint("a") == fingerprint("b")
     rows["sentence"][3] = "an edited sentence"
@@ -126,10 +127,10 @@ SST2_SMALL = dict(max_train_samples=120, max_eval_samples=100, max_test_samples=
 
 def test_sst2_as_parquet_trains_as_the_sst2_task(shared_data: Path, tmp_path: Path) -> None:
     folder = _sst2_as_parquet(shared_data, tmp_path)
-    a = Config(task="sst2", data_dir=str(shared_data), **SST2_SMALL, **QUICK)
+    a = Config.of(task="sst2", data_dir=str(shared_data), **SST2_SMALL, **QUICK)
     b = a.with_overrides({"task": "hf-dataset", "dataset": str(folder),
                           "text_column": "sentence"})
-    sa, sb = load_task(a), load_task(b)
+    sa, sb = load_task(a.data), load_task(b.data)
     assert sa.fingerprint() == sb.fingerprint()
     assert sa.sizes() == sb.sizes() == {"train": 120, "validation": 100, "test": 100}
     ra, rb = fit(a, splits=sa), fit(b, splits=sb)
@@ -146,7 +147,7 @@ def test_sst2_as_parquet_minilm(shared_data: Path, tmp_path: Path) -> None:
     settings = {**QUICK, "model": "minilm-l6", "max_length": 64, "batch_size": 16,
                 "head_lr": 1e-4, "base_lr": 1e-4, "max_train_samples": 600,
                 "max_eval_samples": 200, "max_test_samples": 400}
-    a = Config(task="sst2", data_dir=str(shared_data), **settings)
+    a = Config.of(task="sst2", data_dir=str(shared_data), **settings)
     b = a.with_overrides({"task": "hf-dataset", "dataset": str(folder),
                           "text_column": "sentence"})
     ra, rb = fit(a), fit(b)
@@ -160,9 +161,9 @@ def test_headerless_files_by_column_index(tmp_path: Path, name: str, sep: str) -
     lines = [f"{1 + i % 2}{sep}Title {i}{sep}{'Stocks fell' if i % 2 else 'Team won'} {i}"
              for i in range(20)]
     (tmp_path / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
-    cfg = Config(task="text-file", train_file=str(tmp_path / name), header=False,
+    cfg = Config.of(task="text-file", train_file=str(tmp_path / name), header=False,
                  text_column=2, text_pair_column=1, label_column=0)
-    splits = load_task(cfg)
+    splits = load_task(cfg.data)
     assert splits.label_names == ("1", "2")
     assert sum(splits.sizes().values()) == 20  # the first line is data, not a header
     first = sorted(splits.train + splits.validation + splits.test, key=lambda e: e.text)[0]
@@ -172,20 +173,20 @@ def test_headerless_files_by_column_index(tmp_path: Path, name: str, sep: str) -
 
 def test_header_setting_from_the_cli_and_toml() -> None:
     cfg = Config.from_dict({"header": False, "text_column": 1, "label_column": 0})
-    assert (cfg.text_column, cfg.label_column) == (1, 0)
-    assert Config().header is True
+    assert (cfg.data.text_column, cfg.data.label_column) == (1, 0)
+    assert Config.of().data.header is True
 
 
 # --- evaluation sizes --------------------------------------------------------------------------
 def test_max_eval_and_test_samples_are_seeded_stratified_subsets() -> None:
-    full = load_task(Config(task="bbc-news"))
-    cfg = Config(task="bbc-news", max_eval_samples=50, max_test_samples=40)
-    small = load_task(cfg)
+    full = load_task(Config.of(task="bbc-news").data)
+    cfg = Config.of(task="bbc-news", max_eval_samples=50, max_test_samples=40)
+    small = load_task(cfg.data)
     assert small.sizes() == {"train": full.sizes()["train"], "validation": 50, "test": 40}
     assert set(small.validation) <= set(full.validation)
-    assert small.validation == load_task(cfg).validation  # seeded by data_seed
+    assert small.validation == load_task(cfg.data).validation  # seeded by data_seed
     assert len({ex.label for ex in small.validation}) == 5  # stratified: every topic kept
-    other = load_task(cfg.with_overrides({"data_seed": 1}))
+    other = load_task(cfg.with_overrides({"data_seed": 1}).data)
     assert other.validation != small.validation
 
 
@@ -207,9 +208,9 @@ def test_fit_prints_a_progress_line_every_log_every_steps(tmp_path: Path, capsys
     """stderr is not a terminal under pytest: no bar, a line every log_every steps."""
     csv = tmp_path / "d.csv"
     csv.write_text("text,label\n" + "".join(f"t {i},{'ab'[i % 2]}\n" for i in range(50)))
-    cfg = Config(task="text-file", train_file=str(csv), log_every=2, **{**QUICK,
+    cfg = Config.of(task="text-file", train_file=str(csv), log_every=2, **{**QUICK,
                                                                          "progress": True})
     fit(cfg)
     lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("step ")]
-    total = cfg.epochs * -(-40 // cfg.batch_size)  # 40 training examples after carving
+    total = cfg.loop.epochs * -(-40 // cfg.batch.batch_size)  # 40 training examples after carving
     assert [ln.split(" | ")[0] for ln in lines] == [f"step {s}/{total}" for s in (2, 4)]

@@ -151,8 +151,8 @@ def test_report_to_takes_a_list_or_names_and_changes_no_result() -> None:
     from bertft.config import Config, parse_overrides
 
     cfg = Config.from_dict(parse_overrides(["report_to=mlflow, tensorboard"]))
-    assert cfg.report_to == ("mlflow", "tensorboard")
-    assert Config.from_dict({"report_to": ["wandb"]}).report_to == ("wandb",)
+    assert cfg.process.report_to == ("mlflow", "tensorboard")
+    assert Config.of(report_to=["wandb"]).process.report_to == ("wandb",)
     assert Config.from_dict(cfg.to_dict()) == cfg  # stored results read back the same
     assert cfg.hash() == Config().hash()  # adding a tracker reruns nothing
-    assert Config().report_to == ()
+    assert Config().process.report_to == ()

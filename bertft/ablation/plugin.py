@@ -128,7 +128,8 @@ class SpecFile(pytest.File):
         except SpecError as exc:
             raise self.CollectError(str(exc)) from None
         try:  # before any training: a tracker asked for but not installed
-            check_installed(sorted({t for trial in trials for t in trial.config.report_to}))
+            check_installed(sorted({t for trial in trials
+                                    for t in trial.config.process.report_to}))
         except BertftError as exc:
             raise self.CollectError(f"{self.path}: {exc}") from None
         self.bertft_trials = (spec, trials)  # the spec's current trials, for the store

@@ -15,7 +15,7 @@ from typing import Any
 
 from bertft.ablation.result import SpecInfo, TrialResult
 from bertft.ablation.spec import Spec, Trial
-from bertft.config import Config
+from bertft.config import Config, DataConfig
 from bertft.data import Splits, load_task, task_kind
 from bertft.errors import BertftError, TrialDiverged
 from bertft.trackers import Trackers
@@ -23,22 +23,14 @@ from bertft.train import RunResult, fit
 
 N_ERRORS = 20  # most confident wrong validation predictions kept for the report
 
-# Data settings: trials that agree on these share one loaded dataset (per process).
-DATA_FIELDS = ("task", "data_dir", "train_file", "validation_file", "test_file", "file_format",
-               "encoding", "text_column", "text_pair_column", "label_column", "token_column",
-               "tag_column", "validation_ratio", "test_ratio", "data_seed", "lowercase",
-               "strip_html", "normalize_whitespace", "drop_empty", "drop_duplicates",
-               "max_train_samples", "max_eval_samples", "max_test_samples", "header",
-               "dataset", "dataset_config", "train_split", "validation_split", "test_split",
-               "tokens_column", "tags_column")
-_SPLITS: dict[tuple, Splits] = {}
+# Trials with equal data sections share one loaded dataset (per process).
+_SPLITS: dict[DataConfig, Splits] = {}
 
 
 def load_splits(cfg: Config) -> Splits:
-    key = tuple(getattr(cfg, f) for f in DATA_FIELDS)
-    if key not in _SPLITS:
-        _SPLITS[key] = load_task(cfg)
-    return _SPLITS[key]
+    if cfg.data not in _SPLITS:
+        _SPLITS[cfg.data] = load_task(cfg.data)
+    return _SPLITS[cfg.data]
 
 
 def spec_info(spec: Spec) -> SpecInfo:
@@ -61,11 +53,12 @@ def run_trial(trial: Trial, spec: Spec, measure=None, checkpoint_dir: Path | Non
     is one run of each tracker in `report_to`, under `tracking_dir` or else `tracking_root`
     (the results folder)."""
     start = time.perf_counter()
-    trackers = Trackers.open(trial.config, tracking_root, spec.name, trial.trial_id)
+    trackers = Trackers.open(trial.config.process, tracking_root, spec.name, trial.trial_id,
+                             trial.config.to_dict())
     result = _run_trial(trial, spec, measure, checkpoint_dir, trackers.log_row)
     trackers.finish({"validation": result.validation, "test": result.test},
                     result.environment, ok=result.status == "passed")
-    if trial.config.report_to:  # wall time with the trackers' own, to measure their overhead
+    if trial.config.process.report_to:  # wall time with the trackers', to measure their cost
         result.timing.update(tracker_seconds=trackers.seconds,
                              wall_seconds=time.perf_counter() - start)
     return result
@@ -77,7 +70,7 @@ def _run_trial(trial: Trial, spec: Spec, measure, checkpoint_dir: Path | None,
     base = dict(spec=spec_info(spec), trial_id=trial.trial_id, arm_id=trial.arm_id,
                 overrides=trial.overrides, seed=trial.seed, config=trial.config.to_dict(),
                 config_hash=trial.config.hash(), created=_now(),
-                kind=task_kind(trial.config.task))
+                kind=task_kind(trial.config.data.task))
     last: list[dict[str, Any]] = []
     try:
         splits = load_splits(trial.config)

@@ -15,11 +15,12 @@
     head_lr = [1e-3, 1e-4]
     base_lr = [1e-4, 1e-5]
 
-Parsing downloads and loads nothing. Its one side effect: when `freeze_layers` is a number and
-the model is a Hub id that is not in the local Hugging Face cache, the layer-count check
-(`model_problems`) asks the Hub whether the id exists with one HEAD request (5 s timeout, cached
-per process; none when HF_HUB_OFFLINE is set). Every problem in a file (and in the command-line
-overrides) is collected and raised once, naming the file, the key and what is allowed.
+Parsing reads only local files: it downloads, loads and asks the network nothing. The layer-count
+check (`model_problems`) reads the model's config.json when the model is on this machine (a
+built-in, a directory, or the local Hugging Face cache); a Hub model that is not here is checked
+when its trial runs, which names the model and why it cannot load. Every problem in a file (and
+in the command-line overrides) is collected and raised once, naming the file, the key and what
+is allowed.
 """
 
 from __future__ import annotations
@@ -319,31 +320,25 @@ def task_problems(cfg: Config) -> list[str]:
     from bertft.metrics import metric_problem
 
     try:
-        kind = task_kind(cfg.task)
+        kind = task_kind(cfg.data.task)
     except DataError as exc:
         return [str(exc)]
-    problem = metric_problem(cfg.metric_for_best, kind)
+    problem = metric_problem(cfg.loop.metric_for_best, kind)
     return [problem] if problem else []
 
 
 def model_problems(cfg: Config) -> list[str]:
-    """Checks that need the model's shape, read from a local config.json only (no download;
-    for a Hub id not in the local cache, `resolve_model_path` sends one HEAD request)."""
-    from bertft.models import TINY_BERT, resolve_model_path
+    """Checks that need the model's shape, read from a config.json on this machine only (no
+    network: a model that is not here is checked when its trial runs)."""
+    from bertft.models import local_depth
 
-    if cfg.freeze_layers == "all" or cfg.freeze_layers == 0:
+    n = local_depth(cfg.model.name)
+    if n is None:
         return []
-    if cfg.model == "tiny-bert":
-        n = TINY_BERT["num_hidden_layers"]
-    else:
-        try:
-            cfg_file = Path(resolve_model_path(cfg.model)) / "config.json"
-            n = json.loads(cfg_file.read_text())["num_hidden_layers"]
-        except Exception:  # unreadable or a Hub id: the run checks the layer count itself
-            return []
-    if cfg.freeze_layers > n:
-        return [f"freeze_layers = {cfg.freeze_layers}: model {cfg.model} has {n} encoder "
-                f"layers; allowed: 0..{n} or 'all'"]
+    try:
+        cfg.model.freezing(n)
+    except ConfigError as exc:
+        return exc.problems
     return []
 
 

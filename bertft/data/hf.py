@@ -21,17 +21,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bertft.config import FIELDS, Config
-from bertft.data import (
-    _BIO_TAG, Example, Kind, RawSplits, entity_types, iob1_to_bio, label_names_from,
-    ner_label_names, sentences_to_examples,
+from bertft.config import FIELDS, DataConfig
+from bertft.data.readers import (
+    _BIO_TAG, entity_types, iob1_to_bio, label_names_from, ner_label_names, sentences_to_examples,
 )
+from bertft.data.types import Example, Kind, RawSplits
 from bertft.errors import DataError
 
 ROLES = ("train_split", "validation_split", "test_split")
 
 
-def load_hf_dataset(cfg: Config, kind: Kind) -> RawSplits:
+def load_hf_dataset(cfg: DataConfig, kind: Kind) -> RawSplits:
     """Raw splits of `cfg.dataset` for a classification or NER task."""
     task = "hf-dataset" if kind == "classification" else "hf-dataset-ner"
     if not cfg.dataset:
@@ -123,7 +123,7 @@ def _as_dict(loaded: Any) -> dict[str, Any]:
     return dict(loaded)
 
 
-def _choose_splits(splits: dict[str, Any], cfg: Config, name: str) -> list[Any]:
+def _choose_splits(splits: dict[str, Any], cfg: DataConfig, name: str) -> list[Any]:
     """[train, validation or None, test or None]: a split missing under its default name is
     carved later; a split named on purpose must exist."""
     out = []
@@ -146,7 +146,7 @@ def _columns(ds: Any, wanted: list[str], name: str, split: str, hint: str = "") 
                         + ", ".join(ds.column_names) + hint)
 
 
-def _classification(chosen: list[Any], cfg: Config, name: str, source: str) -> RawSplits:
+def _classification(chosen: list[Any], cfg: DataConfig, name: str, source: str) -> RawSplits:
     text_col, pair_col, label_col = cfg.text_column, cfg.text_pair_column, cfg.label_column
     wanted = [str(c) for c in (text_col, pair_col, label_col) if c is not None]
     hint = "; for NER data use task hf-dataset-ner" if cfg.tokens_column in (
@@ -184,7 +184,7 @@ def _check_label_type(feature: Any, name: str, split: str, column: str) -> None:
                         "(regression is not supported)")
 
 
-def _examples(split_rows: tuple[str, dict[str, list]], cfg: Config, name: str,
+def _examples(split_rows: tuple[str, dict[str, list]], cfg: DataConfig, name: str,
               names: tuple[str, ...], index: dict[str, int] | None, numeric: bool
               ) -> tuple[Example, ...]:
     split, cols = split_rows
@@ -226,7 +226,7 @@ def _label_id(label: Any, where: str, names: tuple[str, ...], index: dict[str, i
     return index[key]
 
 
-def _ner(chosen: list[Any], cfg: Config, name: str, source: str) -> RawSplits:
+def _ner(chosen: list[Any], cfg: DataConfig, name: str, source: str) -> RawSplits:
     tok_col, tag_col = cfg.tokens_column, cfg.tags_column
     sentences: list[list | None] = []
     for ds, role in zip(chosen, ROLES, strict=True):

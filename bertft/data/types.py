@@ -1,0 +1,68 @@
+"""The data types every part of bertft.data shares: examples, raw and final splits."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Literal
+
+Kind = Literal["classification", "ner"]
+SPLIT_NAMES = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One classification example (text, optional text_pair, label) or one NER sentence
+    (tokens and one BIO tag id per token)."""
+
+    text: str | None = None
+    text_pair: str | None = None
+    label: int | None = None
+    tokens: tuple[str, ...] | None = None
+    tags: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Splits:
+    """A task's final train/validation/test examples and their label names."""
+
+    task: str
+    kind: Kind
+    label_names: tuple[str, ...]
+    train: tuple[Example, ...]
+    validation: tuple[Example, ...]
+    test: tuple[Example, ...]
+    source: str
+
+    def sizes(self) -> dict[str, int]:
+        return {name: len(getattr(self, name)) for name in SPLIT_NAMES}
+
+    def fingerprint(self) -> str:
+        """sha256 (16 hex digits) over the label names and every example of every split.
+
+        Computed once per instance: trials sharing loaded splits ask for it on every run."""
+        cached = self.__dict__.get("_fingerprint")
+        if cached is not None:
+            return cached
+        h = hashlib.sha256(json.dumps(list(self.label_names)).encode())
+        for name in SPLIT_NAMES:
+            h.update(f"\n#{name}\n".encode())
+            for ex in getattr(self, name):
+                row = [ex.text, ex.text_pair, ex.label, ex.tokens, ex.tags]
+                h.update(json.dumps(row, ensure_ascii=False).encode())
+                h.update(b"\n")
+        value = h.hexdigest()[:16]
+        object.__setattr__(self, "_fingerprint", value)  # a cache, not a field
+        return value
+
+
+@dataclass(frozen=True)
+class RawSplits:
+    """What a loader returns: splits as the source ships them (None: the source has none)."""
+
+    label_names: tuple[str, ...]
+    train: tuple[Example, ...]
+    validation: tuple[Example, ...] | None
+    test: tuple[Example, ...] | None
+    source: str
