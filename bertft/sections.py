@@ -79,7 +79,7 @@ class DataConfig(Section):
     with equal data sections share one loaded dataset."""
 
     task: str = _f("bbc-news", "Task name from the registry (`bertft tasks`): bbc-news, wnut16, "
-                   "sst2, imdb, conll2003, text-file, conll-file.")
+                   "sst2, imdb, conll2003, text-file, conll-file, hf-dataset, hf-dataset-ner.")
     data_dir: str | None = _f(None, "Local copy of a standard task (sst2, imdb, conll2003) in its "
                               "original layout; default: $BERTFT_DATA_DIR, else the Hub.")
     train_file: str | None = _f(None, "text-file / conll-file tasks: training file.")
