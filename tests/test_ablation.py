@@ -107,7 +107,8 @@ BAD_SPECS = [
     ("[grid]\npadding = [\"max\"]\n", "grid.padding[0]: padding = 'max': expected one of "
      "'dynamic', 'max_length'", ""),
     ("[grid]\nepochs = [1.5]\n", "grid.epochs[0]: epochs = 1.5: expected an integer", ""),
-    ("seeds = []\n", "seeds = []: expected a non-empty list of integers", ""),
+    ("seeds = []\n", "seeds = []: allowed: a list of distinct integers, or { min = M, max = N }",
+     ""),
     ("baseline = { batch_size = 8 }\n", "baseline.batch_size: not an axis of this spec", ""),
     ("baseline = { batch_size = 4 }\n[grid]\nbatch_size = [8]\n",
      "baseline.batch_size = 4: not among the axis values [8]", ""),

@@ -18,6 +18,7 @@ from bertft.ablation.spec import Spec, Trial
 from bertft.config import Config, DataConfig
 from bertft.data import Splits, load_task, task_kind
 from bertft.errors import BertftError, TrialDiverged
+from bertft.metrics import entity_counts
 from bertft.trackers import Trackers
 from bertft.train import RunResult, fit
 
@@ -42,7 +43,7 @@ def spec_info(spec: Spec) -> SpecInfo:
     except ValueError:
         shown = spec.path
     return SpecInfo(spec.name, spec.description, shown, spec.axis_names, spec.baseline,
-                    spec.seeds)
+                    spec.seeds, spec.equivalence_margin, spec.min_seeds)
 
 
 def run_trial(trial: Trial, spec: Spec, measure=None, checkpoint_dir: Path | None = None,
@@ -98,9 +99,30 @@ def _run_trial(trial: Trial, spec: Spec, measure, checkpoint_dir: Path | None,
         **base, status="passed", label_names=run.label_names, data=run.data,
         history=tuple(run.history), best=run.best, validation=run.validation, test=run.test,
         errors=tuple(confident_errors(run, splits)),
+        predictions=stored_predictions(run, bool(trial.config.loop.ner_strict)),
         timing={**run.timing, "wall_seconds": time.perf_counter() - start},
         environment=run.environment,
     )
+
+
+def stored_predictions(run: RunResult, ner_strict: bool = False) -> dict[str, dict[str, list]]:
+    """Per-example predictions of each evaluated split, compact (see `TrialResult.predictions`):
+    class ids and the predicted class's probability (3 decimals), or for NER the entity
+    TP / FP / FN of every sentence, counted in the seqeval mode the split was scored in."""
+    out: dict[str, dict[str, list]] = {}
+    names = run.label_names
+    for split, preds in run.predictions.items():
+        if not preds or not preds.get("pred"):
+            continue
+        if run.kind == "classification":
+            out[split] = {"pred": [int(p) for p in preds["pred"]],
+                          "label": [int(g) for g in preds["label"]],
+                          "confidence": [round(float(c), 3) for c in preds["confidence"]]}
+        else:
+            out[split] = entity_counts([[names[t] for t in s] for s in preds["label"]],
+                                       [[names[t] for t in s] for s in preds["pred"]],
+                                       ner_strict)
+    return out
 
 
 def confident_errors(run: RunResult, splits: Splits, n: int = N_ERRORS) -> list[dict[str, Any]]:
