@@ -34,6 +34,7 @@ from bertft.metrics import (
     ner_metrics, worst_value,
 )
 from bertft.models import build_model, load_tokenizer
+from bertft.progress import StepLog
 from bertft.runtime import (
     autocast, configure_determinism, configure_threads, environment, peak_memory_mb,
     reset_peak_memory, resolve_device, resolve_precision, set_seed, synchronize,
@@ -216,6 +217,7 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
     train_time = forward.precompute_seconds  # honest throughput: the cache costs train time
     run = _Running()
     show = cfg.process.progress and sys.stderr.isatty()
+    steplog = StepLog(total, enabled=not show)  # lines every log_every steps when no bar shows
     reset_peak_memory(device)
     stop = False
     ckpt_dir = checkpoint_dir or (Path(out_dir) / "checkpoint" if out_dir else None)
@@ -237,6 +239,7 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
         history, best, best_state = resumed["history"], resumed["best"], resumed["best_state"]
         step, bad_evals, samples, tokens, train_time = (
             resumed[k] for k in ("step", "bad_evals", "samples", "tokens", "train_time"))
+        steplog.resume(step, samples)
 
     last_eval: dict[str, Any] = {}  # the latest full validation result and the step it saw
     best_eval: dict[str, Any] = {}  # the validation result of the best weights (restore_best)
@@ -297,9 +300,11 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            if step % cfg.loop.log_every == 0 and not math.isfinite(run.loss()):
-                raise TrialDiverged(f"training loss became {run.loss()} by step {step} "
-                                    f"(epoch {epoch})")
+            if step % cfg.loop.log_every == 0:
+                if not math.isfinite(run.loss()):
+                    raise TrialDiverged(f"training loss became {run.loss()} by step {step} "
+                                        f"(epoch {epoch})")
+                steplog.line(step, run.loss() / max(1, run.batches), samples)
             if cfg.loop.eval_steps and step % cfg.loop.eval_steps == 0:
                 synchronize(device)
                 train_time += time.perf_counter() - t0
