@@ -144,13 +144,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_usage(cfg: Config) -> None:
+    """Usage errors a run would only hit after seconds of imports (torch, transformers), found
+    first: bertft.config and bertft.data import neither."""
+    from bertft.data import task_spec
+
+    task_spec(cfg.data.task)  # an unknown task: DataError naming the known ones
+
+
+TRAIN_GROUP = "bertft-train"  # MLflow experiment / W&B group / TensorBoard folder of `train`
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from bertft.outputs import prepare_run_dir
-    from bertft.train import fit
 
     cfg = config_from_args(args)
+    check_usage(cfg)
     prepare_run_dir(args.out, cfg.hash(), cfg.process.checkpoint_every_epoch, args.overwrite)
-    result = fit(cfg, out_dir=args.out, on_log=_print_row)
+    from bertft.trackers import Trackers, check_installed
+    from bertft.train import fit
+
+    check_installed(cfg.process.report_to)
+    out = Path(args.out)
+    trackers = Trackers.open(cfg.process, out, TRAIN_GROUP, out.resolve().name, cfg.to_dict())
+
+    def log(row: dict[str, Any]) -> None:
+        _print_row(row)
+        trackers.log_row(row)
+
+    try:
+        result = fit(cfg, out_dir=args.out, on_log=log)
+    except BaseException:
+        trackers.finish({}, ok=False)
+        raise
+    trackers.finish({"validation": result.validation, "test": result.test},
+                    result.environment)
     summary = {"validation": _scalar_part(result.validation), "test": _scalar_part(result.test),
                "out": str(Path(args.out) / "metrics.json")}
     print(json.dumps(summary, indent=2))

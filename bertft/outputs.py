@@ -69,6 +69,7 @@ MODEL_FILES = ("config.json", "model.safetensors", "pytorch_model.bin", "tokeniz
                "merges.txt", "added_tokens.json", "sentencepiece.bpe.model", "spiece.model",
                "generation_config.json")
 CHECKPOINT_DIR = "checkpoint"
+TRACKER_DIRS = ("tensorboard", "mlruns", "wandb")  # what `report_to` trackers write there
 
 
 def prepare_run_dir(out: str | Path, config_hash: str, resumable: bool, overwrite: bool) -> Path:
@@ -84,7 +85,7 @@ def prepare_run_dir(out: str | Path, config_hash: str, resumable: bool, overwrit
     entries = sorted(p.name for p in out.iterdir())
     if resumable and checkpoint.load(out / CHECKPOINT_DIR, config_hash) is not None:
         return out  # the same run, interrupted: fit resumes it
-    ours = set(RUN_RECORDS) | set(MODEL_FILES) | {CHECKPOINT_DIR}
+    ours = set(RUN_RECORDS) | set(MODEL_FILES) | {CHECKPOINT_DIR, *TRACKER_DIRS}
     strangers = [e for e in entries if e not in ours]
     if strangers:
         raise BertftError(f"--out {out}: the folder is not empty and holds files that are not "

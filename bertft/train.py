@@ -35,6 +35,7 @@ from bertft.metrics import (
 )
 from bertft.limits import max_length_problems
 from bertft.models import build_model, load_tokenizer
+from bertft.progress import StepLog
 from bertft.runtime import (
     autocast, configure_determinism, configure_threads, environment, peak_memory_mb,
     reset_peak_memory, resolve_device, resolve_precision, set_seed, synchronize,
@@ -120,43 +121,47 @@ def accumulation_windows(loader: Iterable[dict[str, torch.Tensor]], accum: int
         yield window
 
 
-@torch.no_grad()
+@torch.inference_mode()  # no autograd state at all (cheaper than no_grad)
 def evaluate(model: nn.Module, loader, kind: str, label_names: tuple[str, ...],
              device: torch.device, dtype: torch.dtype, ner_strict: bool = False,
              logits_fn: Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor]
              = forward_logits) -> tuple[dict[str, Any], dict[str, list]]:
-    """Metrics and per-example predictions (predicted id, gold id, confidence) on one split."""
+    """Metrics and per-example predictions (predicted id, gold id, confidence) on one split.
+
+    The loader may visit examples in any fixed order (`make_loader` goes longest first):
+    predictions come back in data order, and the loss is the mean over examples (NER: over
+    labelled words), so neither depends on the batching."""
     model.eval()
-    total_loss, n_batches = 0.0, 0
-    preds: list = []
-    golds: list = []
-    confs: list = []
+    total_loss, n_items = 0.0, 0
+    rows: list[tuple] = []  # (pred, gold, conf) in loader order
     for batch in loader:
         batch = {k: v.to(device) for k, v in batch.items()}
         with autocast(device, dtype):
             logits = logits_fn(model, batch)
-        total_loss += float(loss_fn(logits, batch["labels"], None))
-        n_batches += 1
-        probs = logits.float().softmax(-1)
-        conf, pred = probs.max(-1)
+        labels = batch["labels"]
+        total_loss += float(F.cross_entropy(logits.float().view(-1, logits.shape[-1]),
+                                            labels.view(-1), ignore_index=IGNORE_INDEX,
+                                            reduction="sum"))
+        n_items += int((labels != IGNORE_INDEX).sum())
+        conf, pred = logits.float().softmax(-1).max(-1)
         if kind == "classification":
-            preds += pred.tolist()
-            golds += batch["labels"].tolist()
-            confs += conf.tolist()
-        else:  # keep word-level positions only (labels != -100)
-            for p, g, c in zip(pred.tolist(), batch["labels"].tolist(), conf.tolist(),
-                               strict=True):
-                keep = [i for i, t in enumerate(g) if t != IGNORE_INDEX]
-                preds.append([p[i] for i in keep])
-                golds.append([g[i] for i in keep])
-                confs.append([round(c[i], 4) for i in keep])
+            rows += zip(pred.tolist(), labels.tolist(), conf.tolist(), strict=True)
+            continue
+        for p, g, c in zip(pred.tolist(), labels.tolist(), conf.tolist(), strict=True):
+            keep = [i for i, t in enumerate(g) if t != IGNORE_INDEX]  # word-level positions
+            rows.append(([p[i] for i in keep], [g[i] for i in keep],
+                         [round(c[i], 4) for i in keep]))
+    ordered: list[tuple] = [()] * len(rows)
+    for position, index in enumerate(loader.sampler):  # back to data order
+        ordered[index] = rows[position]
+    preds, golds, confs = (list(col) for col in zip(*ordered, strict=True)) if rows else (
+        [], [], [])
     if kind == "classification":
         metrics = classification_metrics(golds, preds, label_names)
     else:
-        names = label_names
-        metrics = ner_metrics([[names[t] for t in s] for s in golds],
-                              [[names[t] for t in s] for s in preds], strict=ner_strict)
-    metrics["loss"] = total_loss / max(1, n_batches)
+        metrics = ner_metrics([[label_names[t] for t in s] for s in golds],
+                              [[label_names[t] for t in s] for s in preds], strict=ner_strict)
+    metrics["loss"] = total_loss / max(1, n_items)
     if not math.isfinite(metrics["loss"]):  # NaN weights score like a model: never "passed"
         raise TrialDiverged(f"evaluation loss became {metrics['loss']}: the model's outputs "
                             "are not finite numbers")
@@ -175,6 +180,7 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
     With `cfg.process.checkpoint_every_epoch`, state is saved to `checkpoint_dir` (default
     `out_dir/checkpoint`) after each epoch and a matching checkpoint found there is resumed.
     """
+    started = time.perf_counter()  # the non-training share of the trial is measured from here
     configure_threads(cfg.process.num_threads)
     configure_determinism(cfg.runtime.deterministic)
     device = resolve_device(cfg.runtime.device)
@@ -218,6 +224,7 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
     train_time = forward.precompute_seconds  # honest throughput: the cache costs train time
     run = _Running()
     show = cfg.process.progress and sys.stderr.isatty()
+    steplog = StepLog(total, enabled=not show)  # lines every log_every steps when no bar shows
     reset_peak_memory(device)
     stop = False
     ckpt_dir = checkpoint_dir or (Path(out_dir) / "checkpoint" if out_dir else None)
@@ -239,14 +246,23 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
         history, best, best_state = resumed["history"], resumed["best"], resumed["best_state"]
         step, bad_evals, samples, tokens, train_time = (
             resumed[k] for k in ("step", "bad_evals", "samples", "tokens", "train_time"))
+        steplog.resume(step, samples)
 
     last_eval: dict[str, Any] = {}  # the latest full validation result and the step it saw
+    best_eval: dict[str, Any] = {}  # the validation result of the best weights (restore_best)
+    eval_time = [0.0]
+
+    def timed_evaluate(loader) -> tuple[dict[str, Any], dict[str, list]]:
+        t = time.perf_counter()
+        out = evaluate(model, loader, kind, names, device, dtype, cfg.loop.ner_strict,
+                       forward.logits)
+        eval_time[0] += time.perf_counter() - t
+        return out
 
     def run_eval(epoch: int) -> bool:
         """Validate, record history, track the best weights; True means stop early."""
         nonlocal best_state, bad_evals, run
-        val, preds = evaluate(model, val_loader, kind, names, device, dtype, cfg.loop.ner_strict,
-                              forward.logits)
+        val, preds = timed_evaluate(val_loader)
         last_eval.update(step=step, val=val, preds=preds)
         row = {"epoch": epoch, "step": step, **run.summary(),
                **{f"val_{k}": v for k, v in _scalars(val, kind).items()},
@@ -262,6 +278,7 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
             if cfg.loop.restore_best:  # a copy on the CPU: device memory stays for training
                 best_state = {k: v.detach().to("cpu", copy=True)
                               for k, v in model.state_dict().items()}
+                best_eval.update(val=val, preds=preds)  # restored later: no re-evaluation
         else:
             bad_evals += 1
         patience = cfg.loop.early_stopping_patience
@@ -290,9 +307,11 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            if step % cfg.loop.log_every == 0 and not math.isfinite(run.loss()):
-                raise TrialDiverged(f"training loss became {run.loss()} by step {step} "
-                                    f"(epoch {epoch})")
+            if step % cfg.loop.log_every == 0:
+                if not math.isfinite(run.loss()):
+                    raise TrialDiverged(f"training loss became {run.loss()} by step {step} "
+                                        f"(epoch {epoch})")
+                steplog.line(step, run.loss() / max(1, run.batches), samples)
             if cfg.loop.eval_steps and step % cfg.loop.eval_steps == 0:
                 synchronize(device)
                 train_time += time.perf_counter() - t0
@@ -327,24 +346,26 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
 
     if ckpt_dir:
         checkpoint.remove(ckpt_dir)
-    if last_eval.get("step") == step and (best_state is None or best["step"] == step):
-        val, val_preds = last_eval["val"], last_eval["preds"]  # these weights were just scored
+    # Unchanged weights are never evaluated twice: the best weights were scored when they were
+    # best (a resumed run's best_state predates this process, so it is scored again).
+    if best_state is not None and best["step"] != step:
+        model.load_state_dict(best_state)
+        last_eval = {"step": step, **best_eval} if best_eval else {}
+    if last_eval.get("step") == step:
+        val, val_preds = last_eval["val"], last_eval["preds"]
     else:
-        if best_state is not None:
-            model.load_state_dict(best_state)
-        val, val_preds = evaluate(model, val_loader, kind, names, device, dtype,
-                                  cfg.loop.ner_strict, forward.logits)
-    test_loader = forward.loader("test", train=False)
-    test, test_preds = (evaluate(model, test_loader, kind, names, device, dtype,
-                                 cfg.loop.ner_strict, forward.logits)
-                        if encoded.test else ({}, {}))
+        val, val_preds = timed_evaluate(val_loader)
+    test, test_preds = (timed_evaluate(forward.loader("test", train=False)) if encoded.test
+                        else ({}, {}))
+    total_time = time.perf_counter() - started
     result = RunResult(
         config=cfg, kind=kind, label_names=names, validation=val, test=test, history=history,
         best=best, environment={**environment(device), "dtype": str(dtype).replace("torch.", "")},
         timing={"train_seconds": train_time, "train_samples": samples, "train_tokens": tokens,
                 "samples_per_s": samples / max(train_time, 1e-9),
                 "tokens_per_s": tokens / max(train_time, 1e-9), "optimizer_steps": step,
-                "peak_memory_mb": peak_memory_mb(device), **forward.timing()},
+                "peak_memory_mb": peak_memory_mb(device), **forward.timing(),
+                **trial_shares(total_time, train_time, eval_time[0])},
         data={"task": splits.task, "source": splits.source, "fingerprint": splits.fingerprint(),
               **splits.sizes(),
               "label_names": list(names)},
@@ -356,6 +377,16 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
 
         save_run(result, out_dir)
     return result
+
+
+def trial_shares(total: float, train: float, evaluation: float) -> dict[str, float]:
+    """Where a trial's time went: training (with any frozen-prefix precompute), evaluation
+    (validation and test), and the rest (setup: data, tokenization, model build; saving is
+    not included). `non_train_share` is what the loop does not spend training."""
+    total = max(total, train + evaluation, 1e-9)
+    return {"total_seconds": total, "eval_seconds": evaluation,
+            "setup_seconds": total - train - evaluation,
+            "non_train_share": 1 - train / total}
 
 
 class _Running:

@@ -32,6 +32,7 @@ from bertft.ablation.store import ResultStore
 from bertft.config import parse_overrides
 from bertft.errors import BertftError, ConfigError
 from bertft.outputs import output_problem
+from bertft.trackers import check_installed
 
 EXECUTORS = ("local", "gpus", "ray")
 
@@ -152,6 +153,11 @@ class SpecFile(pytest.File):
             raise self.CollectError(f"{self.path}: 1 problem:\n  - name = {spec.name!r}: also "
                                     f"the name of {other}; results are stored by spec name, so "
                                     "each collected spec needs its own")
+        try:  # before any training: a tracker asked for but not installed
+            check_installed(sorted({t for trial in trials
+                                    for t in trial.config.process.report_to}))
+        except BertftError as exc:
+            raise self.CollectError(f"{self.path}: {exc}") from None
         self.bertft_trials = (spec, trials)  # the spec's current trials, for the store
         for trial in trials:
             item = pytest.Function.from_parent(self, name=f"{spec.name}[{trial.trial_id}]",
@@ -261,8 +267,8 @@ class _LocalExecutor:
         self.store = store
 
     def run(self, trial: Trial, spec: Spec, measure) -> TrialResult:
-        return run_trial(trial, spec, measure, self.store.checkpoint_dir(spec.name,
-                                                                         trial.trial_id))
+        return run_trial(trial, spec, measure,
+                         self.store.checkpoint_dir(spec.name, trial.trial_id), self.store.root)
 
 
 def _executor(opts: Options):

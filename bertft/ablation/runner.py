@@ -10,6 +10,7 @@ import datetime as dt
 import math
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from bertft.config import Config, DataConfig
 from bertft.data import Splits, load_task, task_kind
 from bertft.errors import BertftError, TrialDiverged
 from bertft.metrics import entity_counts
+from bertft.trackers import Trackers
 from bertft.train import RunResult, fit
 
 N_ERRORS = 20  # most confident wrong validation predictions kept for the report
@@ -45,11 +47,27 @@ def spec_info(spec: Spec) -> SpecInfo:
                     spec.seeds, spec.equivalence_margin, spec.min_seeds)
 
 
-def run_trial(trial: Trial, spec: Spec, measure=None, checkpoint_dir: Path | None = None
-              ) -> TrialResult:
+def run_trial(trial: Trial, spec: Spec, measure=None, checkpoint_dir: Path | None = None,
+              tracking_root: Path | None = None) -> TrialResult:
     """Train and evaluate one trial. `measure(fn)` may wrap the training call (pytest-benchmark
     does, to time it); it must call `fn` once and return its value. `checkpoint_dir` is where
-    per-epoch checkpoints go when the trial's config sets `checkpoint_every_epoch`."""
+    per-epoch checkpoints go when the trial's config sets `checkpoint_every_epoch`. The trial
+    is one run of each tracker in `report_to`, under `tracking_dir` or else `tracking_root`
+    (the results folder)."""
+    start = time.perf_counter()
+    trackers = Trackers.open(trial.config.process, tracking_root, spec.name, trial.trial_id,
+                             trial.config.to_dict())
+    result = _run_trial(trial, spec, measure, checkpoint_dir, trackers.log_row)
+    trackers.finish({"validation": result.validation, "test": result.test},
+                    result.environment, ok=result.status == "passed")
+    if trial.config.process.report_to:  # wall time with the trackers', to measure their cost
+        result.timing.update(tracker_seconds=trackers.seconds,
+                             wall_seconds=time.perf_counter() - start)
+    return result
+
+
+def _run_trial(trial: Trial, spec: Spec, measure, checkpoint_dir: Path | None,
+               on_log: Callable[[dict[str, Any]], None]) -> TrialResult:
     start = time.perf_counter()
     base = dict(spec=spec_info(spec), trial_id=trial.trial_id, arm_id=trial.arm_id,
                 overrides=trial.overrides, seed=trial.seed, config=trial.config.to_dict(),
@@ -59,9 +77,12 @@ def run_trial(trial: Trial, spec: Spec, measure=None, checkpoint_dir: Path | Non
     try:
         splits = load_splits(trial.config)
 
+        def log(row: dict[str, Any]) -> None:
+            last.append(row)
+            on_log(row)
+
         def train() -> RunResult:
-            return fit(trial.config, splits=splits, on_log=last.append,
-                       checkpoint_dir=checkpoint_dir)
+            return fit(trial.config, splits=splits, on_log=log, checkpoint_dir=checkpoint_dir)
 
         run = measure(train) if measure is not None else train()
         if bad := nonfinite_metrics(run):

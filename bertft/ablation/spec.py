@@ -187,12 +187,7 @@ def parse_spec(data: dict[str, Any], source: str, overrides: dict[str, Any],
         p.append("seed: use the top-level `seeds = [...]` list, not a setting or axis")
 
     seeds, min_seeds = parse_seeds(data.get("seeds", [0]), max_seeds, p)
-    margin = data.get("equivalence_margin", DEFAULT_MARGIN)
-    if isinstance(margin, bool) or not isinstance(margin, int | float) \
-            or not 0 < margin <= MAX_MARGIN:
-        p.append(f"equivalence_margin = {margin!r}: allowed: a number in (0, {MAX_MARGIN}] in "
-                 "units of the metric (0.01 = 1 point; shipped specs use at most 0.02)")
-        margin = DEFAULT_MARGIN
+    margin = parse_margin(data.get("equivalence_margin", DEFAULT_MARGIN), p)
 
     baseline = data.get("baseline", {})
     if not isinstance(baseline, dict):
@@ -224,6 +219,16 @@ def parse_spec(data: dict[str, Any], source: str, overrides: dict[str, Any],
     if p:
         raise SpecError(p, source)
     return spec
+
+
+def parse_margin(margin: Any, p: list[str]) -> float:
+    """`equivalence_margin`: a number in (0, MAX_MARGIN], in units of the metric."""
+    if isinstance(margin, bool) or not isinstance(margin, int | float) \
+            or not 0 < margin <= MAX_MARGIN:
+        p.append(f"equivalence_margin = {margin!r}: allowed: a number in (0, {MAX_MARGIN}] in "
+                 "units of the metric (0.01 = 1 point; shipped specs use at most 0.02)")
+        return DEFAULT_MARGIN
+    return float(margin)
 
 
 def parse_seeds(seeds: Any, max_seeds: int | None, p: list[str]) -> tuple[list[int], int]:

@@ -12,7 +12,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import replace
 
-from sklearn.model_selection import train_test_split
 
 from bertft.config import DataConfig
 from bertft.data.tasks import task_spec
@@ -77,6 +76,8 @@ def carve(pool: Sequence[Example], n_out: int, seed: int, stratify: bool
 
     Stratified by label when asked; sklearn refuses that when a class has a single member or
     there are more classes than carved slots, and then the split is unstratified instead."""
+    from sklearn.model_selection import train_test_split  # 2 s to import: not for usage errors
+
     indices = list(range(len(pool)))
     labels = [ex.label for ex in pool] if stratify else None
     try:
@@ -110,8 +111,8 @@ def _carve_missing(task: str, train: tuple[Example, ...], validation: tuple[Exam
 
 def subset(train: tuple[Example, ...], n: int | None, seed: int, stratify: bool
            ) -> tuple[Example, ...]:
-    """A seeded (stratified for classification) subset of exactly `n` examples; all when
-    `n` is None or not smaller than train."""
+    """A seeded (stratified for classification) subset of exactly `n` examples, in their
+    original order; all when `n` is None or not smaller than the split."""
     if n is None or n >= len(train):
         return train
     kept, _ = carve(train, len(train) - n, seed, stratify)
@@ -127,7 +128,8 @@ def _require_classes(task: str, train: Sequence[Example], names: Sequence[str]) 
 
 
 def load_task(cfg: DataConfig) -> Splits:
-    """Load `cfg.task`: raw splits -> preprocess -> carve missing splits -> subset train."""
+    """Load `cfg.task`: raw splits -> preprocess -> carve missing splits -> subset train
+    (max_train_samples), validation (max_eval_samples) and test (max_test_samples)."""
     spec = task_spec(cfg.task)
     raw = spec.loader(cfg)
     train = preprocess(raw.train, cfg, spec.kind, is_train=True)
@@ -147,4 +149,6 @@ def load_task(cfg: DataConfig) -> Splits:
     train, validation, test = _carve_missing(spec.name, train, given.get("validation"),
                                              given.get("test"), cfg, stratify)
     train = subset(train, cfg.max_train_samples, cfg.data_seed, stratify)
+    validation = subset(validation, cfg.max_eval_samples, cfg.data_seed, stratify)
+    test = subset(test, cfg.max_test_samples, cfg.data_seed, stratify)
     return Splits(spec.name, spec.kind, raw.label_names, train, validation, test, raw.source)
