@@ -334,7 +334,8 @@ def test_a_model_with_nan_outputs_is_a_divergence_not_a_score(tiny_model) -> Non
             model.classifier.weight.fill_(math.nan)
         with pytest.raises(TrialDiverged, match=r"^evaluation loss became nan: the model's "
                                                 r"outputs are not finite numbers$"):
-            evaluate(model, [batch], "classification", ("neg", "pos"), torch.device("cpu"),
+            loader = torch.utils.data.DataLoader([batch], batch_size=None)  # one example
+            evaluate(model, loader, "classification", ("neg", "pos"), torch.device("cpu"),
                      torch.float32)
     finally:
         with torch.no_grad():

@@ -86,7 +86,7 @@ def _read_delimited(text: str, path: Path, delimiter: str, header: bool = True
         if header and not names:
             raise DataError(f"{path}: empty file (expected a header line, then one row per "
                             "example)")
-        if twice := next((c for i, c in enumerate(header) if c in header[:i]), None):
+        if names and (twice := next((c for i, c in enumerate(names) if c in names[:i]), None)):
             raise DataError(f"{path}: the header names column '{twice}' twice; every column "
                             "needs its own name")
         records: list[_Record] = []
