@@ -15,7 +15,8 @@ from bertft.features import encode_splits
 from bertft.models import build_model, load_tokenizer
 from bertft.optim import class_weights
 from bertft.runtime import set_seed
-from bertft.train import _Running, accumulate, fit
+from bertft.state import Running
+from bertft.train import accumulate, fit
 
 CPU = torch.device("cpu")
 NO_DROPOUT = {"model": "tiny-bert", "progress": False, "max_length": 32, "head_dropout": 0.0,
@@ -58,7 +59,7 @@ def _grads(splits: Splits, cfg: Config, sizes: list[int], weighted: bool) -> dic
               if weighted else None)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     counted = accumulate(model, forward, window, (weight, weight), scaler, CPU, torch.float32,
-                         _Running())
+                         Running())
     assert counted[0] == sum(sizes)
     return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 

@@ -145,6 +145,44 @@ def parse_spec(data: dict[str, Any], source: str, overrides: dict[str, Any]) -> 
             axes.append((key,))
             values.append(tuple((v,) for v in vals))
             wheres.append(f"grid.{key}")
+    _zip_axes(data, axes, values, wheres, p)
+    for where, keys, columns in zip(wheres, axes, values, strict=True):
+        p += _id_clashes(where, keys, columns)
+    names = [k for axis in axes for k in axis]
+    for key in {k for k in names if names.count(k) > 1}:
+        p.append(f"{key}: appears in more than one axis (grid and zip, or two zips)")
+    if "seed" in names or "seed" in base:
+        p.append("seed: use the top-level `seeds = [...]` list, not a setting or axis")
+
+    seeds = data.get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds or not all(
+            isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        p.append(f"seeds = {seeds!r}: expected a non-empty list of integers")
+        seeds = [0]
+    elif len(set(seeds)) != len(seeds):
+        p.append(f"seeds = {seeds!r}: seeds must be distinct")
+
+    baseline = _baseline(data, axes, values, p)
+
+    resources = _table(data, "resources", p)
+    bad_resources = resource_problems(resources)
+    p += [f"resources.{m}" for m in bad_resources]
+
+    spec = Spec(name if isinstance(name, str) else "", description
+                if isinstance(description, str) else "", source, base, tuple(axes),
+                tuple(values), tuple(seeds), dict(baseline),
+                {} if bad_resources else {k: float(v) for k, v in resources.items()})
+    if not p:  # every grid point must make a valid config; each distinct problem once
+        p += _grid_problems(spec)
+    if p:
+        raise SpecError(p, source)
+    return spec
+
+
+def _zip_axes(data: dict[str, Any], axes: list[tuple[str, ...]],
+              values: list[tuple[tuple[Any, ...], ...]], wheres: list[str], p: list[str]
+              ) -> None:
+    """Append each valid [[zip]] group as one axis (its columns are the arms)."""
     zips = data.get("zip", [])
     if not isinstance(zips, list) or not all(isinstance(z, dict) for z in zips):
         p.append("zip: expected [[zip]] tables of equal-length lists")
@@ -164,27 +202,17 @@ def parse_spec(data: dict[str, Any], source: str, overrides: dict[str, Any]) -> 
             wheres.append(f"zip[{i}]")
         elif not group:
             p.append(f"zip[{i}]: empty group; give two or more axes that vary together")
-    for where, keys, columns in zip(wheres, axes, values, strict=True):
-        p += _id_clashes(where, keys, columns)
-    names = [k for axis in axes for k in axis]
-    for key in {k for k in names if names.count(k) > 1}:
-        p.append(f"{key}: appears in more than one axis (grid and zip, or two zips)")
-    if "seed" in names or "seed" in base:
-        p.append("seed: use the top-level `seeds = [...]` list, not a setting or axis")
 
-    seeds = data.get("seeds", [0])
-    if not isinstance(seeds, list) or not seeds or not all(
-            isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-        p.append(f"seeds = {seeds!r}: expected a non-empty list of integers")
-        seeds = [0]
-    elif len(set(seeds)) != len(seeds):
-        p.append(f"seeds = {seeds!r}: seeds must be distinct")
 
+def _baseline(data: dict[str, Any], axes: list[tuple[str, ...]],
+              values: list[tuple[tuple[Any, ...], ...]], p: list[str]) -> dict[str, Any]:
+    """The baseline arm: axis values that must exist among the axes'."""
     baseline = data.get("baseline", {})
     if not isinstance(baseline, dict):
         p.append(f"baseline = {baseline!r}: expected a table of axis values, e.g. "
                  "baseline = { freeze_layers = 0 }")
-        baseline = {}
+        return {}
+    names = [k for axis in axes for k in axis]
     for key, value in baseline.items():
         axis = next((i for i, a in enumerate(axes) if key in a), None)
         if axis is None:
@@ -193,20 +221,7 @@ def parse_spec(data: dict[str, Any], source: str, overrides: dict[str, Any]) -> 
         elif not any(vals[axes[axis].index(key)] == value for vals in values[axis]):
             allowed = [vals[axes[axis].index(key)] for vals in values[axis]]
             p.append(f"baseline.{key} = {value!r}: not among the axis values {allowed}")
-
-    resources = _table(data, "resources", p)
-    bad_resources = resource_problems(resources)
-    p += [f"resources.{m}" for m in bad_resources]
-
-    spec = Spec(name if isinstance(name, str) else "", description
-                if isinstance(description, str) else "", source, base, tuple(axes),
-                tuple(values), tuple(seeds), dict(baseline),
-                {} if bad_resources else {k: float(v) for k, v in resources.items()})
-    if not p:  # every grid point must make a valid config; each distinct problem once
-        p += _grid_problems(spec)
-    if p:
-        raise SpecError(p, source)
-    return spec
+    return baseline
 
 
 def resource_problems(resources: dict[str, Any]) -> list[str]:

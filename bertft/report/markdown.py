@@ -4,6 +4,7 @@ so the same results always give the same text (the golden-file tests rely on it)
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -117,7 +118,7 @@ def _header(results: Sequence[TrialResult], unreadable: Sequence[Any], name: str
         f"- **Spec file:** `{spec.file}`",
         f"- **Model:** {_distinct([r.config.get('model') for r in results])}",
         f"- **Task:** {_distinct([d.get('task') for d in data])} ({kind_of(results)}; source "
-        f"{_distinct([d.get('source') for d in data])})",
+        f"{_distinct([_portable(d.get('source')) for d in data])})",
         f"- **Data sizes:** {sizes}",
         f"- **Device:** {device}; **dtype:** {_distinct([e.get('dtype') for e in env])}",
         f"- **Versions:** {versions}",
@@ -376,3 +377,13 @@ def render_index(entries: Sequence[tuple[str, Sequence[TrialResult],
         "One report per spec. Finding: the best arm by mean validation metric over seeds, and "
         f"its paired difference to the baseline arm (t-test over shared seeds, α = {ALPHA}).", "",
         _table(rows, ["Spec", "Kind", "Trials", "Finding"]), ""])
+
+
+def _portable(source: str | None) -> str | None:
+    """A data source as results name it now (results stored before 2026-11-29 hold the
+    absolute path of the machine that ran them)."""
+    if not source:
+        return source
+    from bertft.data import portable_source
+
+    return ", ".join(portable_source(s) if os.path.isabs(s) else s for s in source.split(", "))
