@@ -135,11 +135,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+TRAIN_GROUP = "bertft-train"  # MLflow experiment / W&B group / TensorBoard folder of `train`
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    from bertft.trackers import Trackers, check_installed
     from bertft.train import fit
 
     cfg = config_from_args(args)
-    result = fit(cfg, out_dir=args.out, on_log=_print_row)
+    check_installed(cfg.process.report_to)
+    out = Path(args.out)
+    trackers = Trackers.open(cfg.process, out, TRAIN_GROUP, out.resolve().name, cfg.to_dict())
+
+    def log(row: dict[str, Any]) -> None:
+        _print_row(row)
+        trackers.log_row(row)
+
+    try:
+        result = fit(cfg, out_dir=args.out, on_log=log)
+    except BaseException:
+        trackers.finish({}, ok=False)
+        raise
+    trackers.finish({"validation": result.validation, "test": result.test},
+                    result.environment)
     summary = {"validation": _scalar_part(result.validation), "test": _scalar_part(result.test),
                "out": str(Path(args.out) / "metrics.json")}
     print(json.dumps(summary, indent=2))

@@ -104,13 +104,14 @@ class Config:
         return self.with_overrides(settings)
 
     def to_dict(self) -> dict[str, Any]:
-        """Flat {key: value}, the form saved beside every result."""
-        return {key: getattr(getattr(self, SECTION_OF[key]), f.name)
+        """Flat {key: value}, the form saved beside every result (JSON's types: a tuple
+        setting such as report_to as a list, so a stored result reads back equal)."""
+        return {key: _plain(getattr(getattr(self, SECTION_OF[key]), f.name))
                 for key, f in FIELDS.items()}
 
     def diff(self) -> dict[str, Any]:
         """Only the settings that differ from the defaults (how a run is summarised)."""
-        return {k: v for k, v in self.to_dict().items() if v != FIELDS[k].default}
+        return {k: v for k, v in self.to_dict().items() if v != _plain(FIELDS[k].default)}
 
     def hash(self) -> str:
         """Stable hash of every setting that can change a result (the sections that do) and
@@ -133,6 +134,10 @@ SECTION_OF: dict[str, str] = {
 HINTS: dict[str, Any] = {
     flat_key(f): typing.get_type_hints(section)[f.name]
     for section in SECTIONS.values() for f in dataclasses.fields(section)}
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
 
 
 def help_text(key: str) -> str:

@@ -90,3 +90,23 @@ def improves(metric: str, value: float, best: float) -> bool:
 def worst_value(metric: str) -> float:
     """The starting "best" value that any finite first evaluation improves on."""
     return math.inf if metric in LOWER_IS_BETTER else -math.inf
+
+
+def entity_counts(y_true: list[list[str]], y_pred: list[list[str]], strict: bool = False
+                  ) -> dict[str, list[int]]:
+    """Per sentence, the entity true positives, false positives and false negatives as
+    `ner_metrics` scores them (same seqeval mode): summed over sentences they give its micro
+    precision, recall and F1, so a report can recompute entity F1 on resampled sentences."""
+    from seqeval.metrics.sequence_labeling import get_entities
+    from seqeval.scheme import Entities
+
+    def spans(sentences: list[list[str]]) -> list[set[tuple]]:
+        if strict:
+            found = Entities(sentences, IOB2).entities
+            return [{e.to_tuple()[1:] for e in sent} for sent in found]
+        return [set(get_entities(s)) for s in sentences]
+
+    gold, pred = spans(y_true), spans(y_pred)
+    tp = [len(g & p) for g, p in zip(gold, pred, strict=True)]
+    return {"tp": tp, "fp": [len(p) - t for p, t in zip(pred, tp, strict=True)],
+            "fn": [len(g) - t for g, t in zip(gold, tp, strict=True)]}

@@ -26,6 +26,7 @@ ClassWeights = Literal["none", "balanced"]
 FileFormat = Literal["auto", "csv", "tsv", "jsonl"]
 CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
 OptimizerImpl = Literal["auto", "fused", "foreach", "for-loop"]
+TRACKERS = ("tensorboard", "mlflow", "wandb")  # report_to
 
 def _f(default: Any, help: str, key: str | None = None) -> Any:
     """A setting: its default, its help text (`--help`), and its flat key when that differs
@@ -79,7 +80,7 @@ class DataConfig(Section):
     with equal data sections share one loaded dataset."""
 
     task: str = _f("bbc-news", "Task name from the registry (`bertft tasks`): bbc-news, wnut16, "
-                   "sst2, imdb, conll2003, text-file, conll-file.")
+                   "sst2, imdb, conll2003, text-file, conll-file, hf-dataset, hf-dataset-ner.")
     data_dir: str | None = _f(None, "Local copy of a standard task (sst2, imdb, conll2003) in its "
                               "original layout; default: $BERTFT_DATA_DIR, else the Hub.")
     train_file: str | None = _f(None, "text-file / conll-file tasks: training file.")
@@ -88,10 +89,27 @@ class DataConfig(Section):
     test_file: str | None = _f(None, "text-file / conll-file tasks: test file.")
     file_format: FileFormat = _f("auto", "text-file task: csv, tsv or jsonl (auto: by extension).")
     encoding: str = _f("utf-8", "Encoding of user data files.")
-    text_column: str = _f("text", "text-file task: column holding the text.")
-    text_pair_column: str | None = _f(None, "text-file task: optional second text column "
-                                      "(sentence pairs).")
-    label_column: str = _f("label", "text-file task: column holding the label (string or int).")
+    text_column: str | int = _f("text", "text-file / hf-dataset tasks: column holding the text "
+                                "(a 0-based index when header = false).")
+    text_pair_column: str | int | None = _f(None, "text-file / hf-dataset tasks: optional second "
+                                            "text column (sentence pairs).")
+    label_column: str | int = _f("label", "text-file / hf-dataset tasks: column holding the "
+                                 "label (string or int; a 0-based index when header = false).")
+    header: bool = _f(True, "text-file task: CSV/TSV files start with a header line; false: "
+                      "columns are named by 0-based index (text_column = 1, label_column = 0).")
+    dataset: str | None = _f(None, "hf-dataset tasks: a Hugging Face Hub dataset id, a local "
+                             "folder of csv/json/parquet files, or a folder written by "
+                             "`save_to_disk`.")
+    dataset_config: str | None = _f(None, "hf-dataset tasks: the dataset's configuration name.")
+    train_split: str = _f("train", "hf-dataset tasks: name of the training split.")
+    validation_split: str = _f("validation", "hf-dataset tasks: name of the validation split "
+                               "(carved from train when the dataset has none).")
+    test_split: str = _f("test", "hf-dataset tasks: name of the test split (carved from train "
+                         "when the dataset has none).")
+    tokens_column: str = _f("tokens", "hf-dataset-ner task: column holding each sentence's "
+                            "tokens.")
+    tags_column: str = _f("ner_tags", "hf-dataset-ner task: column holding the BIO/IOB tags "
+                          "(Sequence(ClassLabel) ids or strings).")
     token_column: int = _f(0, "conll-file task: 0-based column of the tokens.")
     tag_column: int = _f(-1, "conll-file task: 0-based column of the tags (-1: last).")
     validation_ratio: float = _f(0.1, "Share of train carved out as validation when a task has "
@@ -106,14 +124,32 @@ class DataConfig(Section):
     drop_empty: bool = _f(False, "Drop examples whose text is empty after preprocessing.")
     drop_duplicates: bool = _f(False, "Drop repeated training texts (first kept).")
     max_train_samples: int | None = _f(None, "Train on a seeded, stratified subset of this size.")
+    max_eval_samples: int | None = _f(None, "Validate on a seeded, stratified subset of this "
+                                      "size (as run_glue's max_eval_samples).")
+    max_test_samples: int | None = _f(None, "Test on a seeded, stratified subset of this size.")
 
     def _check(self, need: Callable[[bool, str], None]) -> None:
-        need(self.max_train_samples is None or self.max_train_samples >= 1,
-             f"max_train_samples = {self.max_train_samples!r}: must be >= 1 or None")
+        for key in ("max_train_samples", "max_eval_samples", "max_test_samples"):
+            need(getattr(self, key) is None or getattr(self, key) >= 1,
+                 f"{key} = {getattr(self, key)!r}: must be >= 1 or None")
+        for problem in self._column_problems():
+            need(False, problem)
         for key in ("validation_ratio", "test_ratio"):
             need(0 < getattr(self, key) < 1, f"{key} = {getattr(self, key)!r}: must be in (0, 1)")
         need(self.validation_ratio + self.test_ratio < 1,
              "validation_ratio + test_ratio: must be < 1 so that something is left to train on")
+
+    def _column_problems(self) -> list[str]:
+        """Column settings are names with a header line, 0-based indices without one."""
+        columns = {"text_column": self.text_column, "label_column": self.label_column,
+                   "text_pair_column": self.text_pair_column}
+        if not self.header:
+            return [f"{k} = {v!r}: with header = false, give a 0-based column index (e.g. "
+                    f"{k} = {i})" for i, (k, v) in enumerate(columns.items())
+                    if v is not None and (not isinstance(v, int) or v < 0)]
+        return [f"{k} = {v}: a column index needs header = false (a file without a header "
+                "line); with a header, name the column" for k, v in columns.items()
+                if isinstance(v, int)]
 
 
 @dataclass(frozen=True)
@@ -302,9 +338,17 @@ class ProcessConfig(Section):
     save_model: bool = _f(True, "Write model weights and tokenizer into the output directory.")
     checkpoint_every_epoch: bool = _f(False, "Save a checkpoint after each epoch so that an "
                                       "interrupted run resumes mid-way.")
+    report_to: tuple[str, ...] = _f((), "Experiment trackers to log to: any of tensorboard, "
+                                    "mlflow, wandb (a list, or names separated by commas).")
+    tracking_dir: str | None = _f(None, "Root of tracker output (TensorBoard logs, the local "
+                                  "MLflow store unless MLFLOW_TRACKING_URI is set, W&B run "
+                                  "folders); default: the run's --out, or the results folder.")
 
     def _check(self, need: Callable[[bool, str], None]) -> None:
         need(self.num_threads >= 0, f"num_threads = {self.num_threads!r}: must be >= 0")
+        unknown = [t for t in self.report_to if t not in TRACKERS]
+        need(not unknown, f"report_to: unknown tracker {', '.join(map(repr, unknown))}; known "
+             f"trackers: {', '.join(TRACKERS)}")
 
 
 def describe(tp: Any) -> str:
@@ -315,6 +359,8 @@ def describe(tp: Any) -> str:
         return " or ".join(describe(a) for a in typing.get_args(tp))
     if tp is type(None):
         return "None"
+    if origin is tuple:
+        return "a list of strings"
     return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(
         tp, str(tp)
     )
@@ -332,6 +378,11 @@ def _coerce_to(tp: Any, value: Any) -> tuple[bool, Any]:
         return False, value
     if tp is type(None):
         return (value is None, None)
+    if origin is tuple:  # tuple[str, ...]: a list, or one string of comma-separated names
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        ok = isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
+        return (ok, tuple(value) if ok else value)
     if tp is bool:
         return (isinstance(value, bool), value)
     if tp is int:

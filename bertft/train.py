@@ -34,6 +34,7 @@ from bertft.features import IGNORE_INDEX, Encoded, encode_splits
 from bertft.frozen import forward_logits
 from bertft.metrics import best_metric_name, classification_metrics, metric_problem, ner_metrics
 from bertft.models import build_model, load_tokenizer
+from bertft.progress import StepLog
 from bertft.runtime import (
     autocast, configure_determinism, configure_threads, environment, peak_memory_mb,
     reset_peak_memory, resolve_device, resolve_precision, set_seed, synchronize,
@@ -196,6 +197,7 @@ class Setup:
                 else None)
         self.weights = (host, host.to(self.device) if host is not None else None)
         self.show = cfg.process.progress and sys.stderr.isatty()
+        self.steplog = StepLog(self.total, enabled=not self.show)  # lines when no bar shows
 
     def train_mode(self) -> None:
         """Train mode, except the frozen modules: they run without dropout (eval mode)."""
@@ -249,6 +251,7 @@ class Setup:
         if self.device.type == "cuda" and saved.get("cuda_rng"):
             torch.cuda.set_rng_state_all(saved["cuda_rng"])
         self.train_loader.sampler.generator.set_state(saved["sampler_rng"])
+        self.steplog.resume(state.step, state.samples)
 
 
 def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = None,
@@ -309,9 +312,12 @@ def train_epoch(s: Setup, state: TrainState, epoch: int,
         bar.update(len(window))
         s.optimizer_step(state.step)
         state.step += 1
-        if state.step % loop.log_every == 0 and not state.running.finite():
-            raise TrialDiverged(f"training loss became {state.running.loss()} by step "
-                                f"{state.step} (epoch {epoch})")
+        if state.step % loop.log_every == 0:
+            if not state.running.finite():
+                raise TrialDiverged(f"training loss became {state.running.loss()} by step "
+                                    f"{state.step} (epoch {epoch})")
+            s.steplog.line(state.step, state.running.loss() / max(1, state.running.batches),
+                           state.samples)
         if loop.eval_steps and state.step % loop.eval_steps == 0:
             state.train_time += _now(s.device) - t0  # evaluation is not training time
             stop = validate(s, state, epoch, on_log)

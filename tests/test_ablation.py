@@ -134,7 +134,8 @@ BAD_SPECS = [
     ("[grid]\npadding = [\"max\"]\n", "grid.padding[0]: padding = 'max': expected one of "
      "'dynamic', 'max_length'", ""),
     ("[grid]\nepochs = [1.5]\n", "grid.epochs[0]: epochs = 1.5: expected an integer", ""),
-    ("seeds = []\n", "seeds = []: expected a non-empty list of integers", ""),
+    ("seeds = []\n", "seeds = []: allowed: a list of distinct integers, or { min = M, max = N }",
+     ""),
     ("baseline = { batch_size = 8 }\n", "baseline.batch_size: not an axis of this spec", ""),
     ("baseline = { batch_size = 4 }\n[grid]\nbatch_size = [8]\n",
      "baseline.batch_size = 4: not among the axis values [8]", ""),
@@ -159,7 +160,8 @@ BAD_SPECS = [
      "same results file text_column=x,label_column=y,label_column=z.json as "
      "[text_column=x,label_column=y,label_column=z]; axis values must not contain ',' or '='", ""),
     ("[base]\ntask = \"nope\"\n[grid]\nhead_lr = [1e-3]\n", "[head_lr=0.001] unknown task "
-     "'nope'; known tasks: bbc-news, conll-file, conll2003, imdb, sst2, text-file, wnut16", ""),
+     "'nope'; known tasks: bbc-news, conll-file, conll2003, hf-dataset, hf-dataset-ner, imdb, "
+     "sst2, text-file, wnut16", ""),
     ("[base]\nmetric_for_best = \"f1\"\n[grid]\nhead_lr = [1e-3]\n", "[head_lr=0.001] "
      "metric_for_best = 'f1': not a classification metric; allowed: auto, accuracy, f1_macro, "
      "precision_macro, recall_macro, loss", ""),
@@ -247,7 +249,7 @@ def _fake_trials(monkeypatch) -> list[str]:
 
     ran: list[str] = []
 
-    def run_trial(trial, spec, measure=None, checkpoint_dir=None):
+    def run_trial(trial, spec, measure=None, checkpoint_dir=None, tracking_root=None):
         ran.append(trial.trial_id)
         return TrialResult(spec=spec_info(spec), trial_id=trial.trial_id, arm_id=trial.arm_id,
                            overrides=trial.overrides, seed=trial.seed,
@@ -307,8 +309,8 @@ def test_a_result_of_other_data_is_superseded_and_rerun(pytester, monkeypatch):
     ran = _fake_trials(monkeypatch)
     fake = plugin.run_trial
 
-    def with_data(trial, spec, measure=None, checkpoint_dir=None):
-        result = fake(trial, spec, measure, checkpoint_dir)
+    def with_data(trial, spec, measure=None, checkpoint_dir=None, tracking_root=None):
+        result = fake(trial, spec, measure, checkpoint_dir, tracking_root)
         fingerprint = load_splits(trial.config).fingerprint()
         return dataclasses.replace(result, data={"fingerprint": fingerprint})
 

@@ -50,7 +50,7 @@ def write(path: Path, text: str) -> str:
 # --- registry -----------------------------------------------------------------------------
 def test_registry_and_kinds() -> None:
     assert set(TASKS) == {"bbc-news", "wnut16", "sst2", "imdb", "conll2003", "text-file",
-                          "conll-file"}
+                          "conll-file", "hf-dataset", "hf-dataset-ner"}
     assert task_kind("bbc-news") == "classification"
     assert task_kind("conll2003") == "ner"
     assert task_kind("conll-file") == "ner"
@@ -61,7 +61,7 @@ def test_unknown_task() -> None:
     with pytest.raises(DataError) as e:
         task_kind("x")
     assert str(e.value) == ("unknown task 'x'; known tasks: bbc-news, conll-file, conll2003, "
-                            "imdb, sst2, text-file, wnut16")
+                            "hf-dataset, hf-dataset-ner, imdb, sst2, text-file, wnut16")
     with pytest.raises(DataError, match="unknown task 'x'"):
         load_task(DataConfig(task="x"))
 

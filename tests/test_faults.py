@@ -221,7 +221,7 @@ def test_store_never_reads_a_partial_file_as_complete(tmp_path: Path, clean) -> 
     path.write_text(text)
     assert store.lookup("faults", TRIALS[0], record["config_hash"]).state == "complete"
     assert store.lookup("faults", TRIALS[0], "0" * 16).state == "stale"
-    path.write_text(json.dumps({**record, "schema_version": SCHEMA_VERSION - 1}))
+    path.write_text(json.dumps({**record, "schema_version": 0}))
     assert store.lookup("faults", TRIALS[0], record["config_hash"]).state == "corrupt"
     for text, kind in (("[]", "list"), ('"done"', "str"), ("null", "NoneType")):
         path.write_text(text)  # valid JSON, but not a record

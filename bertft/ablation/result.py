@@ -11,8 +11,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # version 1: no per-example predictions (read as `predictions={}`)
 Status = Literal["passed", "failed", "diverged"]
+DEFAULT_MARGIN = 0.01
+"""Equivalence margin of a spec that sets none: 1 point of the decision metric."""
 
 
 @dataclass(frozen=True)
@@ -25,7 +28,9 @@ class SpecInfo:
     axes: tuple[str, ...]          # varied settings in spec order (seed excluded); axes[0] is
     #                                the main axis of the report's plots
     baseline: dict[str, Any]       # the reference arm's axis values, e.g. {"freeze_layers": 0}
-    seeds: tuple[int, ...]
+    seeds: tuple[int, ...]         # all seeds the spec may run (adaptive: up to max)
+    equivalence_margin: float = DEFAULT_MARGIN  # |difference| below which arms are equivalent
+    min_seeds: int = 0             # adaptive specs: seeds every arm runs; 0: a fixed design
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,11 @@ class TrialResult:
     environment: dict[str, Any] = field(default_factory=dict)  # versions, device, dtype, commit
     created: str = ""              # ISO 8601 UTC
     schema_version: int = SCHEMA_VERSION
+    predictions: dict[str, dict[str, list]] = field(default_factory=dict)
+    # per split ("validation", "test") of a passed trial, parallel lists in example order:
+    # classification {"pred", "label": class ids, "confidence": probability of pred, 3 decimals};
+    # NER, per sentence {"tp", "fp", "fn": entity counts as the split's metric scores them}.
+    # Empty in version-1 records (reports say which results lack them).
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -65,9 +75,9 @@ class TrialResult:
         ValueError; one with missing or unknown keys raises KeyError or TypeError."""
         if not isinstance(data, dict):
             raise ValueError(f"expected a JSON object, got {type(data).__name__}")
-        if data.get("schema_version") != SCHEMA_VERSION:
-            raise ValueError(f"schema_version {data.get('schema_version')!r}, expected "
-                             f"{SCHEMA_VERSION}")
+        if data.get("schema_version") not in READABLE_VERSIONS:
+            raise ValueError(f"schema_version {data.get('schema_version')!r}, expected one of "
+                             f"{', '.join(map(str, READABLE_VERSIONS))}")
         spec = data["spec"]
         return cls(**{
             **data,
@@ -80,3 +90,7 @@ class TrialResult:
 
     def dumps(self) -> str:
         return json.dumps(self.to_json(), indent=2)
+
+    @property
+    def has_predictions(self) -> bool:
+        return bool(self.predictions)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from bertft.cache import Cache
 from bertft.config import Config
 from bertft.data import Splits, load_task, splits_nbytes, task_kind
 from bertft.errors import BertftError, TrialDiverged
+from bertft.metrics import entity_counts
+from bertft.trackers import Trackers
 from bertft.train import RunResult, fit
 
 N_ERRORS = 20  # most confident wrong validation predictions kept for the report
@@ -49,16 +52,31 @@ def spec_info(spec: Spec) -> SpecInfo:
     except ValueError:
         shown = spec.path
     return SpecInfo(spec.name, spec.description, shown, spec.axis_names, spec.baseline,
-                    spec.seeds)
+                    spec.seeds, spec.equivalence_margin, spec.min_seeds)
 
 
 def run_trial(trial: Trial, spec: Spec, measure=None, checkpoint_dir: Path | None = None,
-              cache: Cache | None = None) -> TrialResult:
+              tracking_root: Path | None = None, cache: Cache | None = None) -> TrialResult:
     """Train and evaluate one trial. `measure(fn)` may wrap the training call (pytest-benchmark
     does, to time it); it must call `fn` once and return its value. `checkpoint_dir` is where
-    per-epoch checkpoints go when the trial's config sets `checkpoint_every_epoch`; `cache`
-    defaults to the process's (`process_cache`)."""
+    per-epoch checkpoints go when the trial's config sets `checkpoint_every_epoch`. The trial
+    is one run of each tracker in `report_to`, under `tracking_dir` or else `tracking_root`
+    (the results folder). `cache` defaults to the process's (`process_cache`)."""
+    start = time.perf_counter()
     cache = cache if cache is not None else process_cache()
+    trackers = Trackers.open(trial.config.process, tracking_root, spec.name, trial.trial_id,
+                             trial.config.to_dict())
+    result = _run_trial(trial, spec, measure, checkpoint_dir, trackers.log_row, cache)
+    trackers.finish({"validation": result.validation, "test": result.test},
+                    result.environment, ok=result.status == "passed")
+    if trial.config.process.report_to:  # wall time with the trackers', to measure their cost
+        result.timing.update(tracker_seconds=trackers.seconds,
+                             wall_seconds=time.perf_counter() - start)
+    return result
+
+
+def _run_trial(trial: Trial, spec: Spec, measure, checkpoint_dir: Path | None,
+               on_log: Callable[[dict[str, Any]], None], cache: Cache) -> TrialResult:
     start = time.perf_counter()
     base = dict(spec=spec_info(spec), trial_id=trial.trial_id, arm_id=trial.arm_id,
                 overrides=trial.overrides, seed=trial.seed, config=trial.config.to_dict(),
@@ -68,9 +86,13 @@ def run_trial(trial: Trial, spec: Spec, measure=None, checkpoint_dir: Path | Non
     try:
         splits = load_splits(trial.config, cache)
 
+        def log(row: dict[str, Any]) -> None:
+            last.append(row)
+            on_log(row)
+
         def train() -> RunResult:
-            return fit(trial.config, splits=splits, on_log=last.append,
-                       checkpoint_dir=checkpoint_dir, cache=cache)
+            return fit(trial.config, splits=splits, on_log=log, checkpoint_dir=checkpoint_dir,
+                       cache=cache)
 
         run = measure(train) if measure is not None else train()
     except TrialDiverged as exc:
@@ -88,9 +110,30 @@ def run_trial(trial: Trial, spec: Spec, measure=None, checkpoint_dir: Path | Non
         **base, status="passed", label_names=run.label_names, data=run.data,
         history=tuple(run.history), best=run.best, validation=run.validation, test=run.test,
         errors=tuple(confident_errors(run, splits)),
+        predictions=stored_predictions(run, bool(trial.config.loop.ner_strict)),
         timing={**run.timing, "wall_seconds": time.perf_counter() - start},
         environment=run.environment,
     )
+
+
+def stored_predictions(run: RunResult, ner_strict: bool = False) -> dict[str, dict[str, list]]:
+    """Per-example predictions of each evaluated split, compact (see `TrialResult.predictions`):
+    class ids and the predicted class's probability (3 decimals), or for NER the entity
+    TP / FP / FN of every sentence, counted in the seqeval mode the split was scored in."""
+    out: dict[str, dict[str, list]] = {}
+    names = run.label_names
+    for split, preds in run.predictions.items():
+        if not preds or not preds.get("pred"):
+            continue
+        if run.kind == "classification":
+            out[split] = {"pred": [int(p) for p in preds["pred"]],
+                          "label": [int(g) for g in preds["label"]],
+                          "confidence": [round(float(c), 3) for c in preds["confidence"]]}
+        else:
+            out[split] = entity_counts([[names[t] for t in s] for s in preds["label"]],
+                                       [[names[t] for t in s] for s in preds["pred"]],
+                                       ner_strict)
+    return out
 
 
 def confident_errors(run: RunResult, splits: Splits, n: int = N_ERRORS) -> list[dict[str, Any]]:

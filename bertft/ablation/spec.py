@@ -2,8 +2,9 @@
 
     name = "freezing"
     description = "Which layers to freeze?"
-    seeds = [0, 1, 2]
+    seeds = [0, 1, 2]                     # or adaptive: seeds = { min = 3, max = 10 }
     baseline = { freeze_layers = 0 }      # the reference arm
+    equivalence_margin = 0.01             # arms closer than this are equivalent (1 point)
 
     [base]                                # any Config setting
     task = "bbc-news"
@@ -32,11 +33,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bertft.ablation.result import DEFAULT_MARGIN
 from bertft.ablation.store import file_stem
 from bertft.config import FIELDS, Config, coerce, unknown_key_message
 from bertft.errors import ConfigError, DataError
 
-TOP_KEYS = ("name", "description", "seeds", "baseline", "base", "grid", "zip", "resources")
+TOP_KEYS = ("name", "description", "seeds", "baseline", "equivalence_margin", "base", "grid",
+            "zip", "resources")
+MAX_MARGIN = 0.1    # 10 points: any wider "equivalence" decides nothing (shipped specs: <= 0.02)
+SEED_LIMIT = 100    # most seeds an adaptive spec may ask for
 RESOURCE_KEYS = ("num_gpus", "num_cpus")  # per trial, for the ray executor
 
 
@@ -55,6 +60,9 @@ class Spec:
     seeds: tuple[int, ...]
     baseline: dict[str, Any]
     resources: dict[str, float] = field(default_factory=dict)  # [resources]: ray task needs
+    equivalence_margin: float = DEFAULT_MARGIN
+    min_seeds: int = 0              # adaptive: seeds every arm runs (then up to len(seeds));
+    #                                 0: a fixed design, every seed runs
 
     @property
     def axis_names(self) -> tuple[str, ...]:
@@ -103,8 +111,10 @@ def expand(spec: Spec) -> list[Trial]:
     return trials
 
 
-def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> Spec:
-    """Parse and validate a spec file; `overrides` (from --bertft-set) replace base settings."""
+def load_spec(path: str | Path, overrides: dict[str, Any] | None = None,
+              max_seeds: int | None = None) -> Spec:
+    """Parse and validate a spec file; `overrides` (from --bertft-set) replace base settings;
+    `max_seeds` (from --bertft-max-seeds) makes the spec adaptive up to that many seeds."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -116,10 +126,11 @@ def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> Spec
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError([f"TOML syntax error: {exc}"], str(path)) from None
-    return parse_spec(data, str(path), overrides or {})
+    return parse_spec(data, str(path), overrides or {}, max_seeds)
 
 
-def parse_spec(data: dict[str, Any], source: str, overrides: dict[str, Any]) -> Spec:
+def parse_spec(data: dict[str, Any], source: str, overrides: dict[str, Any],
+               max_seeds: int | None = None) -> Spec:
     p: list[str] = []
     for key in data:
         if key not in TOP_KEYS:
@@ -154,13 +165,8 @@ def parse_spec(data: dict[str, Any], source: str, overrides: dict[str, Any]) -> 
     if "seed" in names or "seed" in base:
         p.append("seed: use the top-level `seeds = [...]` list, not a setting or axis")
 
-    seeds = data.get("seeds", [0])
-    if not isinstance(seeds, list) or not seeds or not all(
-            isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-        p.append(f"seeds = {seeds!r}: expected a non-empty list of integers")
-        seeds = [0]
-    elif len(set(seeds)) != len(seeds):
-        p.append(f"seeds = {seeds!r}: seeds must be distinct")
+    seeds, min_seeds = parse_seeds(data.get("seeds", [0]), max_seeds, p)
+    margin = parse_margin(data.get("equivalence_margin", DEFAULT_MARGIN), p)
 
     baseline = _baseline(data, axes, values, p)
 
@@ -171,12 +177,60 @@ def parse_spec(data: dict[str, Any], source: str, overrides: dict[str, Any]) -> 
     spec = Spec(name if isinstance(name, str) else "", description
                 if isinstance(description, str) else "", source, base, tuple(axes),
                 tuple(values), tuple(seeds), dict(baseline),
-                {} if bad_resources else {k: float(v) for k, v in resources.items()})
+                {} if bad_resources else {k: float(v) for k, v in resources.items()},
+                float(margin), min_seeds)
     if not p:  # every grid point must make a valid config; each distinct problem once
         p += _grid_problems(spec)
     if p:
         raise SpecError(p, source)
     return spec
+
+
+def parse_margin(margin: Any, p: list[str]) -> float:
+    """`equivalence_margin`: a number in (0, MAX_MARGIN], in units of the metric."""
+    if isinstance(margin, bool) or not isinstance(margin, int | float) \
+            or not 0 < margin <= MAX_MARGIN:
+        p.append(f"equivalence_margin = {margin!r}: allowed: a number in (0, {MAX_MARGIN}] in "
+                 "units of the metric (0.01 = 1 point; shipped specs use at most 0.02)")
+        return DEFAULT_MARGIN
+    return float(margin)
+
+
+def parse_seeds(seeds: Any, max_seeds: int | None, p: list[str]) -> tuple[list[int], int]:
+    """`seeds = [0, 1, 2]` (fixed: every seed runs) or `seeds = { min = 3, max = 10 }`
+    (adaptive: seeds 0..max-1, the first `min` always run, the others while a comparison is
+    undecided). `max_seeds` (--bertft-max-seeds) replaces max, or makes a list adaptive with
+    min = its length. Returns (seeds, min_seeds; 0 for a fixed design)."""
+    allowed = (f"allowed: a list of distinct integers, or {{ min = M, max = N }} with "
+               f"integers 2 <= M <= N <= {SEED_LIMIT}")
+    if isinstance(seeds, dict):
+        for key in seeds:
+            if key not in ("min", "max"):
+                p.append(f"seeds.{key}: unknown key; allowed: min, max")
+        lo, hi = seeds.get("min"), seeds.get("max", max_seeds)
+        hi = max_seeds if max_seeds is not None else hi
+        bad = [f"seeds.{k} missing" if v is None else f"seeds.{k} = {v!r}"
+               for k, v in (("min", lo), ("max", hi))
+               if isinstance(v, bool) or not isinstance(v, int) or not 2 <= v <= SEED_LIMIT]
+        if bad:
+            p.append(f"{', '.join(bad)}: {allowed}")
+            return [0], 0
+        if lo > hi:
+            where = "--bertft-max-seeds" if max_seeds is not None else "seeds.max"
+            p.append(f"seeds = {{ min = {lo}, max = {hi} }}: min must not exceed max "
+                     f"({where}); {allowed}")
+            return [0], 0
+        return list(range(hi)), (lo if lo < hi else 0)
+    if not isinstance(seeds, list) or not seeds or not all(
+            isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        p.append(f"seeds = {seeds!r}: {allowed}")
+        return [0], 0
+    if len(set(seeds)) != len(seeds):
+        p.append(f"seeds = {seeds!r}: seeds must be distinct")
+    if max_seeds is None or max_seeds <= len(seeds):
+        return list(seeds), 0
+    extra = list(range(max(seeds) + 1, max(seeds) + 1 + max_seeds - len(seeds)))
+    return list(seeds) + extra, max(len(seeds), 2) if max_seeds > 2 else 0
 
 
 def _zip_axes(data: dict[str, Any], axes: list[tuple[str, ...]],

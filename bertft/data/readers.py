@@ -70,9 +70,11 @@ def _file_format(path: Path, fmt: str) -> str:
     return _EXTENSIONS[ext]
 
 
-def _read_delimited(text: str, path: Path, delimiter: str) -> list[_Record]:
+def _read_delimited(text: str, path: Path, delimiter: str, header: bool = True
+                    ) -> list[_Record]:
     """CSV (RFC 4180 quoting) or TSV (no quoting: texts may hold quotes). Rows count from 1
-    after the header; blank lines are skipped."""
+    after the header; blank lines are skipped. Without a header line (`header=False`) columns
+    are keyed by their 0-based index and every row must have as many fields as the first."""
     csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))  # long documents are fine
     stream = io.StringIO(text, newline="")
     if delimiter == "\t":
@@ -80,19 +82,21 @@ def _read_delimited(text: str, path: Path, delimiter: str) -> list[_Record]:
     else:
         reader = csv.reader(stream, delimiter=delimiter, quoting=csv.QUOTE_MINIMAL)
     try:
-        header = next(reader, None)
-        if not header:
+        names: list[Any] | None = next(reader, None) if header else None
+        if header and not names:
             raise DataError(f"{path}: empty file (expected a header line, then one row per "
                             "example)")
         records: list[_Record] = []
         for row in reader:
             if not row:
                 continue
+            names = names or list(range(len(row)))
             where = f"row {len(records) + 1}"
-            if len(row) != len(header):
+            if len(row) != len(names):
+                like = "the header" if header else "the first row"
                 raise DataError(f"{path} {where} (line {reader.line_num}): expected "
-                                f"{len(header)} fields like the header, found {len(row)}")
-            records.append(_Record(where, dict(zip(header, row, strict=True))))
+                                f"{len(names)} fields like {like}, found {len(row)}")
+            records.append(_Record(where, dict(zip(names, row, strict=True))))
     except csv.Error as e:
         kind = "TSV" if delimiter == "\t" else "CSV"
         raise DataError(f"{path} line {reader.line_num}: malformed {kind} ({e})") from None
@@ -117,14 +121,15 @@ def _read_jsonl(text: str, path: Path) -> list[_Record]:
     return records
 
 
-def read_table(path: Path, fmt: str, encoding: str, missing: str) -> tuple[str, list[_Record]]:
+def read_table(path: Path, fmt: str, encoding: str, missing: str, header: bool = True
+               ) -> tuple[str, list[_Record]]:
     """Read a CSV, TSV or JSONL file; returns the resolved format and its records."""
     text = read_text(path, encoding, missing)
     fmt = _file_format(path, fmt)
     if fmt == "jsonl":
         records = _read_jsonl(text, path)
     else:
-        records = _read_delimited(text, path, "," if fmt == "csv" else "\t")
+        records = _read_delimited(text, path, "," if fmt == "csv" else "\t", header)
     if not records:
         raise DataError(f"{path}: no examples (the file holds no data rows)")
     return fmt, records
@@ -139,12 +144,26 @@ class Row:
     label: str  # label as text; mapped to an id once the label set is known
 
 
-def _check_columns(path: Path, record: _Record, columns: Sequence[str], fmt: str) -> None:
+def _check_columns(path: Path, record: _Record, columns: Sequence[str | int], fmt: str) -> None:
     for column in columns:
-        if column not in record.values:
-            where = f" {record.where}" if fmt == "jsonl" else ""
-            found = ", ".join(sorted(record.values))
-            raise DataError(f"{path}{where}: no column '{column}'; columns are: {found}")
+        if column in record.values:
+            continue
+        if isinstance(column, int):
+            raise DataError(f"{path}: no column {column}; the rows have {len(record.values)} "
+                            f"columns (indices 0..{len(record.values) - 1})")
+        where = f" {record.where}" if fmt == "jsonl" else ""
+        found = ", ".join(sorted(map(str, record.values)))
+        hint = "" if fmt == "jsonl" or not _looks_like_data(record.values) else (
+            "; the header line looks like data: if the file has no header line, set "
+            "header = false and give 0-based column indices (e.g. text_column = 1, "
+            "label_column = 0)")
+        raise DataError(f"{path}{where}: no column '{column}'; columns are: {found}{hint}")
+
+
+def _looks_like_data(header: Iterable[Any]) -> bool:
+    """A header cell that is a number or a sentence (4+ words) suggests a headerless file."""
+    return any(_INT_LABEL.fullmatch(str(c).strip()) or len(str(c).split()) >= 4
+               for c in header)
 
 
 def _text_value(path: Path, record: _Record, column: str, allow_empty: bool) -> str:
@@ -172,13 +191,14 @@ def _label_value(path: Path, record: _Record, column: str) -> str:
     return text
 
 
-def read_labeled(path: Path, fmt: str, encoding: str, missing: str, text_column: str,
-                 label_column: str, text_pair_column: str | None = None,
-                 allow_empty: bool = False) -> list[Row]:
+def read_labeled(path: Path, fmt: str, encoding: str, missing: str, text_column: str | int,
+                 label_column: str | int, text_pair_column: str | int | None = None,
+                 allow_empty: bool = False, header: bool = True) -> list[Row]:
     """Texts (and text pairs) with their labels as strings from a CSV/TSV/JSONL file.
 
-    Empty texts are an error unless `allow_empty` (drop_empty drops them later)."""
-    fmt, records = read_table(path, fmt, encoding, missing)
+    Empty texts are an error unless `allow_empty` (drop_empty drops them later). Without a
+    header line the columns are 0-based indices."""
+    fmt, records = read_table(path, fmt, encoding, missing, header)
     columns = [c for c in (text_column, text_pair_column, label_column) if c is not None]
     rows = []
     for i, record in enumerate(records):

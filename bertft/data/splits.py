@@ -123,8 +123,9 @@ def _carve_missing(task: str, train: tuple[Example, ...], validation: tuple[Exam
 
 def subset(train: tuple[Example, ...], n: int | None, seed: int, stratify: bool,
            notes: list[str] | None = None) -> tuple[Example, ...]:
-    """A seeded (stratified for classification) subset of exactly `n` examples; all when
-    `n` is None or not smaller than train. A subset drawn unstratified goes in `notes`."""
+    """A seeded (stratified for classification) subset of exactly `n` examples, in their
+    original order; all when `n` is None or not smaller than the split. A subset drawn
+    unstratified goes in `notes`."""
     if n is None or n >= len(train):
         return train
     kept, _, why = carve(train, len(train) - n, seed, stratify)
@@ -142,7 +143,8 @@ def _require_classes(task: str, train: Sequence[Example], names: Sequence[str]) 
 
 
 def load_task(cfg: DataConfig) -> Splits:
-    """Load `cfg.task`: raw splits -> preprocess -> carve missing splits -> subset train."""
+    """Load `cfg.task`: raw splits -> preprocess -> carve missing splits -> subset train
+    (max_train_samples), validation (max_eval_samples) and test (max_test_samples)."""
     spec = task_spec(cfg.task)
     raw = spec.loader(cfg)
     train = preprocess(raw.train, cfg, spec.kind, is_train=True)
@@ -163,5 +165,7 @@ def load_task(cfg: DataConfig) -> Splits:
     train, validation, test = _carve_missing(spec.name, train, given.get("validation"),
                                              given.get("test"), cfg, stratify, notes)
     train = subset(train, cfg.max_train_samples, cfg.data_seed, stratify, notes)
+    validation = subset(validation, cfg.max_eval_samples, cfg.data_seed, stratify, notes)
+    test = subset(test, cfg.max_test_samples, cfg.data_seed, stratify, notes)
     return Splits(spec.name, spec.kind, raw.label_names, train, validation, test, raw.source,
                   tuple(notes))

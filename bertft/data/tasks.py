@@ -241,7 +241,8 @@ def load_text_file(cfg: DataConfig) -> RawSplits:
     def read(path: str, role: str) -> list[Row]:
         return read_labeled(Path(path), cfg.file_format, cfg.encoding,
                             f"text-file: file not found: {path} ({role})", cfg.text_column,
-                            cfg.label_column, cfg.text_pair_column, allow_empty=cfg.drop_empty)
+                            cfg.label_column, cfg.text_pair_column, allow_empty=cfg.drop_empty,
+                            header=cfg.header)
 
     train_rows = read(cfg.train_file, "train_file")
     names, numeric = label_names_from(r.label for r in train_rows)
@@ -298,8 +299,19 @@ TASKS: dict[str, TaskSpec] = {
                  "text pair, label", load_text_file),
         TaskSpec("conll-file", "ner", "Your CoNLL file(s): token and BIO/IOB1 tag columns",
                  load_conll_file),
+        TaskSpec("hf-dataset", "classification", "A `datasets` dataset (--dataset: Hub id, "
+                 "csv/json/parquet folder or save_to_disk folder): text, label columns",
+                 lambda cfg: _hf_loader(cfg, "classification")),
+        TaskSpec("hf-dataset-ner", "ner", "A `datasets` dataset (--dataset) with tokens and "
+                 "NER tags columns", lambda cfg: _hf_loader(cfg, "ner")),
     )
 }
+
+
+def _hf_loader(cfg: DataConfig, kind: Kind) -> RawSplits:
+    from bertft.data.hf import load_hf_dataset  # imports `datasets` only when used
+
+    return load_hf_dataset(cfg, kind)
 
 
 def task_spec(name: str) -> TaskSpec:

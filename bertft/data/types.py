@@ -99,3 +99,11 @@ def portable_source(path: str | Path) -> str:
         return Path(os.path.relpath(p)).as_posix()
     except ValueError:  # another drive (Windows): the name is all that travels
         return p.name
+
+
+def portable_sources(text: str | None) -> str | None:
+    """A stored `source` (files joined by ", ") with any absolute path made portable: results
+    stored before 2026-11-29 hold the absolute paths of the machine that ran them."""
+    if not text:
+        return text
+    return ", ".join(portable_source(s) if os.path.isabs(s) else s for s in text.split(", "))
