@@ -179,26 +179,72 @@ def collator(tokenizer: PreTrainedTokenizerBase, kind: str, cfg: BatchConfig, ma
                pad_to_multiple_of=cfg.pad_to_multiple_of, return_tensors="pt")
 
 
+def length_bucket_order(lengths: list[int], batch_size: int, generator: torch.Generator
+                        ) -> list[int]:
+    """Indices of one epoch, `sampling = "length_buckets"`: shuffle; cut into mega-batches of
+    `mult` batches (the Trainer's rule: min(50, n // (4 * batch_size)), at least 1, so a small
+    set still has about four); sort each by length (longest first) and cut it into batches;
+    shuffle the full batches, then move the one holding the longest example to the front (a
+    memory error shows at once, as with the Trainer). The one partial batch, if any, comes last,
+    so the DataLoader cuts exactly these batches."""
+    n = len(lengths)
+    mega = max(1, min(50, n // (4 * batch_size))) * batch_size
+    perm = torch.randperm(n, generator=generator).tolist()
+    batches = []
+    for first in range(0, n, mega):
+        group = sorted(perm[first:first + mega], key=lengths.__getitem__, reverse=True)
+        batches += [group[i:i + batch_size] for i in range(0, len(group), batch_size)]
+    partial = [b for b in batches if len(b) < batch_size]
+    full = [b for b in batches if len(b) == batch_size]
+    full = [full[i] for i in torch.randperm(len(full), generator=generator).tolist()]
+    if full:
+        longest = max(range(len(full)), key=lambda i: lengths[full[i][0]])
+        full[0], full[longest] = full[longest], full[0]
+    return [i for b in full + partial for i in b]
+
+
+class LengthBucketSampler(Sampler[int]):
+    """`length_bucket_order` each epoch, from its own generator (advanced each epoch, saved in
+    checkpoints like RandomSampler's)."""
+
+    def __init__(self, lengths: list[int], batch_size: int, generator: torch.Generator) -> None:
+        self.lengths, self.batch_size, self.generator = lengths, batch_size, generator
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self):
+        return iter(length_bucket_order(self.lengths, self.batch_size, self.generator))
+
+
 def train_sampler(features: list[Feature], cfg: BatchConfig, generator: torch.Generator
                   ) -> Sampler:
-    """Seeded random order, or length-grouped (shuffled mega-batches sorted by length)."""
+    """The training order `cfg.sampling` names, drawn from `generator`."""
+    lengths = [len(f["input_ids"]) for f in features]  # type: ignore[arg-type]
+    if cfg.sampling == "length_buckets":
+        return LengthBucketSampler(lengths, cfg.batch_size, generator)
     if cfg.sampling == "group_by_length":
-        lengths = [len(f["input_ids"]) for f in features]  # type: ignore[arg-type]
         return LengthGroupedSampler(cfg.batch_size, lengths=lengths, generator=generator)
     return RandomSampler(features, generator=generator)
+
+
+def eval_order(features: list[Feature]) -> list[int]:
+    """Evaluation order: longest first, so each batch holds similar lengths (little padding)
+    and the largest batch comes first. `evaluate` puts predictions back in data order."""
+    return sorted(range(len(features)), key=lambda i: -len(features[i]["input_ids"]))  # type: ignore
 
 
 def make_loader(features: list[Feature], tokenizer: PreTrainedTokenizerBase, kind: str,
                 cfg: BatchConfig, max_length: int, *, train: bool, seed: int = 0,
                 pin_memory: bool = False) -> DataLoader:
     """Training loaders shuffle with their own generator (seeded by `seed`, advanced each
-    epoch); evaluation loaders keep the data order."""
+    epoch); evaluation loaders go longest first (`eval_order`)."""
     generator = torch.Generator()
     generator.manual_seed(seed)
     return DataLoader(
         features,  # type: ignore[arg-type]
         batch_size=cfg.batch_size if train else cfg.eval_batch_size,
-        sampler=train_sampler(features, cfg, generator) if train else None,
+        sampler=train_sampler(features, cfg, generator) if train else eval_order(features),
         shuffle=False,
         collate_fn=collator(tokenizer, kind, cfg, max_length),
         num_workers=0,  # tokenization is done up front; batching is cheap

@@ -50,7 +50,7 @@ from bertft import unpad
 from bertft.cache import Cache
 from bertft.config import Config
 from bertft.features import (
-    IGNORE_INDEX, Encoded, Feature, make_loader, real_tokens, train_sampler,
+    IGNORE_INDEX, Encoded, Feature, eval_order, make_loader, real_tokens, train_sampler,
 )
 from bertft.models import encoder_parts
 from bertft.runtime import autocast, synchronize
@@ -171,14 +171,15 @@ class CachedForward:
         self.precompute_seconds = time.perf_counter() - t0
 
     def loader(self, split: str, *, train: bool, seed: int = 0) -> DataLoader:
-        """Same batches, in the same order, as the full path's loader (same sampler)."""
+        """Same batches, in the same order, as the full path's loader (same samplers)."""
         feats = self.encoded.split(split)
         generator = torch.Generator()
         generator.manual_seed(seed)
         return DataLoader(
             range(len(feats)),  # type: ignore[arg-type]
             batch_size=self.cfg.batch.batch_size if train else self.cfg.batch.eval_batch_size,
-            sampler=train_sampler(feats, self.cfg.batch, generator) if train else None,
+            sampler=(train_sampler(feats, self.cfg.batch, generator) if train
+                     else eval_order(feats)),
             shuffle=False, num_workers=0,
             collate_fn=lambda idx: self._collate(split, idx),
         )

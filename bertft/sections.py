@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from bertft.errors import ConfigError
+from bertft.limits import range_problems
 
 Padding = Literal["dynamic", "max_length"]
-Sampling = Literal["random", "group_by_length"]
+Sampling = Literal["length_buckets", "random", "group_by_length"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 Schedule = Literal["linear", "constant"]
 ClassWeights = Literal["none", "balanced"]
@@ -53,13 +54,20 @@ class Section:
              if not ok]
         if p:  # range checks assume the types are right
             return p
+        # every numeric setting's declared range (bertft.limits); a non-finite value is
+        # reported once, as such, and the section's own checks of it are skipped
+        ranged = dict(range_problems({flat_key(f): getattr(self, f.name)
+                                      for f in dataclasses.fields(self)}))  # type: ignore[arg-type]
+        nonfinite = {k for k, m in ranged.items() if "finite" in m}
 
         def need(cond: bool, msg: str) -> None:
-            if not cond:
+            if not cond and msg.partition(" ")[0] not in nonfinite:
                 p.append(msg)
 
         self._check(need)
-        return p
+        said = {m.partition(" ")[0] for m in p}  # the range message only where nothing else
+        return [m for k, m in ranged.items() if k in nonfinite] + p + [
+            m for k, m in ranged.items() if k not in nonfinite and k not in said]
 
     def _check(self, need: Callable[[bool, str], None]) -> None:
         """Range checks; each message names the flat key and what is allowed."""
@@ -169,12 +177,17 @@ class BatchConfig(Section):
     """How examples are batched: sizes, padding and training order."""
 
     batch_size: int = _f(32, "Training micro-batch size.")
-    eval_batch_size: int = _f(64, "Evaluation batch size.")
+    eval_batch_size: int = _f(128, "Evaluation batch size (no gradients are kept, and "
+                              "examples are evaluated longest first, so batches pad little).")
     padding: Padding = _f("dynamic", "dynamic: pad each batch to its longest sequence; "
                           "max_length: pad every sequence to max_length.")
     pad_to_multiple_of: int | None = _f(None, "Round padded lengths up to a multiple of this.")
-    sampling: Sampling = _f("random", "Training order: random (seeded shuffle) or "
-                            "group_by_length (shuffled mega-batches sorted by length).")
+    sampling: Sampling = _f("length_buckets", "Training order. length_buckets: seeded shuffle, "
+                            "cut into mega-batches of min(50, n / (4 * batch_size)) batches, "
+                            "each sorted by length and cut into batches, then the batches "
+                            "shuffled (the longest first); random: seeded shuffle; "
+                            "group_by_length: the Trainer's sampler (batches in descending "
+                            "length within each mega-batch).")
 
     def _check(self, need: Callable[[bool, str], None]) -> None:
         for key in ("batch_size", "eval_batch_size"):

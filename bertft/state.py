@@ -86,6 +86,7 @@ class TrainState:
     best_state: dict[str, torch.Tensor] | None = None
     running: Running = field(default_factory=Running)
     last_eval: Evaluation | None = None
+    best_eval: Evaluation | None = None  # the evaluation of best_state (restore_best)
 
     def __post_init__(self) -> None:
         if not self.best:
@@ -116,6 +117,7 @@ class TrainState:
             if loop.restore_best:  # a copy on the CPU: device memory stays for training
                 self.best_state = {k: v.detach().to("cpu", copy=True)
                                    for k, v in model.state_dict().items()}
+                self.best_eval = Evaluation(-1, ev.metrics, ev.predictions)  # reusable later
         else:
             self.bad_evals += 1
         return row

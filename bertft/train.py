@@ -33,6 +33,7 @@ from bertft.errors import ConfigError, TrialDiverged
 from bertft.features import IGNORE_INDEX, Encoded, encode_splits
 from bertft.frozen import forward_logits
 from bertft.metrics import best_metric_name, classification_metrics, metric_problem, ner_metrics
+from bertft.limits import max_length_problems
 from bertft.models import build_model, load_tokenizer
 from bertft.progress import StepLog
 from bertft.runtime import (
@@ -121,43 +122,50 @@ def accumulation_windows(loader: Iterable[dict[str, torch.Tensor]], accum: int
         yield window
 
 
-@torch.no_grad()
+@torch.inference_mode()  # no autograd state at all (cheaper than no_grad)
 def evaluate(model: nn.Module, loader, kind: str, label_names: tuple[str, ...],
              device: torch.device, dtype: torch.dtype, ner_strict: bool = False,
              logits_fn: Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor]
              = forward_logits) -> tuple[dict[str, Any], dict[str, list]]:
-    """Metrics and per-example predictions (predicted id, gold id, confidence) on one split."""
+    """Metrics and per-example predictions (predicted id, gold id, confidence) on one split.
+
+    The loader may visit examples in any fixed order (`make_loader` goes longest first):
+    predictions come back in data order, and the loss is the mean over examples (NER: over
+    labelled words), so neither depends on the batching."""
     model.eval()
-    total_loss, n_batches = 0.0, 0
-    preds: list = []
-    golds: list = []
-    confs: list = []
+    total_loss, n_items = 0.0, 0
+    rows: list[tuple] = []  # (pred, gold, conf) in loader order
     for batch in loader:
         batch = {k: v.to(device) for k, v in batch.items()}
         with autocast(device, dtype):
             logits = logits_fn(model, batch)
-        total_loss += float(loss_fn(logits, batch["labels"], None))
-        n_batches += 1
-        probs = logits.float().softmax(-1)
-        conf, pred = probs.max(-1)
+        labels = batch["labels"]
+        total_loss += float(F.cross_entropy(logits.float().view(-1, logits.shape[-1]),
+                                            labels.view(-1), ignore_index=IGNORE_INDEX,
+                                            reduction="sum"))
+        n_items += int((labels != IGNORE_INDEX).sum())
+        conf, pred = logits.float().softmax(-1).max(-1)
         if kind == "classification":
-            preds += pred.tolist()
-            golds += batch["labels"].tolist()
-            confs += conf.tolist()
-        else:  # keep word-level positions only (labels != -100)
-            for p, g, c in zip(pred.tolist(), batch["labels"].tolist(), conf.tolist(),
-                               strict=True):
-                keep = [i for i, t in enumerate(g) if t != IGNORE_INDEX]
-                preds.append([p[i] for i in keep])
-                golds.append([g[i] for i in keep])
-                confs.append([round(c[i], 4) for i in keep])
+            rows += zip(pred.tolist(), labels.tolist(), conf.tolist(), strict=True)
+            continue
+        for p, g, c in zip(pred.tolist(), labels.tolist(), conf.tolist(), strict=True):
+            keep = [i for i, t in enumerate(g) if t != IGNORE_INDEX]  # word-level positions
+            rows.append(([p[i] for i in keep], [g[i] for i in keep],
+                         [round(c[i], 4) for i in keep]))
+    ordered: list[tuple] = [()] * len(rows)
+    for position, index in enumerate(loader.sampler):  # back to data order
+        ordered[index] = rows[position]
+    preds, golds, confs = (list(col) for col in zip(*ordered, strict=True)) if rows else (
+        [], [], [])
     if kind == "classification":
         metrics = classification_metrics(golds, preds, label_names)
     else:
-        names = label_names
-        metrics = ner_metrics([[names[t] for t in s] for s in golds],
-                              [[names[t] for t in s] for s in preds], strict=ner_strict)
-    metrics["loss"] = total_loss / max(1, n_batches)
+        metrics = ner_metrics([[label_names[t] for t in s] for s in golds],
+                              [[label_names[t] for t in s] for s in preds], strict=ner_strict)
+    metrics["loss"] = total_loss / max(1, n_items)
+    if not math.isfinite(metrics["loss"]):  # NaN weights score like a model: never "passed"
+        raise TrialDiverged(f"evaluation loss became {metrics['loss']}: the model's outputs "
+                            "are not finite numbers")
     return metrics, {"pred": preds, "label": golds, "confidence": confs}
 
 
@@ -175,6 +183,9 @@ class Setup:
         self.encoded: Encoded = encode_splits(splits, self.tokenizer, cfg.tokens, cache)
         set_seed(cfg.loop.seed)  # head init, dropout and data order all follow from here
         self.model = build_model(cfg.model, self.kind, self.names).to(self.device)
+        if too_long := max_length_problems(cfg.tokens.max_length, self.model.config.to_dict(),
+                                           cfg.model.name):
+            raise ConfigError(too_long)  # a tensor-size error at the first step otherwise
         self.frozen = optim.frozen_parameter_names(self.model, cfg.model)
         optim.apply_freezing(self.model, self.frozen)
         self.frozen_modules = _frozen_modules(self.model, self.frozen)
@@ -197,6 +208,7 @@ class Setup:
                 else None)
         self.weights = (host, host.to(self.device) if host is not None else None)
         self.show = cfg.process.progress and sys.stderr.isatty()
+        self.eval_seconds = 0.0  # validation and test, for the trial's time shares
         self.steplog = StepLog(self.total, enabled=not self.show)  # lines when no bar shows
 
     def train_mode(self) -> None:
@@ -224,10 +236,12 @@ class Setup:
         self.optimizer.zero_grad(set_to_none=True)
 
     def evaluate(self, split: str, step: int) -> Evaluation:
+        t = time.perf_counter()
         loader = self.val_loader if split == "validation" else self.forward.loader(
             split, train=False)
         metrics, preds = evaluate(self.model, loader, self.kind, self.names, self.device,
                                   self.dtype, self.cfg.loop.ner_strict, self.forward.logits)
+        self.eval_seconds += time.perf_counter() - t
         return Evaluation(step, metrics, preds)
 
     def checkpoint(self, state: TrainState) -> dict[str, Any]:
@@ -264,6 +278,7 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
     `cfg.process.checkpoint_every_epoch`, state is saved to `checkpoint_dir` (default
     `out_dir/checkpoint`) after each epoch and a matching checkpoint found there is resumed.
     """
+    started = time.perf_counter()  # the non-training share of the trial is measured from here
     configure_threads(cfg.process.num_threads)
     configure_determinism(cfg.runtime.deterministic)
     cache = cache if cache is not None else Cache()
@@ -287,7 +302,7 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
             checkpoint.save(ckpt_dir, s.checkpoint(state))
     if ckpt_dir:
         checkpoint.remove(ckpt_dir)
-    result = _result(s, state)
+    result = _result(s, state, started)
     if out_dir is not None:
         from bertft.rundir import save_run
 
@@ -346,15 +361,19 @@ def validate(s: Setup, state: TrainState, epoch: int,
     return state.patience_spent(s.cfg.loop)
 
 
-def _result(s: Setup, state: TrainState) -> RunResult:
-    """Final validation (reusing the last evaluation when it saw these weights), test, facts."""
-    if state.final_weights_scored():
+def _result(s: Setup, state: TrainState, started: float) -> RunResult:
+    """Final validation, test, facts. Unchanged weights are never evaluated twice: the best
+    weights were scored when they were best (a resumed run's best weights predate this
+    process, so they are scored again)."""
+    if state.best_state is not None and state.best["step"] != state.step:
+        s.model.load_state_dict(state.best_state)
+        state.last_eval = state.best_eval
+    if state.last_eval is not None and state.last_eval.step in (state.step, -1):
         val = state.last_eval
     else:
-        if state.best_state is not None:
-            s.model.load_state_dict(state.best_state)
         val = s.evaluate("validation", state.step)
     test = s.evaluate("test", state.step) if s.encoded.test else Evaluation(state.step, {}, {})
+    total = time.perf_counter() - started
     speed = max(state.train_time, 1e-9)
     return RunResult(
         config=s.cfg, kind=s.kind, label_names=s.names, validation=val.metrics,
@@ -365,13 +384,24 @@ def _result(s: Setup, state: TrainState) -> RunResult:
         timing={"train_seconds": state.train_time, "train_samples": state.samples,
                 "train_tokens": state.tokens, "samples_per_s": state.samples / speed,
                 "tokens_per_s": state.tokens / speed, "optimizer_steps": state.step,
-                "peak_memory_mb": peak_memory_mb(s.device), **s.forward.timing()},
+                "peak_memory_mb": peak_memory_mb(s.device), **s.forward.timing(),
+                **trial_shares(total, state.train_time, s.eval_seconds)},
         data={"task": s.splits.task, "source": s.splits.source,
               "fingerprint": s.splits.fingerprint(), **s.splits.sizes(),
               "label_names": list(s.names), "unstratified": list(s.splits.unstratified)},
         predictions={"validation": val.predictions, "test": test.predictions},
         model=s.model, tokenizer=s.tokenizer,
     )
+
+
+def trial_shares(total: float, train: float, evaluation: float) -> dict[str, float]:
+    """Where a trial's time went: training (with any frozen-prefix precompute), evaluation
+    (validation and test), and the rest (setup: data, tokenization, model build; saving is
+    not included). `non_train_share` is what the loop does not spend training."""
+    total = max(total, train + evaluation, 1e-9)
+    return {"total_seconds": total, "eval_seconds": evaluation,
+            "setup_seconds": total - train - evaluation,
+            "non_train_share": 1 - train / total}
 
 
 def _now(device: torch.device) -> float:

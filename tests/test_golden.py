@@ -22,7 +22,7 @@ from bertft.train import fit
 WORDS = ["movie", "plot", "actor", "scene", "music", "story", "ending", "cast"]
 COMMON = dict(model="tiny-bert", progress=False, save_model=False, max_length=32, epochs=2,
               grad_accum_steps=2, eval_steps=2, warmup_ratio=0.2, head_lr=5e-3, base_lr=5e-3,
-              seed=0, device="cpu", num_threads=1)
+              seed=0, device="cpu", num_threads=1, sampling="random")
 
 
 def classification() -> Splits:

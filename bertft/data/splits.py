@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import NamedTuple
 
-from sklearn.model_selection import train_test_split
 
 from bertft.config import DataConfig
 from bertft.data.tasks import task_spec
@@ -84,6 +83,8 @@ def carve(pool: Sequence[Example], n_out: int, seed: int, stratify: bool) -> Car
     Stratified by label when asked; sklearn refuses that when a class has a single member or
     there are more classes than carved slots, and then the split is unstratified instead and
     `unstratified` says why (the run records it)."""
+    from sklearn.model_selection import train_test_split  # 2 s to import: not for usage errors
+
     indices = list(range(len(pool)))
     labels = [ex.label for ex in pool] if stratify else None
     why = None
