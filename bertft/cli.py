@@ -17,9 +17,12 @@ from bertft.config import (
     FIELDS, Config, coerce, describe_type, help_text, parse_overrides, parse_value,
     unknown_key_message,
 )
-from bertft.errors import BertftError, ConfigError
+from bertft.errors import BertftError, ConfigError, TrialDiverged
 
-EPILOG = "Exit codes: 0 ok, 1 a run or test failed, 2 usage error (bad config, data or spec)."
+EPILOG = ("Exit codes: 0 ok, 1 a run or test failed, 2 usage error (bad config, data, spec or "
+          "output folder), 3 training diverged (the loss or the model's outputs became NaN or "
+          "infinite; nothing was saved).")
+EXIT_DIVERGED = 3
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -68,6 +71,9 @@ def _read_toml_settings(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise BertftError(f"{path}: TOML syntax error: {exc}") from None
     settings = data.get("base", data)
+    if not isinstance(settings, dict):
+        raise BertftError(f"{path}: 'base' is {type(settings).__name__}; expected a [base] "
+                          "table of settings (or a flat table of settings without 'base')")
     # name the file: once merged with the flags, a problem could no longer be traced to it
     problems = [unknown_key_message(k) if k not in FIELDS else coerce(k, v)[2]
                 for k, v in settings.items()]
@@ -84,7 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="Fine-tune and evaluate; writes OUT/metrics.json and the "
                        "model files.", epilog=EPILOG)
-    p.add_argument("--out", required=True, metavar="DIR", help="Run directory to write.")
+    p.add_argument("--out", required=True, metavar="DIR", help="Run directory to write: new, "
+                   "empty, or this run's own checkpoint (resumed).")
+    p.add_argument("--overwrite", action="store_true", help="Replace the run that --out holds "
+                   "(its files are removed before training).")
     _add_config_flags(p)
 
     p = sub.add_parser("eval", help="Evaluate a saved run on a split of its task.")
@@ -147,8 +156,11 @@ TRAIN_GROUP = "bertft-train"  # MLflow experiment / W&B group / TensorBoard fold
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from bertft.outputs import prepare_run_dir
+
     cfg = config_from_args(args)
     check_usage(cfg)
+    prepare_run_dir(args.out, cfg.hash(), cfg.process.checkpoint_every_epoch, args.overwrite)
     from bertft.trackers import Trackers, check_installed
     from bertft.train import fit
 
@@ -294,6 +306,11 @@ def split_pytest_args(argv: Sequence[str], specs: Sequence[str], extra: Sequence
 def cmd_ablate(args: argparse.Namespace, extra: Sequence[str] = ()) -> int:
     import pytest
 
+    from bertft.outputs import check_output_dir
+
+    check_output_dir(args.results, "--results")  # before hours of trials, not after
+    if not args.no_report:
+        check_output_dir(args.reports, "--reports")
     code = int(pytest.main(ablate_argv(args, extra)))
     if code in (0, 1) and not args.no_report and Path(args.results).is_dir():
         cmd_report(argparse.Namespace(results=args.results, out=args.reports, format="md"))
@@ -301,8 +318,10 @@ def cmd_ablate(args: argparse.Namespace, extra: Sequence[str] = ()) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from bertft.outputs import check_output_dir
     from bertft.report import render_all
 
+    check_output_dir(args.out, "--out")
     for path in render_all(Path(args.results), Path(args.out), fmt=args.format):
         print(path)
     return 0
@@ -329,6 +348,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"bertft: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except TrialDiverged as exc:  # a normal outcome of a bad setting, not a crash
+        if args.debug:
+            raise
+        print(f"bertft: diverged: {exc}; no model or metrics were written (try a lower "
+              "learning rate, warmup or max_grad_norm)", file=sys.stderr)
+        return EXIT_DIVERGED
     except KeyboardInterrupt:
         print("bertft: interrupted", file=sys.stderr)
         return 130

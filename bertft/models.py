@@ -21,7 +21,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from torch import nn
 from transformers import (
@@ -75,12 +75,12 @@ def resolve_model_path(name: str) -> str:
     return name  # a Hub id that is cached or whose Hub answers; transformers does the rest
 
 
-def local_depth(name: str) -> int | None:
-    """Encoder layers of a model found on this machine (a built-in, a local directory, or the
-    local Hugging Face cache), read from its config.json; None when it is not here or the file
-    cannot be read (a warning names the file). Never touches the network."""
+def local_config(name: str) -> dict[str, Any] | None:
+    """The config.json of a model found on this machine (a built-in, a local directory, or the
+    local Hugging Face cache) as a dict; None when it is not here or the file cannot be read
+    (a warning names the file). Never touches the network."""
     if name == "tiny-bert":
-        return TINY_BERT["num_hidden_layers"]
+        return dict(TINY_BERT)
     if name == "minilm-l6":
         found: Path | None = minilm_dir() / "config.json"
     elif Path(name).expanduser().is_dir():
@@ -90,10 +90,29 @@ def local_depth(name: str) -> int | None:
     if found is None or not found.is_file():
         return None
     try:
-        return int(json.loads(found.read_text(encoding="utf-8"))["num_hidden_layers"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        warnings.warn(f"model '{name}': cannot read the layer count from {found} ({_describe(exc)}"
-                      "); the run checks freeze_layers itself", RuntimeWarning, stacklevel=2)
+        shape = json.loads(found.read_text(encoding="utf-8"))
+        if not isinstance(shape, dict):
+            raise ValueError(f"expected a JSON object, found {type(shape).__name__}")
+        return shape
+    except (OSError, ValueError) as exc:
+        warnings.warn(f"model '{name}': cannot read {found} ({_describe(exc)}); the run checks "
+                      "the model's limits itself", RuntimeWarning, stacklevel=2)
+        return None
+
+
+def local_depth(name: str) -> int | None:
+    """Encoder layers of a model found on this machine (`local_config`), read from its
+    config.json; None when it is not here or the file cannot be read (a warning names the
+    file). Never touches the network."""
+    shape = local_config(name)
+    if shape is None:
+        return None
+    try:
+        return int(shape["num_hidden_layers"])
+    except (ValueError, KeyError, TypeError) as exc:
+        warnings.warn(f"model '{name}': cannot read the layer count from its config.json "
+                      f"({_describe(exc)}); the run checks freeze_layers itself",
+                      RuntimeWarning, stacklevel=2)
         return None
 
 

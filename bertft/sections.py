@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from bertft.errors import ConfigError
+from bertft.limits import range_problems
 
 Padding = Literal["dynamic", "max_length"]
 Sampling = Literal["length_buckets", "random", "group_by_length"]
@@ -52,13 +53,20 @@ class Section:
              if not ok]
         if p:  # range checks assume the types are right
             return p
+        # every numeric setting's declared range (bertft.limits); a non-finite value is
+        # reported once, as such, and the section's own checks of it are skipped
+        ranged = dict(range_problems({flat_key(f): getattr(self, f.name)
+                                      for f in dataclasses.fields(self)}))  # type: ignore[arg-type]
+        nonfinite = {k for k, m in ranged.items() if "finite" in m}
 
         def need(cond: bool, msg: str) -> None:
-            if not cond:
+            if not cond and msg.partition(" ")[0] not in nonfinite:
                 p.append(msg)
 
         self._check(need)
-        return p
+        said = {m.partition(" ")[0] for m in p}  # the range message only where nothing else
+        return [m for k, m in ranged.items() if k in nonfinite] + p + [
+            m for k, m in ranged.items() if k not in nonfinite and k not in said]
 
     def _check(self, need: Callable[[bool, str], None]) -> None:
         """Range checks; each message names the flat key and what is allowed."""

@@ -33,6 +33,7 @@ from bertft.metrics import (
     SCALAR_METRICS, best_metric_name, classification_metrics, improves, metric_problem,
     ner_metrics, worst_value,
 )
+from bertft.limits import max_length_problems
 from bertft.models import build_model, load_tokenizer
 from bertft.progress import StepLog
 from bertft.runtime import (
@@ -161,6 +162,9 @@ def evaluate(model: nn.Module, loader, kind: str, label_names: tuple[str, ...],
         metrics = ner_metrics([[label_names[t] for t in s] for s in golds],
                               [[label_names[t] for t in s] for s in preds], strict=ner_strict)
     metrics["loss"] = total_loss / max(1, n_items)
+    if not math.isfinite(metrics["loss"]):  # NaN weights score like a model: never "passed"
+        raise TrialDiverged(f"evaluation loss became {metrics['loss']}: the model's outputs "
+                            "are not finite numbers")
     return metrics, {"pred": preds, "label": golds, "confidence": confs}
 
 
@@ -191,6 +195,9 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
 
     set_seed(cfg.loop.seed)  # head init, dropout and data order all follow from here
     model = build_model(cfg.model, kind, names).to(device)
+    if too_long := max_length_problems(cfg.tokens.max_length, model.config.to_dict(),
+                                       cfg.model.name):
+        raise ConfigError(too_long)  # a tensor-size error at the first step otherwise
     frozen = optim.frozen_parameter_names(model, cfg.model)
     optim.apply_freezing(model, frozen)
     optimizer = optim.build_optimizer(model, cfg.optim, device)

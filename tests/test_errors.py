@@ -277,7 +277,7 @@ SPEC_CASES = [
     ("seed-as-setting", SPEC_OK.replace('task = "bbc-news"', "seed = 1"),
      ["seed: use the top-level `seeds = [...]` list"]),
     ("bad-seeds", SPEC_OK.replace("seeds = [0]", 'seeds = ["a"]'),
-     ["seeds = ['a']: expected a non-empty list of integers"]),
+     ["seeds = ['a']: allowed: a list of distinct integers"]),
     ("baseline-not-axis", SPEC_OK.replace('name = "s"', 'name = "s"\nbaseline = { epochs = 1 }'),
      ["baseline.epochs: not an axis of this spec; axes: head_lr"]),
     ("zip-unequal", SPEC_OK + "[[zip]]\nbase_lr = [1e-4, 1e-5]\nepochs = [1]\n",

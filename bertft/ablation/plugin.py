@@ -25,10 +25,13 @@ import pytest
 from bertft.ablation.result import TrialResult
 from bertft.ablation.runner import load_splits, run_trial
 from bertft.ablation.adaptive import skip_reason
-from bertft.ablation.spec import SEED_LIMIT, Spec, SpecError, Trial, expand, load_spec
+from bertft.ablation.spec import (
+    SEED_LIMIT, Spec, SpecError, Trial, expand, load_spec, resource_problems,
+)
 from bertft.ablation.store import ResultStore
 from bertft.config import parse_overrides
 from bertft.errors import BertftError, ConfigError
+from bertft.outputs import output_problem
 from bertft.trackers import check_installed
 
 EXECUTORS = ("local", "gpus", "ray")
@@ -85,6 +88,10 @@ def pytest_configure(config: pytest.Config) -> None:
         overrides = parse_overrides(config.getoption("bertft_set"), source="--bertft-set")
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
+    given = {k: config.getoption(f"bertft_ray_{k}") for k in ("num_gpus", "num_cpus")}
+    if bad := resource_problems({k: v for k, v in given.items() if v is not None}):
+        # checked whatever the executor: nan/inf must not wait for a Ray run to be found
+        raise pytest.UsageError("--bertft-ray-" + "; --bertft-ray-".join(bad).replace("_", "-"))
     if config.getoption("bertft_data_dir"):
         overrides["data_dir"] = config.getoption("bertft_data_dir")
     max_seeds = config.getoption("bertft_max_seeds")
@@ -116,6 +123,7 @@ def _pin_gpu(worker: str) -> None:
 
 
 OPTIONS = pytest.StashKey[Options]()
+SPEC_NAMES = pytest.StashKey[dict[str, Path]]()  # spec name -> the file collected with it
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -139,6 +147,12 @@ class SpecFile(pytest.File):
                 trials = sorted(trials, key=lambda t: spec.seeds.index(t.seed))
         except SpecError as exc:
             raise self.CollectError(str(exc)) from None
+        names = self.config.stash.setdefault(SPEC_NAMES, {})
+        other = names.setdefault(spec.name, self.path)
+        if other != self.path:  # both would store under results/<name>/, undoing each other
+            raise self.CollectError(f"{self.path}: 1 problem:\n  - name = {spec.name!r}: also "
+                                    f"the name of {other}; results are stored by spec name, so "
+                                    "each collected spec needs its own")
         try:  # before any training: a tracker asked for but not installed
             check_installed(sorted({t for trial in trials
                                     for t in trial.config.process.report_to}))
@@ -223,7 +237,10 @@ def _written_since(result: TrialResult | None, opts: Options) -> bool:
 
     if result is None or not result.created:
         return False
-    return dt.datetime.fromisoformat(result.created).timestamp() >= int(opts.started)
+    try:
+        return dt.datetime.fromisoformat(result.created).timestamp() >= int(opts.started)
+    except ValueError:  # a hand-edited or foreign `created`: not written by this session
+        return False
 
 
 def _measure(benchmark: Any):
@@ -310,6 +327,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     opts = session.config.stash[OPTIONS]
     if session.config.option.collectonly:
         return
+    if session.config.stash.get(HAS_TRIALS, False) and (problem := output_problem(opts.results)):
+        # before any trial trains (pytest reports a UsageError raised here as INTERNALERROR)
+        pytest.exit(f"--bertft-results {opts.results}: {problem}", pytest.ExitCode.USAGE_ERROR)
     store = ResultStore(opts.results)
     _record_current(session.items, store)
     if opts.executor != "ray" or hasattr(session.config, "workerinput"):

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -79,7 +82,7 @@ class TrialResult:
             raise ValueError(f"schema_version {data.get('schema_version')!r}, expected one of "
                              f"{', '.join(map(str, READABLE_VERSIONS))}")
         spec = data["spec"]
-        return cls(**{
+        result = cls(**{
             **data,
             "spec": SpecInfo(**{**spec, "axes": tuple(spec["axes"]),
                                 "seeds": tuple(spec["seeds"])}),
@@ -87,6 +90,9 @@ class TrialResult:
             "history": tuple(data.get("history", ())),
             "errors": tuple(data.get("errors", ())),
         })
+        if problems := record_problems(data):
+            raise ValueError("; ".join(problems[:3]))
+        return result
 
     def dumps(self) -> str:
         return json.dumps(self.to_json(), indent=2)
@@ -94,3 +100,72 @@ class TrialResult:
     @property
     def has_predictions(self) -> bool:
         return bool(self.predictions)
+
+
+def record_problems(data: dict[str, Any]) -> list[str]:
+    """What makes a parsed record unfit to stand for its trial: a field whose JSON type differs
+    from its annotation (checked for every field of TrialResult and SpecInfo, so fields added
+    later are checked too), or a `passed` trial without finite final metrics (NaN is stored as
+    null)."""
+    hints = typing.get_type_hints(TrialResult)
+    problems = [p for key, value in data.items() if key in hints
+                for p in _type_problems(value, hints[key], key)]
+    if not problems and data.get("status") == "passed":
+        for split in ("validation", "test"):
+            bad = [k for k, v in data.get(split, {}).items()
+                   if v is None or (isinstance(v, float) and not math.isfinite(v))]
+            if bad:
+                problems.append(f"passed trial with non-finite {split} metrics "
+                                f"({', '.join(bad)})")
+        if not data.get("validation"):
+            problems.append("passed trial without validation metrics")
+    return problems
+
+
+def _type_problems(value: Any, hint: Any, where: str) -> list[str]:
+    """Where `value` (parsed JSON) does not fit the type `hint`; tuples are JSON lists."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return []
+    if origin is Literal:
+        return [] if value in args else [f"{where} = {value!r}: expected one of "
+                                         f"{', '.join(map(repr, args))}"]
+    if origin in (typing.Union, types.UnionType):
+        if any(not _type_problems(value, a, where) for a in args):
+            return []
+        return [f"{where}: expected {' or '.join(_name(a) for a in args)}, found "
+                f"{type(value).__name__}"]
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            return [f"{where}: expected an object, found {type(value).__name__}"]
+        sub = typing.get_type_hints(hint)
+        return [p for k, v in value.items() if k in sub
+                for p in _type_problems(v, sub[k], f"{where}.{k}")]
+    base = origin or hint
+    if not _is_instance(value, base):
+        return [f"{where}: expected {_name(hint)}, found {type(value).__name__}"]
+    if base in (tuple, list) and args:
+        item = args[0]
+        return [p for i, v in enumerate(value) for p in _type_problems(v, item, f"{where}[{i}]")]
+    if base is dict and args:
+        return [p for k, v in value.items() for p in _type_problems(v, args[1], f"{where}.{k}")]
+    return []
+
+
+def _is_instance(value: Any, base: Any) -> bool:
+    if base is type(None):
+        return value is None
+    if base in (tuple, list):
+        return isinstance(value, list | tuple)
+    if base is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if base is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, base)
+
+
+def _name(hint: Any) -> str:
+    origin = typing.get_origin(hint) or hint
+    return {str: "a string", int: "an integer", float: "a number", bool: "true/false",
+            dict: "an object", tuple: "a list", list: "a list",
+            type(None): "null"}.get(origin, str(hint))

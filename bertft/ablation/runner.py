@@ -7,6 +7,7 @@ becomes a `diverged` / `failed` record with its reason and last metrics.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 import traceback
 from collections.abc import Callable
@@ -84,6 +85,8 @@ def _run_trial(trial: Trial, spec: Spec, measure, checkpoint_dir: Path | None,
             return fit(trial.config, splits=splits, on_log=log, checkpoint_dir=checkpoint_dir)
 
         run = measure(train) if measure is not None else train()
+        if bad := nonfinite_metrics(run):
+            raise TrialDiverged(f"non-finite metrics ({', '.join(bad)})")
     except TrialDiverged as exc:
         return TrialResult(**base, status="diverged", error=str(exc), history=tuple(last),
                            timing={"wall_seconds": time.perf_counter() - start})
@@ -103,6 +106,14 @@ def _run_trial(trial: Trial, spec: Spec, measure, checkpoint_dir: Path | None,
         timing={**run.timing, "wall_seconds": time.perf_counter() - start},
         environment=run.environment,
     )
+
+
+def nonfinite_metrics(run: RunResult) -> list[str]:
+    """Names of the final scalar metrics that are NaN or infinite (a trial that has any is
+    diverged, never passed)."""
+    return [f"{split}.{k}={v}" for split, metrics in (("validation", run.validation),
+                                                      ("test", run.test))
+            for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
 
 
 def stored_predictions(run: RunResult, ner_strict: bool = False) -> dict[str, dict[str, list]]:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,6 +140,8 @@ def parse_spec(data: dict[str, Any], source: str, overrides: dict[str, Any],
     if not isinstance(name, str) or not name or not name.replace("-", "").replace("_", "") \
             .isalnum():
         p.append(f"name = {name!r}: expected a non-empty string of letters, digits, - and _")
+    elif len(name.encode()) > 100:  # a folder name under the results and reports folders
+        p.append(f"name = '{name[:20]}...': {len(name.encode())} bytes; allowed: at most 100")
     description = data.get("description", "")
     if not isinstance(description, str):
         p.append(f"description = {description!r}: expected a string")
@@ -199,6 +202,8 @@ def parse_spec(data: dict[str, Any], source: str, overrides: dict[str, Any],
         elif not any(vals[axes[axis].index(key)] == value for vals in values[axis]):
             allowed = [vals[axes[axis].index(key)] for vals in values[axis]]
             p.append(f"baseline.{key} = {value!r}: not among the axis values {allowed}")
+
+    p += _baseline_zip_problems(baseline, tuple(axes), tuple(values), wheres)
 
     resources = _table(data, "resources", p)
     bad_resources = resource_problems(resources)
@@ -272,11 +277,32 @@ def resource_problems(resources: dict[str, Any]) -> list[str]:
             p.append(f"{key}: unknown key; allowed: {', '.join(RESOURCE_KEYS)}")
         elif isinstance(value, bool) or not isinstance(value, int | float):
             p.append(f"{key} = {value!r}: expected a number")
+        elif not math.isfinite(value):
+            p.append(f"{key} = {value!r}: expected a finite number")
         elif key == "num_gpus" and not (0 <= value <= 1 or value == int(value) > 1):
             p.append(f"num_gpus = {value!r}: allowed: a fraction in [0, 1] or a whole number")
         elif key == "num_cpus" and not value >= 0:
             p.append(f"num_cpus = {value!r}: allowed: a number >= 0")
     return p
+
+
+def _baseline_zip_problems(baseline: dict[str, Any], axes: tuple[tuple[str, ...], ...],
+                           values: tuple[tuple[tuple[Any, ...], ...], ...], wheres: list[str]
+                           ) -> list[str]:
+    """A baseline naming several keys of one [[zip]] group must match one of its columns
+    (each key alone may be among its values while no arm has them together)."""
+    problems = []
+    for keys, columns, where in zip(axes, values, wheres, strict=True):
+        named = {k: baseline[k] for k in keys if k in baseline}
+        if len(named) < 2 or not all(any(c[keys.index(k)] == v for c in columns)
+                                     for k, v in named.items()):
+            continue  # one key, or a value not on the axis at all (reported above)
+        if not any(all(c[keys.index(k)] == v for k, v in named.items()) for c in columns):
+            shown = ", ".join(f"{k} = {v!r}" for k, v in named.items())
+            problems.append(f"baseline: {shown} matches no arm of {where}; its arms: "
+                            + "; ".join(make_id(dict(zip(keys, c, strict=True)))
+                                        for c in columns))
+    return problems
 
 
 def _table(data: dict[str, Any], key: str, p: list[str]) -> dict[str, Any]:
@@ -382,18 +408,24 @@ def task_problems(cfg: Config) -> list[str]:
 
 
 def model_problems(cfg: Config) -> list[str]:
-    """Checks that need the model's shape, read from a config.json on this machine only (no
-    network: a model that is not here is checked when its trial runs)."""
-    from bertft.models import local_depth
+    """Checks that need the model's shape (its layer count, its position limit), read from a
+    config.json on this machine only (no network: a model that is not here is checked when its
+    trial runs)."""
+    from bertft.limits import max_length_problems
+    from bertft.models import local_config, local_depth
 
+    shape = local_config(cfg.model.name)
+    if shape is None:
+        return []
+    problems = max_length_problems(cfg.tokens.max_length, shape, cfg.model.name)
     n = local_depth(cfg.model.name)
     if n is None:
-        return []
+        return problems
     try:
         cfg.model.freezing(n)
     except ConfigError as exc:
-        return exc.problems
-    return []
+        return exc.problems + problems
+    return problems
 
 
 __all__ = ["Spec", "SpecError", "Trial", "expand", "load_spec", "make_id"]

@@ -86,6 +86,9 @@ def _read_delimited(text: str, path: Path, delimiter: str, header: bool = True
         if header and not names:
             raise DataError(f"{path}: empty file (expected a header line, then one row per "
                             "example)")
+        if twice := next((c for i, c in enumerate(header) if c in header[:i]), None):
+            raise DataError(f"{path}: the header names column '{twice}' twice; every column "
+                            "needs its own name")
         records: list[_Record] = []
         for row in reader:
             if not row:
@@ -103,6 +106,20 @@ def _read_delimited(text: str, path: Path, delimiter: str, header: bool = True
     return records
 
 
+class _DuplicateKey(Exception):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are distinct (json keeps the last of a repeated key)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
 def _read_jsonl(text: str, path: Path) -> list[_Record]:
     """JSON Lines: one JSON object per line; blank lines are skipped."""
     records = []
@@ -110,7 +127,10 @@ def _read_jsonl(text: str, path: Path) -> list[_Record]:
         if not line.strip():
             continue
         try:
-            value = json.loads(line)
+            value = json.loads(line, object_pairs_hook=_unique_keys)
+        except _DuplicateKey as e:
+            raise DataError(f"{path} line {number}: key '{e}' appears twice in the object; "
+                            "every key needs its own name") from None
         except json.JSONDecodeError as e:
             raise DataError(f"{path} line {number}: not valid JSON ({e.msg}); expected one JSON "
                             "object per line (JSON Lines)") from None

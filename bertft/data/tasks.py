@@ -270,6 +270,9 @@ def load_conll_file(cfg: DataConfig) -> RawSplits:
 
     train_sentences = read(cfg.train_file, "train_file", None)
     types = entity_types(train_sentences)
+    if not types:  # the twin of classification's "only 1 class"
+        raise DataError(f"conll-file: {cfg.train_file}: every tag is 'O' (no entities); NER "
+                        "needs at least 1 entity type (B-<type> / I-<type> tags) in train_file")
     names = ner_label_names(types)
     allowed = (types, "does not occur in the training data; training types: "
                + (", ".join(sorted(types)) or "(none)"))
