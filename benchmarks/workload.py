@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from bertft import optim
+from bertft.cache import Cache
 from bertft.config import Config
 from bertft.data import Splits, load_task
 from bertft.features import encode_examples, encode_splits
@@ -117,22 +118,26 @@ class Setup:
     dtype: torch.dtype
     tokenize_seconds: float
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # what bertft's runs in this process share (tokenized data, frozen-prefix states), as the
+    # ablation runner shares it between trials
+    cache: Cache = field(default_factory=Cache)
 
     @classmethod
     def load(cls, w: Workload) -> Setup:
         cfg = w.config()
         splits = load_task(cfg.data)
-        splits = splits.replace(validation=splits.validation[:w.val_rows],
+        splits = dataclasses.replace(splits, validation=splits.validation[:w.val_rows],
                                      test=splits.test[:w.test_rows])
         tok = load_tokenizer(cfg.model)
+        cache = Cache()
         t0 = time.perf_counter()
-        encode_splits(splits, tok, cfg.tokens)  # fills the in-process cache that fit() reads
+        encode_splits(splits, tok, cfg.tokens, cache)  # fills the cache that fit() reads
         device = resolve_device(cfg.runtime.device)
         return cls(w, splits, tok, device, resolve_precision(cfg.runtime.precision, device),
-                   time.perf_counter() - t0)
+                   time.perf_counter() - t0, cache=cache)
 
     def encoded(self, cfg: Config):
-        return encode_splits(self.splits, self.tokenizer, cfg.tokens)
+        return encode_splits(self.splits, self.tokenizer, cfg.tokens, self.cache)
 
     def facts(self) -> dict[str, Any]:
         return {"device": device_name(self.device), "device_type": self.device.type,
@@ -160,7 +165,7 @@ def run_bertft(setup: Setup, **overrides: Any) -> dict[str, Any]:
     cfg = setup.workload.config(**overrides)
     reset_peak_memory(setup.device)
     t0 = time.perf_counter()
-    r = fit(cfg, setup.splits)
+    r = fit(cfg, setup.splits, cache=setup.cache)
     wall = time.perf_counter() - t0
     t = r.timing
     lengths = _lengths(setup.encoded(cfg).train)
@@ -348,7 +353,7 @@ def eval_throughput(setup: Setup) -> dict[str, Any]:
     set_seed(cfg.loop.seed)
     model = build_model(cfg.model, "classification", setup.splits.label_names).to(setup.device)
     fwd = choose_forward(model, enc, setup.tokenizer, "classification", cfg, setup.device,
-                         setup.dtype)
+                         setup.dtype, setup.cache)
     loader = fwd.loader("test", train=False)
     evaluate(model, loader, "classification", setup.splits.label_names, setup.device,
              setup.dtype, logits_fn=fwd.logits)  # warmup

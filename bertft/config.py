@@ -29,11 +29,17 @@ from bertft.sections import (
     RuntimeConfig, Section, TokenConfig, check_value, describe, flat_key,
 )
 
+# Bumped whenever the training math changes, so that results of older code are not reused
+# (the reuse key, `Config.hash`, covers it; stored results stay readable and are superseded).
+# 1: until 2026-11-29. 2: a gradient-accumulation window's loss is normalised by the window's
+# real size (examples, labelled tokens, class weights), not by grad_accum_steps.
+TRAINING_CODE_VERSION = 2
+
 __all__ = [
-    "FIELDS", "HINTS", "SECTIONS", "SECTION_OF", "BatchConfig", "Config", "DataConfig",
-    "Freezing", "LoopConfig", "ModelConfig", "OptimConfig", "ProcessConfig", "RuntimeConfig",
-    "TokenConfig", "coerce", "describe_type", "help_text", "parse_overrides", "parse_value",
-    "unknown_key_message",
+    "FIELDS", "HINTS", "SECTIONS", "SECTION_OF", "TRAINING_CODE_VERSION", "BatchConfig",
+    "Config", "DataConfig", "Freezing", "LoopConfig", "ModelConfig", "OptimConfig",
+    "ProcessConfig", "RuntimeConfig", "TokenConfig", "coerce", "describe_type", "help_text",
+    "parse_overrides", "parse_value", "unknown_key_message",
 ]
 
 
@@ -108,9 +114,11 @@ class Config:
         return {k: v for k, v in self.to_dict().items() if v != _plain(FIELDS[k].default)}
 
     def hash(self) -> str:
-        """Stable hash of every setting that can change a result: the sections that do."""
+        """Stable hash of every setting that can change a result (the sections that do) and
+        of the training code's version."""
         payload = {k: v for k, v in self.to_dict().items()
                    if SECTIONS[SECTION_OF[k]].affects_results}
+        payload["training_code_version"] = TRAINING_CODE_VERSION
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

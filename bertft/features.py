@@ -25,6 +25,7 @@ from transformers import (
 )
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
+from bertft.cache import Cache
 from bertft.checkpoint import atomic_torch_save
 from bertft.config import BatchConfig, TokenConfig
 from bertft.data import Example, Splits
@@ -110,9 +111,6 @@ def cache_key(splits: Splits, tokenizer: PreTrainedTokenizerBase, cfg: TokenConf
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
-_MEMORY: dict[str, Encoded] = {}
-
-
 def cache_dir() -> Path | None:
     """On-disk cache between sessions: $BERTFT_CACHE_DIR, or ~/.cache/bertft; '' disables it."""
     value = os.environ.get("BERTFT_CACHE_DIR")
@@ -121,12 +119,14 @@ def cache_dir() -> Path | None:
     return Path(value) if value else Path.home() / ".cache" / "bertft"
 
 
-def encode_splits(splits: Splits, tokenizer: PreTrainedTokenizerBase, cfg: TokenConfig
-                  ) -> Encoded:
-    """Tokenize all splits once per key: memory first, then disk, else compute and store."""
+def encode_splits(splits: Splits, tokenizer: PreTrainedTokenizerBase, cfg: TokenConfig,
+                  cache: Cache | None = None) -> Encoded:
+    """Tokenize all splits once per key: `cache` (memory) first, then disk, else compute and
+    store in both."""
     key = cache_key(splits, tokenizer, cfg)
-    if key in _MEMORY:
-        return _MEMORY[key]
+    cached = cache.get("tokenized", key) if cache is not None else None
+    if cached is not None:
+        return cached
     root = cache_dir()
     path = root / "tokenized" / f"{key}.pt" if root else None
     encoded: Encoded | None = None
@@ -134,7 +134,9 @@ def encode_splits(splits: Splits, tokenizer: PreTrainedTokenizerBase, cfg: Token
         try:
             blob = torch.load(path, weights_only=True)  # plain lists and ints; no pickle code
             encoded = Encoded(blob["train"], blob["validation"], blob["test"], key)
-        except Exception:  # a truncated or foreign file: recompute and overwrite
+        except Exception as exc:  # a truncated or foreign file: recompute and overwrite
+            warnings.warn(f"tokenization cache: cannot read {path} ({type(exc).__name__}); "
+                          "tokenizing again and replacing it", RuntimeWarning, stacklevel=2)
             encoded = None
     if encoded is None:
         encoded = Encoded(*(encode_examples(getattr(splits, s), splits.kind, tokenizer, cfg,
@@ -142,23 +144,26 @@ def encode_splits(splits: Splits, tokenizer: PreTrainedTokenizerBase, cfg: Token
                             for s in ("train", "validation", "test")), key=key)
         if path is not None:
             _write_cache({"train": encoded.train, "validation": encoded.validation,
-                          "test": encoded.test}, path)
-    _MEMORY[key] = encoded
+                          "test": encoded.test}, path, cache)
+    if cache is not None:
+        cache.put("tokenized", key, encoded, _nbytes(encoded))
     return encoded
 
 
-_cache_write_warned = False
+def _nbytes(encoded: Encoded) -> int:
+    """Rough memory of tokenized features: 8 bytes per stored integer (list slots)."""
+    return 8 * sum(len(v) if isinstance(v, list) else 1
+                   for s in ("train", "validation", "test") for f in encoded.split(s)
+                   for v in f.values())
 
 
-def _write_cache(obj: Any, path: Path) -> None:
+def _write_cache(obj: Any, path: Path, cache: Cache | None) -> None:
     """The disk cache only saves time: a failed write (read-only folder, full disk) leaves no
-    partial file, warns once per process and the run goes on."""
-    global _cache_write_warned
+    partial file, warns once per `cache` (per process, for the runner) and the run goes on."""
     try:
         atomic_torch_save(obj, path)
     except Exception as exc:
-        if not _cache_write_warned:
-            _cache_write_warned = True
+        if cache is None or cache.first_time("tokenization cache write failed"):
             warnings.warn(f"tokenization cache: cannot write {path} ({type(exc).__name__}: "
                           f"{exc}); continuing without the disk cache (set BERTFT_CACHE_DIR "
                           "to a writable folder, or to '' to turn it off)",

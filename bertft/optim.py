@@ -72,12 +72,20 @@ def param_groups(model: nn.Module, cfg: OptimConfig, names: set[str] | None = No
     ]
 
 
+def optimizer_impl(cfg: OptimConfig, device: torch.device) -> str:
+    """The AdamW implementation a run uses: `optimizer_impl`, with auto resolved to fused on
+    CUDA and CPU (one kernel per step on CUDA, the fastest path on CPU too; what the HF Trainer
+    uses by default) and foreach elsewhere."""
+    if cfg.optimizer_impl != "auto":
+        return cfg.optimizer_impl
+    return "fused" if device.type in ("cuda", "cpu") else "foreach"
+
+
 def build_optimizer(model: nn.Module, cfg: OptimConfig, device: torch.device) -> torch.optim.AdamW:
-    # fused AdamW: one kernel per step on CUDA, and the fastest path on CPU too (what the
-    # HF Trainer uses by default).
+    impl = optimizer_impl(cfg, device)
     return torch.optim.AdamW(param_groups(model, cfg), lr=cfg.base_lr,
                              betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_eps,
-                             fused=device.type in ("cuda", "cpu") or None)
+                             fused=impl == "fused", foreach=impl == "foreach")
 
 
 def unfreeze(model: nn.Module, optimizer: torch.optim.Optimizer, cfg: OptimConfig,

@@ -26,6 +26,7 @@ Schedule = Literal["linear", "constant"]
 ClassWeights = Literal["none", "balanced"]
 FileFormat = Literal["auto", "csv", "tsv", "jsonl"]
 CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
+OptimizerImpl = Literal["auto", "fused", "foreach", "for-loop"]
 TRACKERS = ("tensorboard", "mlflow", "wandb")  # report_to
 
 def _f(default: Any, help: str, key: str | None = None) -> Any:
@@ -261,6 +262,9 @@ class OptimConfig(Section):
     grad_accum_steps: int = _f(1, "Micro-batches accumulated per optimizer step.")
     class_weights: ClassWeights = _f("none", "Cross-entropy class weights: none, or balanced "
                                      "(n_samples / (n_classes * count), from train).")
+    optimizer_impl: OptimizerImpl = _f("auto", "AdamW implementation (the same math, rounded "
+                                       "differently): fused, foreach or for-loop; auto: fused "
+                                       "on CUDA and CPU, else torch's default (foreach).")
 
     def _check(self, need: Callable[[bool, str], None]) -> None:
         for key in ("head_lr", "base_lr"):
@@ -324,8 +328,13 @@ class RuntimeConfig(Section):
     unpad: bool = _f(True, "Run BERT encoders on the real tokens of each batch only (no compute "
                      "on padding; attention pads per batch). Off with compile = true and for "
                      "architectures it does not support.")
+    unpad_min_padding: float = _f(0.05, "With unpad: a batch runs unpadded only when at least "
+                                  "this share of it is padding (below, the scatter and gather "
+                                  "cost what they save). It decides each batch's dropout masks.")
 
     def _check(self, need: Callable[[bool, str], None]) -> None:
+        need(0 <= self.unpad_min_padding < 1,
+             f"unpad_min_padding = {self.unpad_min_padding!r}: must be in [0, 1)")
         need(self.device == "auto" or self.device in ("cpu", "cuda", "mps")
              or (self.device.startswith("cuda:") and self.device[5:].isdigit()),
              f"device = {self.device!r}: expected one of 'auto', 'cpu', 'cuda', 'cuda:N', 'mps'")

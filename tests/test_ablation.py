@@ -2,12 +2,13 @@
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from bertft.ablation.spec import SpecError, expand, load_spec, make_id, parse_spec
-from bertft.config import Config
+from bertft.config import Config, parse_overrides
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = sorted((ROOT / "ablations").glob("*.toml"))
@@ -24,8 +25,18 @@ def test_every_shipped_spec_loads_validates_and_has_three_seeds(path):
     assert any(all(t.overrides[k] == v for k, v in spec.baseline.items()) for t in trials)
     assert len({t.trial_id for t in trials}) == len(trials)
     assert all(t.config.model.name == "minilm-l6" for t in trials)  # offline defaults
-    text = path.read_text()
-    assert "Full scale" in text and "--bertft-set" in text  # says how to run at full scale
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_every_shipped_spec_says_how_to_run_at_full_scale_and_that_command_is_valid(path):
+    """The header comment's full-scale command: its `--bertft-set` overrides must name real
+    settings with valid values for every grid point (a typo there fails here)."""
+    header = "\n".join(line for line in path.read_text().splitlines() if line.startswith("#"))
+    assert "Full scale" in header
+    overrides = parse_overrides(re.findall(r"--bertft-set (\S+)", header))
+    assert overrides.get("task") in ("sst2", "conll2003")
+    spec = load_spec(path, overrides)
+    assert all(t.config.data.task == overrides["task"] for t in expand(spec))
 
 
 def test_shipped_specs_cover_the_seed_questions():
@@ -66,9 +77,25 @@ def test_float_ids_stay_short_and_distinct_floats_get_distinct_ids():
     assert len({t.trial_id for t in trials}) == len({t.config.hash() for t in trials}) == 4
 
 
-def test_expansion_is_pure_and_stable():
-    spec = _spec(grid={"batch_size": [8, 16]})
-    assert [t.trial_id for t in expand(spec)] == [t.trial_id for t in expand(spec)]
+def test_expansion_order_ids_and_configs():
+    """Axes in file order, zip groups after the grid, seeds last; ids from the overrides."""
+    spec = _spec(grid={"batch_size": [8, 16]}, zip=[{"head_lr": [1e-3, 1e-4],
+                                                      "base_lr": [1e-4, 1e-5]}])
+    trials = expand(spec)
+    assert [t.trial_id for t in trials] == [
+        "batch_size=8,head_lr=0.001,base_lr=0.0001,seed=0",
+        "batch_size=8,head_lr=0.001,base_lr=0.0001,seed=1",
+        "batch_size=8,head_lr=0.0001,base_lr=1e-05,seed=0",
+        "batch_size=8,head_lr=0.0001,base_lr=1e-05,seed=1",
+        "batch_size=16,head_lr=0.001,base_lr=0.0001,seed=0",
+        "batch_size=16,head_lr=0.001,base_lr=0.0001,seed=1",
+        "batch_size=16,head_lr=0.0001,base_lr=1e-05,seed=0",
+        "batch_size=16,head_lr=0.0001,base_lr=1e-05,seed=1"]
+    last = trials[-1]
+    assert (last.arm_id, last.seed) == ("batch_size=16,head_lr=0.0001,base_lr=1e-05", 1)
+    assert (last.config.batch.batch_size, last.config.optim.head_lr, last.config.optim.base_lr,
+            last.config.loop.seed) == (16, 1e-4, 1e-5, 1)
+    assert last.config == Config.of(batch_size=16, head_lr=1e-4, base_lr=1e-5, seed=1)
     assert make_id({"freeze_layers": "all", "lowercase": True, "seed": 1}) == \
         "freeze_layers=all,lowercase=true,seed=1"
 
@@ -350,3 +377,32 @@ def test_bertft_ablate_is_a_thin_wrapper_over_pytest():
         "a.toml", "--bertft-results", "results", "--bertft-executor", "ray",
         "--bertft-set", "epochs=1", "--bertft-data-dir", "D", "--bertft-ray-num-gpus", "0.5",
         "--bertft-rerun", "-k", "freezing", "-x", "-n", "2"]
+
+
+def test_results_of_older_training_code_are_stale_and_say_so(tmp_path, monkeypatch):
+    """A result whose settings match but whose hash came from an older TRAINING_CODE_VERSION
+    is stale (it reruns, the old file is superseded, never deleted), with the reason."""
+    from bertft import config
+    from bertft.ablation.result import TrialResult
+    from bertft.ablation.runner import spec_info
+    from bertft.ablation.store import ResultStore
+
+    spec = load_spec(SMOKE)
+    trial = expand(spec)[0]
+    with monkeypatch.context() as m:
+        m.setattr(config, "TRAINING_CODE_VERSION", config.TRAINING_CODE_VERSION - 1)
+        old_hash = trial.config.hash()
+    assert old_hash != trial.config.hash()
+    store = ResultStore(tmp_path)
+    store.write(TrialResult(spec=spec_info(spec), trial_id=trial.trial_id,
+                            arm_id=trial.arm_id, overrides=trial.overrides, seed=trial.seed,
+                            config=trial.config.to_dict(), config_hash=old_hash,
+                            status="passed"))
+    found = store.lookup(spec.name, trial.trial_id, trial.config.hash())
+    assert (found.state, found.reason) == (
+        "stale", "the training code changed since this result was stored")
+    other = store.lookup(spec.name, trial.trial_id, trial.config.replace(seed=7).hash())
+    assert other.reason == "the spec changed since this result was stored"
+    kept = store.supersede(spec.name, trial.trial_id, old_hash)
+    assert kept.parent.name == "superseded" and json.loads(kept.read_text())["config_hash"] \
+        == old_hash

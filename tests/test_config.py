@@ -9,10 +9,16 @@ from bertft.config import (
 from bertft.errors import ConfigError
 
 
-def test_defaults_are_valid_and_frozen():
-    cfg = Config.of()
+def test_configs_are_values_and_variants_are_new_validated_configs():
+    cfg = Config.of(head_lr=1e-3)
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.loop.seed = 3  # type: ignore[misc]
+    variant = cfg.replace(seed=4)
+    assert (cfg.loop.seed, variant.loop.seed) == (0, 4)  # the original is unchanged
+    assert {cfg: "x"}[Config.of(head_lr=1e-3)] == "x"  # equal settings, equal keys
+    assert {cfg.data: "x"}[variant.data] == "x"  # the data section is the runner's data key
+    with pytest.raises(ConfigError, match="seed = 'x': expected an integer"):
+        cfg.replace(seed="x")
 
 
 def test_every_problem_is_reported_at_once():
@@ -76,7 +82,7 @@ def test_sections_hold_the_flat_keys_and_round_trip():
     assert (cfg.tokens.max_length, cfg.batch.batch_size) == (64, 8)
     flat = cfg.to_dict()
     assert flat["model"] == "tiny-bert" and "name" not in flat  # the flat key stays `model`
-    assert list(flat) == list(FIELDS) and len(flat) == 80
+    assert list(flat) == list(FIELDS) and len(flat) == 82
     assert Config.from_dict(flat) == cfg
     assert cfg.replace(head_lr=2e-3).optim == OptimConfig(head_lr=2e-3)
     assert cfg.replace(head_lr=2e-3).data == cfg.data  # other sections are shared, not copied
@@ -89,6 +95,14 @@ def test_a_section_validates_itself_and_names_the_flat_key():
         ModelConfig(name=" ")
     with pytest.raises(ConfigError, match=r"max_length = 4: must be >= 8"):
         TokenConfig(max_length=4)
+
+
+def test_the_reuse_key_covers_the_training_code_version(monkeypatch):
+    from bertft import config
+
+    before = Config.of().hash()
+    monkeypatch.setattr(config, "TRAINING_CODE_VERSION", config.TRAINING_CODE_VERSION + 1)
+    assert Config.of().hash() != before
 
 
 def test_every_section_but_process_is_in_the_hash():

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from bertft.cache import Cache
 from bertft.cli import main
 from bertft.config import Config
 from bertft.data import Example, Splits
@@ -380,22 +381,21 @@ def _full_disk(obj, f):
 
 def test_a_failed_tokenization_cache_write_warns_once_and_the_run_goes_on(tmp_path,
                                                                           monkeypatch):
-    from bertft import features
 
     monkeypatch.setattr(torch, "save", _full_disk)
     monkeypatch.setenv("BERTFT_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(features, "_MEMORY", {})
-    monkeypatch.setattr(features, "_cache_write_warned", False)
+    cache = Cache()
     cfg = Config.of(**TINY)
     tok = load_tokenizer(cfg.model)
     with pytest.warns(RuntimeWarning, match=r"^tokenization cache: cannot write .*\.pt "
                       r"\(RuntimeError: PytorchStreamWriter .*\); continuing without"):
-        enc = encode_splits(toy_splits(), tok, cfg.tokens)
+        enc = encode_splits(toy_splits(), tok, cfg.tokens, cache)
     assert len(enc.train) == 64
     assert list(tmp_path.rglob("*")) == [tmp_path / "tokenized"]  # no partial file left
+    assert encode_splits(toy_splits(), tok, cfg.tokens, cache) is enc  # kept in memory
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # a second failure in the process is silent
-        encode_splits(toy_splits(48), tok, cfg.tokens)
+        warnings.simplefilter("error")  # a second failure for the same cache is silent
+        encode_splits(toy_splits(48), tok, cfg.tokens, cache)
 
 
 def test_a_failed_checkpoint_write_raises_and_leaves_no_partial_file(tmp_path, monkeypatch):
@@ -427,9 +427,9 @@ def test_a_run_interrupted_after_an_epoch_resumes_from_its_checkpoint(tmp_path):
 
 
 def test_running_sums_stay_on_the_device_until_read():
-    from bertft.train import _Running
+    from bertft.state import Running
 
-    run = _Running()
+    run = Running()
     assert run.summary() == {"train_loss": 0.0, "train_accuracy": 0.0}
     logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, 0.0]])
     run.add(torch.tensor(0.5), logits, torch.tensor([0, 0, -100]))  # -100: not counted

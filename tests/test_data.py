@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -159,7 +160,7 @@ def test_sst2_local(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(s.train) + len(s.validation) == 67349
     assert len(s.validation) == 6735
     assert s.test[0] == Example(text="it 's a charming and often affecting journey .", label=1)
-    assert s.source == str(SHARED_DATA / "sst2")
+    assert s.source == os.path.relpath(SHARED_DATA / "sst2")  # never an absolute path
 
 
 @needs_shared
@@ -265,7 +266,7 @@ def test_text_file_csv_string_labels(tmp_path: Path) -> None:
     assert s.train == tuple(Example(text=t, label=int(lab == "pos")) for t, lab in rows)
     assert s.validation == (Example(text="nice, really", label=1), Example(text="meh", label=0))
     assert s.test == (Example(text="ok", label=1), Example(text="no", label=0))
-    assert s.source == f"{train}, {val}, {test}"
+    assert s.source == ", ".join(os.path.relpath(p) for p in (train, val, test))
 
 
 def test_text_file_tsv_pairs_and_carving(tmp_path: Path) -> None:

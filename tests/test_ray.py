@@ -144,19 +144,25 @@ def _trial_and_spec():
     return expand(spec)[0], spec
 
 
-def _executor_whose_task(monkeypatch, error: BaseException) -> ray_executor.RayExecutor:
-    """A RayExecutor without a cluster: `ray.get` raises what a dead worker would."""
-    executor = object.__new__(ray_executor.RayExecutor)
-    task = type("Task", (), {"remote": staticmethod(lambda *a: object())})()
-    executor._remote = type("Remote", (), {"options": staticmethod(lambda **kw: task)})()
-    executor.num_gpus, executor.num_cpus, executor.max_retries = None, None, 1
-    executor.cluster_gpus, executor._warned = 0.0, set()
-    executor._refs, executor._submitted = {}, {}
-    executor.results = None
+def _executor_whose_task(monkeypatch, error: BaseException, sent: list | None = None,
+                         results: Path | None = None) -> ray_executor.RayExecutor:
+    """A RayExecutor built by its public constructor on a pretend Ray (already initialised, no
+    GPUs): submitting records the task's arguments in `sent`, `ray.get` raises `error`."""
+    task = type("Task", (), {"remote": staticmethod(
+        lambda *a: (sent.append(a) if sent is not None else None) or object())})()
+    options = []
+    remote = type("Remote", (), {"options": staticmethod(
+        lambda **kw: options.append(kw) or task)})()
 
     def get(ref):
         raise error
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)  # nothing to start or shut down
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
+    monkeypatch.setattr(ray, "remote", lambda fn: remote if fn is ray_executor._run_remote
+                        else pytest.fail(f"unexpected remote function {fn}"))
     monkeypatch.setattr(ray, "get", get)
+    executor = ray_executor.RayExecutor(None, num_cpus=2, max_retries=3, results=results)
+    executor.options = options  # what each task was submitted with
     return executor
 
 
@@ -169,6 +175,7 @@ def test_dead_worker_is_a_failed_trial(monkeypatch, error):
     trial, spec = _trial_and_spec()
     executor = _executor_whose_task(monkeypatch, error)
     result = executor.run(trial, spec, measure=None)
+    assert executor.options == [{"num_gpus": 0.0, "num_cpus": 2.0, "max_retries": 3}]
     assert result.status == "failed"
     assert type(error).__name__ in result.error
     assert (result.trial_id, result.config_hash) == (trial.trial_id, trial.config.hash())
@@ -214,19 +221,16 @@ def test_tasks_checkpoint_where_the_local_runner_does(monkeypatch, tmp_path):
     from bertft.ablation import runner
 
     trial, spec = _trial_and_spec()
-    executor = _executor_whose_task(monkeypatch, RuntimeError("unused"))
-    sent = []
-    task = type("Task", (), {"remote": staticmethod(lambda *a: sent.append(a) or object())})()
-    executor._remote = type("Remote", (), {"options": staticmethod(lambda **kw: task)})()
-    executor.results = Path("results")
+    sent: list = []
+    executor = _executor_whose_task(monkeypatch, RuntimeError("unused"), sent, Path("results"))
     executor.submit([(trial, spec)])
     expected = ResultStore("results").checkpoint_dir(spec.name, trial.trial_id)
     assert sent == [(trial, spec, str(Path.cwd()), str(expected), "results")]
 
     got = []
     monkeypatch.setattr(runner, "run_trial",
-                        lambda t, s, measure=None, checkpoint_dir=None, tracking_root=None:
-                        got.append((checkpoint_dir, tracking_root)) or _passed(t, s))
+                        lambda t, s, measure=None, checkpoint_dir=None, tracking_root=None,
+                        cache=None: got.append((checkpoint_dir, tracking_root)) or _passed(t, s))
     monkeypatch.setattr(ray, "get_gpu_ids", lambda: [0])
     monkeypatch.chdir(tmp_path)
     ray_executor._run_remote(*sent[0])

@@ -89,7 +89,6 @@ def test_unpadded_cached_top_layers_equal_the_padded_ones():
     enc = encode_splits(splits, tok, cfg.tokens)
     set_seed(0)
     model = build_model(cfg.model, kind, splits.label_names).eval()
-    frozen.clear_cache()
     fwds = [frozen.choose_forward(model, enc, tok, kind, cfg.replace(unpad=flag),
                                   CPU, torch.float32) for flag in (True, False)]
     assert [f.timing()["unpadded"] for f in fwds] == [1.0, 0.0]
@@ -124,12 +123,14 @@ def test_compile_and_unsupported_models_run_padded_and_say_why():
 
 def test_batches_with_little_padding_run_padded():
     mask = torch.ones(4, 10, dtype=torch.long)
-    assert not unpad.worth_unpadding(mask)  # no padding
+    assert not unpad.worth_unpadding(mask, 0.05)  # no padding
     mask[0, -1] = 0
-    assert not unpad.worth_unpadding(mask)  # 2.5% < MIN_PADDING
+    assert not unpad.worth_unpadding(mask, 0.05)  # 2.5% < unpad_min_padding
+    assert unpad.worth_unpadding(mask, 0.0)
     mask[1, -2:] = 0
     mask[2, -1] = 0
-    assert unpad.worth_unpadding(mask)  # 10%
+    assert unpad.worth_unpadding(mask, 0.05)  # 10%
+    assert not unpad.worth_unpadding(mask, 0.2)
     cfg = Config.of(model="tiny-bert", batch_size=4, eval_batch_size=4, max_length=24)
     same = tuple(Example(text="a good film", label=i % 2) for i in range(4))
     splits = Splits("toy", "classification", ("neg", "pos"), same, same, same, "test")

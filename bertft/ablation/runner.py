@@ -16,8 +16,9 @@ from typing import Any
 
 from bertft.ablation.result import SpecInfo, TrialResult
 from bertft.ablation.spec import Spec, Trial
-from bertft.config import Config, DataConfig
-from bertft.data import Splits, load_task, task_kind
+from bertft.cache import Cache
+from bertft.config import Config
+from bertft.data import Splits, load_task, splits_nbytes, task_kind
 from bertft.errors import BertftError, TrialDiverged
 from bertft.metrics import entity_counts
 from bertft.trackers import Trackers
@@ -25,14 +26,22 @@ from bertft.train import RunResult, fit
 
 N_ERRORS = 20  # most confident wrong validation predictions kept for the report
 
-# Trials with equal data sections share one loaded dataset (per process).
-_SPLITS: dict[DataConfig, Splits] = {}
+def process_cache() -> Cache:
+    """The cache this process's trials share (loaded splits, tokenized data, frozen-prefix
+    states): the runner owns one per process, made on first use."""
+    global _PROCESS_CACHE
+    if _PROCESS_CACHE is None:
+        _PROCESS_CACHE = Cache()
+    return _PROCESS_CACHE
 
 
-def load_splits(cfg: Config) -> Splits:
-    if cfg.data not in _SPLITS:
-        _SPLITS[cfg.data] = load_task(cfg.data)
-    return _SPLITS[cfg.data]
+_PROCESS_CACHE: Cache | None = None
+
+
+def load_splits(cfg: Config, cache: Cache | None = None) -> Splits:
+    """The trial's data; trials with equal `data` sections share one loaded copy."""
+    cache = cache if cache is not None else process_cache()
+    return cache.get_or_put("splits", cfg.data, lambda: load_task(cfg.data), splits_nbytes)
 
 
 def spec_info(spec: Spec) -> SpecInfo:
@@ -48,16 +57,17 @@ def spec_info(spec: Spec) -> SpecInfo:
 
 
 def run_trial(trial: Trial, spec: Spec, measure=None, checkpoint_dir: Path | None = None,
-              tracking_root: Path | None = None) -> TrialResult:
+              tracking_root: Path | None = None, cache: Cache | None = None) -> TrialResult:
     """Train and evaluate one trial. `measure(fn)` may wrap the training call (pytest-benchmark
     does, to time it); it must call `fn` once and return its value. `checkpoint_dir` is where
     per-epoch checkpoints go when the trial's config sets `checkpoint_every_epoch`. The trial
     is one run of each tracker in `report_to`, under `tracking_dir` or else `tracking_root`
-    (the results folder)."""
+    (the results folder). `cache` defaults to the process's (`process_cache`)."""
     start = time.perf_counter()
+    cache = cache if cache is not None else process_cache()
     trackers = Trackers.open(trial.config.process, tracking_root, spec.name, trial.trial_id,
                              trial.config.to_dict())
-    result = _run_trial(trial, spec, measure, checkpoint_dir, trackers.log_row)
+    result = _run_trial(trial, spec, measure, checkpoint_dir, trackers.log_row, cache)
     trackers.finish({"validation": result.validation, "test": result.test},
                     result.environment, ok=result.status == "passed")
     if trial.config.process.report_to:  # wall time with the trackers', to measure their cost
@@ -67,7 +77,7 @@ def run_trial(trial: Trial, spec: Spec, measure=None, checkpoint_dir: Path | Non
 
 
 def _run_trial(trial: Trial, spec: Spec, measure, checkpoint_dir: Path | None,
-               on_log: Callable[[dict[str, Any]], None]) -> TrialResult:
+               on_log: Callable[[dict[str, Any]], None], cache: Cache) -> TrialResult:
     start = time.perf_counter()
     base = dict(spec=spec_info(spec), trial_id=trial.trial_id, arm_id=trial.arm_id,
                 overrides=trial.overrides, seed=trial.seed, config=trial.config.to_dict(),
@@ -75,14 +85,15 @@ def _run_trial(trial: Trial, spec: Spec, measure, checkpoint_dir: Path | None,
                 kind=task_kind(trial.config.data.task))
     last: list[dict[str, Any]] = []
     try:
-        splits = load_splits(trial.config)
+        splits = load_splits(trial.config, cache)
 
         def log(row: dict[str, Any]) -> None:
             last.append(row)
             on_log(row)
 
         def train() -> RunResult:
-            return fit(trial.config, splits=splits, on_log=log, checkpoint_dir=checkpoint_dir)
+            return fit(trial.config, splits=splits, on_log=log, checkpoint_dir=checkpoint_dir,
+                       cache=cache)
 
         run = measure(train) if measure is not None else train()
         if bad := nonfinite_metrics(run):

@@ -159,25 +159,7 @@ def parse_spec(data: dict[str, Any], source: str, overrides: dict[str, Any],
             axes.append((key,))
             values.append(tuple((v,) for v in vals))
             wheres.append(f"grid.{key}")
-    zips = data.get("zip", [])
-    if not isinstance(zips, list) or not all(isinstance(z, dict) for z in zips):
-        p.append("zip: expected [[zip]] tables of equal-length lists")
-        zips = []
-    for i, group in enumerate(zips):
-        ok = [_check_axis(f"zip[{i}].{k}", k, v, p, distinct=False) for k, v in group.items()]
-        lengths = {len(v) for v in group.values() if isinstance(v, list)}
-        if len(lengths) > 1:
-            p.append(f"zip[{i}]: lists must have equal lengths, got "
-                     + ", ".join(f"{k}={len(v)}" for k, v in group.items()))
-        elif group and all(ok):
-            columns = tuple(zip(*group.values(), strict=True))
-            if len({json.dumps(c) for c in columns}) != len(columns):
-                p.append(f"zip[{i}]: two columns have the same values; each column is one arm")
-            axes.append(tuple(group))
-            values.append(columns)
-            wheres.append(f"zip[{i}]")
-        elif not group:
-            p.append(f"zip[{i}]: empty group; give two or more axes that vary together")
+    _zip_axes(data, axes, values, wheres, p)
     for where, keys, columns in zip(wheres, axes, values, strict=True):
         p += _id_clashes(where, keys, columns)
     names = [k for axis in axes for k in axis]
@@ -189,19 +171,7 @@ def parse_spec(data: dict[str, Any], source: str, overrides: dict[str, Any],
     seeds, min_seeds = parse_seeds(data.get("seeds", [0]), max_seeds, p)
     margin = parse_margin(data.get("equivalence_margin", DEFAULT_MARGIN), p)
 
-    baseline = data.get("baseline", {})
-    if not isinstance(baseline, dict):
-        p.append(f"baseline = {baseline!r}: expected a table of axis values, e.g. "
-                 "baseline = { freeze_layers = 0 }")
-        baseline = {}
-    for key, value in baseline.items():
-        axis = next((i for i, a in enumerate(axes) if key in a), None)
-        if axis is None:
-            axes_text = ", ".join(names) or "none"
-            p.append(f"baseline.{key}: not an axis of this spec; axes: {axes_text}")
-        elif not any(vals[axes[axis].index(key)] == value for vals in values[axis]):
-            allowed = [vals[axes[axis].index(key)] for vals in values[axis]]
-            p.append(f"baseline.{key} = {value!r}: not among the axis values {allowed}")
+    baseline = _baseline(data, axes, values, p)
 
     p += _baseline_zip_problems(baseline, tuple(axes), tuple(values), wheres)
 
@@ -266,6 +236,51 @@ def parse_seeds(seeds: Any, max_seeds: int | None, p: list[str]) -> tuple[list[i
         return list(seeds), 0
     extra = list(range(max(seeds) + 1, max(seeds) + 1 + max_seeds - len(seeds)))
     return list(seeds) + extra, max(len(seeds), 2) if max_seeds > 2 else 0
+
+
+def _zip_axes(data: dict[str, Any], axes: list[tuple[str, ...]],
+              values: list[tuple[tuple[Any, ...], ...]], wheres: list[str], p: list[str]
+              ) -> None:
+    """Append each valid [[zip]] group as one axis (its columns are the arms)."""
+    zips = data.get("zip", [])
+    if not isinstance(zips, list) or not all(isinstance(z, dict) for z in zips):
+        p.append("zip: expected [[zip]] tables of equal-length lists")
+        zips = []
+    for i, group in enumerate(zips):
+        ok = [_check_axis(f"zip[{i}].{k}", k, v, p, distinct=False) for k, v in group.items()]
+        lengths = {len(v) for v in group.values() if isinstance(v, list)}
+        if len(lengths) > 1:
+            p.append(f"zip[{i}]: lists must have equal lengths, got "
+                     + ", ".join(f"{k}={len(v)}" for k, v in group.items()))
+        elif group and all(ok):
+            columns = tuple(zip(*group.values(), strict=True))
+            if len({json.dumps(c) for c in columns}) != len(columns):
+                p.append(f"zip[{i}]: two columns have the same values; each column is one arm")
+            axes.append(tuple(group))
+            values.append(columns)
+            wheres.append(f"zip[{i}]")
+        elif not group:
+            p.append(f"zip[{i}]: empty group; give two or more axes that vary together")
+
+
+def _baseline(data: dict[str, Any], axes: list[tuple[str, ...]],
+              values: list[tuple[tuple[Any, ...], ...]], p: list[str]) -> dict[str, Any]:
+    """The baseline arm: axis values that must exist among the axes'."""
+    baseline = data.get("baseline", {})
+    if not isinstance(baseline, dict):
+        p.append(f"baseline = {baseline!r}: expected a table of axis values, e.g. "
+                 "baseline = { freeze_layers = 0 }")
+        return {}
+    names = [k for axis in axes for k in axis]
+    for key, value in baseline.items():
+        axis = next((i for i, a in enumerate(axes) if key in a), None)
+        if axis is None:
+            axes_text = ", ".join(names) or "none"
+            p.append(f"baseline.{key}: not an axis of this spec; axes: {axes_text}")
+        elif not any(vals[axes[axis].index(key)] == value for vals in values[axis]):
+            allowed = [vals[axes[axis].index(key)] for vals in values[axis]]
+            p.append(f"baseline.{key} = {value!r}: not among the axis values {allowed}")
+    return baseline
 
 
 def resource_problems(resources: dict[str, Any]) -> list[str]:

@@ -23,7 +23,10 @@ from bertft.data.tasks import (
     load_bbc_news, load_conll2003, load_conll_file, load_imdb, load_sst2, load_text_file,
     load_wnut16, task_kind, task_spec,
 )
-from bertft.data.types import SPLIT_NAMES, Example, Kind, RawSplits, Splits
+from bertft.data.types import (
+    SPLIT_NAMES, Example, Kind, RawSplits, Splits, portable_source, portable_sources,
+    splits_nbytes,
+)
 from bertft.errors import DataError
 
 __all__ = [
@@ -32,6 +35,7 @@ __all__ = [
     "TaskSpec", "carve", "clean_text", "entity_types", "iob1_to_bio", "label_names_from",
     "load_bbc_news", "load_conll2003", "load_conll_file", "load_imdb", "load_sst2",
     "load_task", "load_text_file", "load_wnut16", "ner_label_names", "parse_conll",
-    "preprocess", "read_labeled", "read_table", "rows_to_examples", "sentences_to_examples",
-    "subset", "task_kind", "task_spec",
+    "portable_source", "portable_sources", "preprocess", "read_labeled", "read_table",
+    "rows_to_examples", "sentences_to_examples", "splits_nbytes", "subset", "task_kind",
+    "task_spec",
 ]

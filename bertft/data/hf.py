@@ -25,7 +25,7 @@ from bertft.config import FIELDS, DataConfig
 from bertft.data.readers import (
     _BIO_TAG, entity_types, iob1_to_bio, label_names_from, ner_label_names, sentences_to_examples,
 )
-from bertft.data.types import Example, Kind, RawSplits
+from bertft.data.types import Example, Kind, RawSplits, portable_sources
 from bertft.errors import DataError
 
 ROLES = ("train_split", "validation_split", "test_split")
@@ -38,6 +38,7 @@ def load_hf_dataset(cfg: DataConfig, kind: Kind) -> RawSplits:
         raise DataError(f"task {task} needs dataset (a Hub id, a folder of csv/json/parquet "
                         "files, or a folder written by save_to_disk)")
     splits, source = open_dataset(cfg.dataset, cfg.dataset_config)
+    source = portable_sources(source) or source  # never this machine's absolute path
     name = f"dataset '{cfg.dataset}'"
     chosen = _choose_splits(splits, cfg, name)
     if kind == "classification":

@@ -11,6 +11,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import NamedTuple
 
 
 from bertft.config import DataConfig
@@ -70,31 +71,41 @@ def preprocess(examples: Sequence[Example], cfg: DataConfig, kind: Kind, is_trai
 
 
 # --- splitting -------------------------------------------------------------------------------
-def carve(pool: Sequence[Example], n_out: int, seed: int, stratify: bool
-          ) -> tuple[tuple[Example, ...], tuple[Example, ...]]:
+class Carved(NamedTuple):
+    kept: tuple[Example, ...]
+    carved: tuple[Example, ...]
+    unstratified: str | None  # why a split asked to be stratified is not; None when it is
+
+
+def carve(pool: Sequence[Example], n_out: int, seed: int, stratify: bool) -> Carved:
     """Split `pool` into (kept, carved) with exactly `n_out` carved, seeded; both keep pool order.
 
     Stratified by label when asked; sklearn refuses that when a class has a single member or
-    there are more classes than carved slots, and then the split is unstratified instead."""
+    there are more classes than carved slots, and then the split is unstratified instead and
+    `unstratified` says why (the run records it)."""
     from sklearn.model_selection import train_test_split  # 2 s to import: not for usage errors
 
     indices = list(range(len(pool)))
     labels = [ex.label for ex in pool] if stratify else None
+    why = None
     try:
         kept, out = train_test_split(indices, test_size=n_out, random_state=seed,
                                      stratify=labels)
-    except ValueError:
+    except ValueError as exc:
         if labels is None:
             raise
+        why = str(exc).split(".")[0]
         kept, out = train_test_split(indices, test_size=n_out, random_state=seed)
-    return tuple(pool[i] for i in sorted(kept)), tuple(pool[i] for i in sorted(out))
+    return Carved(tuple(pool[i] for i in sorted(kept)), tuple(pool[i] for i in sorted(out)),
+                  why)
 
 
 def _carve_missing(task: str, train: tuple[Example, ...], validation: tuple[Example, ...] | None,
                    test: tuple[Example, ...] | None, cfg: DataConfig, stratify: bool,
+                   notes: list[str]
                    ) -> tuple[tuple[Example, ...], tuple[Example, ...], tuple[Example, ...]]:
     """Carve test (test_ratio) then validation (validation_ratio), both shares of the train
-    pool as loaded and preprocessed, rounded up."""
+    pool as loaded and preprocessed, rounded up; a split carved unstratified goes in `notes`."""
     n = len(train)
     n_test = 0 if test is not None else math.ceil(cfg.test_ratio * n)
     n_val = 0 if validation is not None else math.ceil(cfg.validation_ratio * n)
@@ -103,19 +114,24 @@ def _carve_missing(task: str, train: tuple[Example, ...], validation: tuple[Exam
                         f"({n_val}) and test ({n_test}) split out of them; add data or give "
                         "validation/test files")
     if test is None:
-        train, test = carve(train, n_test, cfg.data_seed, stratify)
+        train, test, why = carve(train, n_test, cfg.data_seed, stratify)
+        notes += [f"test: {why}"] if why else []
     if validation is None:
-        train, validation = carve(train, n_val, cfg.data_seed, stratify)
+        train, validation, why = carve(train, n_val, cfg.data_seed, stratify)
+        notes += [f"validation: {why}"] if why else []
     return train, validation, test
 
 
-def subset(train: tuple[Example, ...], n: int | None, seed: int, stratify: bool
-           ) -> tuple[Example, ...]:
+def subset(train: tuple[Example, ...], n: int | None, seed: int, stratify: bool,
+           notes: list[str] | None = None) -> tuple[Example, ...]:
     """A seeded (stratified for classification) subset of exactly `n` examples, in their
-    original order; all when `n` is None or not smaller than the split."""
+    original order; all when `n` is None or not smaller than the split. A subset drawn
+    unstratified goes in `notes`."""
     if n is None or n >= len(train):
         return train
-    kept, _ = carve(train, len(train) - n, seed, stratify)
+    kept, _, why = carve(train, len(train) - n, seed, stratify)
+    if why and notes is not None:
+        notes.append(f"max_train_samples subset: {why}")
     return kept
 
 
@@ -146,9 +162,11 @@ def load_task(cfg: DataConfig) -> Splits:
     stratify = spec.kind == "classification"
     if stratify:
         _require_classes(spec.name, train, raw.label_names)
+    notes: list[str] = []
     train, validation, test = _carve_missing(spec.name, train, given.get("validation"),
-                                             given.get("test"), cfg, stratify)
-    train = subset(train, cfg.max_train_samples, cfg.data_seed, stratify)
-    validation = subset(validation, cfg.max_eval_samples, cfg.data_seed, stratify)
-    test = subset(test, cfg.max_test_samples, cfg.data_seed, stratify)
-    return Splits(spec.name, spec.kind, raw.label_names, train, validation, test, raw.source)
+                                             given.get("test"), cfg, stratify, notes)
+    train = subset(train, cfg.max_train_samples, cfg.data_seed, stratify, notes)
+    validation = subset(validation, cfg.max_eval_samples, cfg.data_seed, stratify, notes)
+    test = subset(test, cfg.max_test_samples, cfg.data_seed, stratify, notes)
+    return Splits(spec.name, spec.kind, raw.label_names, train, validation, test, raw.source,
+                  tuple(notes))

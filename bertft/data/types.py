@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 Kind = Literal["classification", "ner"]
@@ -34,6 +36,8 @@ class Splits:
     validation: tuple[Example, ...]
     test: tuple[Example, ...]
     source: str
+    # splits carved without stratification, with why (sklearn refused: a class too small)
+    unstratified: tuple[str, ...] = ()
 
     def sizes(self) -> dict[str, int]:
         return {name: len(getattr(self, name)) for name in SPLIT_NAMES}
@@ -66,3 +70,40 @@ class RawSplits:
     validation: tuple[Example, ...] | None
     test: tuple[Example, ...] | None
     source: str
+
+
+def splits_nbytes(splits: Splits) -> int:
+    """Rough memory of loaded splits (for the cache's budget): 2 bytes a character of text
+    and 100 bytes an example."""
+    total = 0
+    for name in SPLIT_NAMES:
+        for ex in getattr(splits, name):
+            total += 100 + 2 * (len(ex.text or "") + len(ex.text_pair or "")
+                                + sum(len(t) + 8 for t in ex.tokens or ()))
+    return total
+
+
+def portable_source(path: str | Path) -> str:
+    """How results and reports name a data source, the same on every machine: a file of an
+    installed package as `package:path/inside/it`, anything else as its path relative to the
+    working folder (POSIX separators); never this machine's absolute path."""
+    text = str(path).replace("\\", "/")
+    if text.startswith("hub:"):
+        return text
+    for marker in ("/site-packages/", "/dist-packages/"):  # also another machine's paths
+        if marker in text:
+            package, _, inside = text.split(marker, 1)[1].partition("/")
+            return f"{package}:{inside}"
+    p = Path(path).expanduser().resolve()
+    try:
+        return Path(os.path.relpath(p)).as_posix()
+    except ValueError:  # another drive (Windows): the name is all that travels
+        return p.name
+
+
+def portable_sources(text: str | None) -> str | None:
+    """A stored `source` (files joined by ", ") with any absolute path made portable: results
+    stored before 2026-11-29 hold the absolute paths of the machine that ran them."""
+    if not text:
+        return text
+    return ", ".join(portable_source(s) if os.path.isabs(s) else s for s in text.split(", "))

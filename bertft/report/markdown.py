@@ -13,6 +13,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from bertft.ablation.result import TrialResult
+from bertft.data import portable_sources
 from bertft.report import plots
 from bertft.report.load import main_metrics
 from bertft.report.decide import ALPHA
@@ -134,7 +135,7 @@ def _header(results: Sequence[TrialResult], unreadable: Sequence[Any], name: str
         f"- **Spec file:** `{spec.file}`",
         f"- **Model:** {_distinct([r.config.get('model') for r in results])}",
         f"- **Task:** {_distinct([d.get('task') for d in data])} ({kind_of(results)}; source "
-        f"{_distinct([d.get('source') for d in data])})",
+        f"{_distinct([portable_sources(d.get('source')) for d in data])})",
         f"- **Data sizes:** {sizes}",
         f"- **Device:** {device}; **dtype:** {_distinct([e.get('dtype') for e in env])}",
         f"- **Versions:** {versions}",
