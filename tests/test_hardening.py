@@ -353,7 +353,7 @@ def test_nan_metrics_are_never_stored_as_passed(monkeypatch) -> None:
         validation = {"f1_macro": math.nan, "loss": 0.5}
         test = {"f1_macro": 0.5, "loss": math.inf}
     monkeypatch.setattr(runner, "fit", lambda *a, **k: Run())
-    monkeypatch.setattr(runner, "load_splits", lambda cfg: None)
+    monkeypatch.setattr(runner, "load_splits", lambda *a, **k: None)
     result = runner.run_trial(trial, spec)
     assert result.status == "diverged"
     assert result.error == "non-finite metrics (validation.f1_macro=nan, test.loss=inf)"
