@@ -4,6 +4,8 @@
     python -m benchmarks.accuracy sst2-full     # full SST-2 train set, 1 epoch
     python -m benchmarks.accuracy conll2003     # full CoNLL-2003 train set, 3 epochs
     python -m benchmarks.accuracy bbc-news wnut16
+    python -m benchmarks.accuracy sst2-4k --seeds 3 --against sampling=random
+                                                # the defaults against a variant, paired by seed
 
 Data: $BERTFT_DATA_DIR or ../shared/data. Each run prints one JSON line and writes
 `.benchmarks/accuracy/<name>/metrics.json`. Not a test: these take minutes to tens of minutes.
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from bertft.config import Config
+from bertft.config import Config, parse_overrides
 from bertft.train import fit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,18 +45,21 @@ RUNS: dict[str, tuple[dict, str, float | None]] = {
 }
 
 
-def run(name: str, threads: int = 0) -> dict:
+def run(name: str, threads: int = 0, **overrides) -> dict:
     settings, metric, target = RUNS[name]
-    cfg = Config(**COMMON, **settings, num_threads=threads)
+    cfg = Config.of(**{**COMMON, **settings, "num_threads": threads, **overrides})
     start = time.perf_counter()
-    result = fit(cfg, out_dir=ROOT / ".benchmarks" / "accuracy" / name)
+    label = ",".join([name] + [f"{k}={v}" for k, v in sorted(overrides.items())])
+    result = fit(cfg, out_dir=ROOT / ".benchmarks" / "accuracy" / label)
     row = {
-        "run": name, "task": cfg.task, "metric": metric,
+        "run": name, "task": cfg.data.task, "metric": metric,
         "validation": round(result.validation[metric], 4),
         "test": round(result.test[metric], 4) if result.test else None,
         "target": target, "met": None if target is None else result.test[metric] >= target,
-        "train_size": result.data["train"], "epochs": cfg.epochs,
+        "train_size": result.data["train"], "epochs": cfg.loop.epochs,
+        "seed": cfg.loop.seed,
         "train_seconds": round(result.timing["train_seconds"], 1),
+        "non_train_share": round(result.timing["non_train_share"], 3),
         "wall_seconds": round(time.perf_counter() - start, 1),
         "samples_per_s": round(result.timing["samples_per_s"], 1),
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, "
@@ -65,15 +70,49 @@ def run(name: str, threads: int = 0) -> dict:
     return row
 
 
+def compare(name: str, seeds: int, against: dict, threads: int = 0, **common) -> dict:
+    """The test metric of the defaults and of `against` (overrides) on seeds 0..seeds-1, run
+    interleaved, and their paired difference (mean, 95% t-interval, paired t-test p)."""
+    from bertft.report.stats import mean_ci, paired_test
+
+    metric = RUNS[name][1]
+    a, b = {}, {}
+    for seed in range(seeds):
+        a[seed] = run(name, threads, seed=seed, **common)["test"]
+        b[seed] = run(name, threads, seed=seed, **{**common, **against})["test"]
+    diff, half = mean_ci([a[s] - b[s] for s in a])
+    row = {"run": name, "metric": f"test {metric}", "seeds": seeds, "defaults": list(a.values()),
+           "settings": common, "against": against, "against_values": list(b.values()),
+           "defaults_mean": round(sum(a.values()) / seeds, 4),
+           "against_mean": round(sum(b.values()) / seeds, 4),
+           "difference_mean": round(diff, 4), "difference_ci95": round(half, 4),
+           "paired_p": round(paired_test(a, b)[1], 3)}
+    print(json.dumps(row), flush=True)
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", choices=sorted(RUNS))
     parser.add_argument("--threads", type=int, default=0,
                         help="torch threads (0: torch's default); 1 lets two runs share 2 cores")
+    parser.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 of each run")
+    parser.add_argument("--against", action="append", default=[], metavar="KEY=VALUE",
+                        help="also run with these settings, seed by seed, and print the "
+                             "paired difference of the defaults against them")
+    parser.add_argument("--set", dest="common", action="append", default=[],
+                        metavar="KEY=VALUE", help="settings for every run, e.g. "
+                        "validation_ratio=0.013 (a smaller validation split: faster)")
     args = parser.parse_args()
+    against = parse_overrides(args.against, "--against")
+    common = parse_overrides(args.common)
     for name in args.runs:
-        run(name, args.threads)
+        if against:
+            compare(name, args.seeds, against, args.threads, **common)
+        else:
+            for seed in range(args.seeds):
+                run(name, args.threads, seed=seed, **common)
 
 
 if __name__ == "__main__":

@@ -2,30 +2,35 @@
 
     python -m benchmarks.check [--floors benchmarks/floors.toml] [--out .benchmarks/check.json]
 
-One process measures, after a warmup, on a small SST-2 workload (see floors.toml): bertft and both
-Trainer configurations on one epoch (interleaved rounds, the fastest of each), and the freezing
-grid through both. Ratios survive noisy
-machines better than absolute times. Exit 1 when a ratio is more than the tolerance below its
+One process measures, after a warmup, on small SST-2 workloads (see floors.toml): bertft (its
+defaults) and both Trainer configurations on one epoch (interleaved rounds, the fastest of each),
+the same on a short-text workload, the freezing grid through both, and whole processes (`bertft
+train` against a Trainer script, `benchmarks.process`). Ratios survive noisy machines better
+than absolute times. Exit 1 when a ratio is more than the tolerance below its
 floor, naming the ratio, its value, the floor and the tolerance.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
 import time
 from pathlib import Path
 
+from benchmarks import process
 from benchmarks.workload import (
-    ROOT, Setup, Workload, data_dir, run_bertft, run_grid_bertft, run_grid_trainer, run_trainer,
-    warmup,
+    ROOT, SHORT_TEXT, Setup, Workload, data_dir, run_bertft, run_grid_bertft, run_grid_trainer,
+    run_trainer, warmup,
 )
 from bertft.perf import format_table, load_floors
 
 GATE = Workload(train_rows=256, max_length=64, val_rows=64, test_rows=64, epochs=1,
                 grid_epochs=2)
+GATE_SHORT = dataclasses.replace(SHORT_TEXT, train_rows=512, val_rows=64, test_rows=64)
+GATE_PROCESS = {"rows": 256, "val_rows": 64}  # whole processes; test: the 872 GLUE dev rows
 
 
 ROUNDS = 2  # single trials, interleaved; the fastest round of each system counts
@@ -43,13 +48,21 @@ def measure(setup: Setup) -> tuple[dict[str, float], dict]:
                run_trainer(setup, "max_length")) for _ in range(ROUNDS)]
     bertft, dyn, maxlen = (_fastest([r[i] for r in rounds]) for i in range(3))
     grid_b, grid_t = run_grid_bertft(setup), run_grid_trainer(setup)
+    short = Setup.load(GATE_SHORT)
+    pairs = [(run_bertft(short), run_trainer(short, "dynamic")) for _ in range(ROUNDS)]
+    short_b, short_t = (_fastest([r[i] for r in pairs]) for i in range(2))
+    proc = process.measure(str(data_dir()), GATE_PROCESS["rows"], GATE_PROCESS["val_rows"],
+                           ROUNDS)
     ratios = {
         "train_vs_trainer_dynamic": bertft["samples_per_s"] / dyn["samples_per_s"],
         "train_vs_trainer_max_length": bertft["samples_per_s"] / maxlen["samples_per_s"],
         "grid_speedup_vs_trainer": grid_t["wall_seconds"] / grid_b["wall_seconds"],
+        "short_text_vs_trainer_dynamic": short_b["samples_per_s"] / short_t["samples_per_s"],
+        "process_vs_trainer": proc["process_vs_trainer"],
     }
     raw = {"bertft": bertft, "trainer-dynamic": dyn, "trainer-max_length": maxlen,
-           "grid-bertft": grid_b, "grid-trainer": grid_t}
+           "grid-bertft": grid_b, "grid-trainer": grid_t, "short-bertft": short_b,
+           "short-trainer-dynamic": short_t, "process": proc}
     return ratios, raw
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from bertft import optim
+from bertft.cache import Cache
 from bertft.config import Config
 from bertft.data import Splits, load_task
 from bertft.features import encode_examples, encode_splits
@@ -89,14 +90,21 @@ class Workload:
             precision=os.environ.get("BERTFT_BENCH_PRECISION", w.precision))
 
     def config(self, **overrides: Any) -> Config:
-        return Config(**{"model": self.model, "task": self.task,
+        return Config.of(**{"model": self.model, "task": self.task,
                          "data_dir": str(data_dir(self.task)),
                          "max_train_samples": self.train_rows, "max_length": self.max_length,
                          "batch_size": self.batch_size, "head_lr": self.lr, "base_lr": self.lr,
                          "precision": self.precision,
                          "epochs": self.epochs, "progress": False, "save_model": False,
-                         # the same batching recipe as the dynamic Trainer it is compared to
-                         "sampling": "group_by_length", **overrides})
+                         # bertft's own batching defaults (sampling = length_buckets, unpad
+                         # per batch) against the Trainer's best recipe: defaults must be fast
+                         **overrides})
+
+
+# Short texts: GLUE SST-2 training phrases (mean 13.3 word pieces, median 10, like TREC's
+# questions, which are not available offline) at TREC's training-set size; max_length 64 cuts
+# nothing. Per-batch overhead weighs most here, and unpadding saves least on grouped batches.
+SHORT_TEXT = Workload(train_rows=5500, max_length=64, val_rows=500, test_rows=872)
 
 
 @dataclass
@@ -110,22 +118,26 @@ class Setup:
     dtype: torch.dtype
     tokenize_seconds: float
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # what bertft's runs in this process share (tokenized data, frozen-prefix states), as the
+    # ablation runner shares it between trials
+    cache: Cache = field(default_factory=Cache)
 
     @classmethod
     def load(cls, w: Workload) -> Setup:
         cfg = w.config()
-        splits = load_task(cfg)
+        splits = load_task(cfg.data)
         splits = dataclasses.replace(splits, validation=splits.validation[:w.val_rows],
                                      test=splits.test[:w.test_rows])
-        tok = load_tokenizer(cfg)
+        tok = load_tokenizer(cfg.model)
+        cache = Cache()
         t0 = time.perf_counter()
-        encode_splits(splits, tok, cfg)  # fills the in-process cache that fit() reads
-        device = resolve_device(cfg.device)
-        return cls(w, splits, tok, device, resolve_precision(cfg.precision, device),
-                   time.perf_counter() - t0)
+        encode_splits(splits, tok, cfg.tokens, cache)  # fills the cache that fit() reads
+        device = resolve_device(cfg.runtime.device)
+        return cls(w, splits, tok, device, resolve_precision(cfg.runtime.precision, device),
+                   time.perf_counter() - t0, cache=cache)
 
     def encoded(self, cfg: Config):
-        return encode_splits(self.splits, self.tokenizer, cfg)
+        return encode_splits(self.splits, self.tokenizer, cfg.tokens, self.cache)
 
     def facts(self) -> dict[str, Any]:
         return {"device": device_name(self.device), "device_type": self.device.type,
@@ -153,18 +165,18 @@ def run_bertft(setup: Setup, **overrides: Any) -> dict[str, Any]:
     cfg = setup.workload.config(**overrides)
     reset_peak_memory(setup.device)
     t0 = time.perf_counter()
-    r = fit(cfg, setup.splits)
+    r = fit(cfg, setup.splits, cache=setup.cache)
     wall = time.perf_counter() - t0
     t = r.timing
     lengths = _lengths(setup.encoded(cfg).train)
-    epochs = epoch_seconds(r.history) if not cfg.eval_steps else []
+    epochs = epoch_seconds(r.history) if not cfg.loop.eval_steps else []
     return {"system": "bertft", "wall_seconds": wall, "train_seconds": t["train_seconds"],
             "samples_per_s": t["samples_per_s"], "tokens_per_s": t["tokens_per_s"],
             "accuracy": r.test.get("accuracy"), "peak_memory_mb": t["peak_memory_mb"],
             "frozen_cache": t.get("frozen_cache", 0.0), "unpadded": t.get("unpadded", 0.0),
             "frozen_precompute_seconds": t.get("frozen_precompute_seconds", 0.0),
             "epoch_seconds": epochs,
-            "mfu": _mfu(setup, r.model, lengths, cfg.epochs, t["train_seconds"]),
+            "mfu": _mfu(setup, r.model, lengths, cfg.loop.epochs, t["train_seconds"]),
             "mfu_last_epoch": _mfu(setup, r.model, lengths, 1, epochs[-1]) if epochs else None}
 
 
@@ -213,24 +225,24 @@ def run_trainer(setup: Setup, padding: str, *, epochs: int | None = None,
                    freeze_embeddings=freeze_embeddings, seed=seed)
     enc = setup.encoded(cfg)
     t0 = time.perf_counter()
-    set_seed(cfg.seed)
-    model = build_model(cfg, "classification", setup.splits.label_names).to(setup.device)
-    optim.apply_freezing(model, optim.frozen_parameter_names(model, cfg))
+    set_seed(cfg.loop.seed)
+    model = build_model(cfg.model, "classification", setup.splits.label_names).to(setup.device)
+    optim.apply_freezing(model, optim.frozen_parameter_names(model, cfg.model))
     # output_dir is required but unused (save_strategy="no"); removed when the run ends
     with tempfile.TemporaryDirectory(prefix="bertft-bench-trainer-") as out:
         args = TrainingArguments(
-            output_dir=out, per_device_train_batch_size=cfg.batch_size,
-            per_device_eval_batch_size=cfg.eval_batch_size, learning_rate=cfg.base_lr,
-            weight_decay=cfg.weight_decay, num_train_epochs=epochs, max_steps=max_steps,
-            lr_scheduler_type="linear", warmup_steps=0, max_grad_norm=cfg.max_grad_norm,
-            seed=cfg.seed, report_to=[], save_strategy="no", logging_strategy="no",
+            output_dir=out, per_device_train_batch_size=cfg.batch.batch_size,
+            per_device_eval_batch_size=cfg.batch.eval_batch_size, learning_rate=cfg.optim.base_lr,
+            weight_decay=cfg.optim.weight_decay, num_train_epochs=epochs, max_steps=max_steps,
+            lr_scheduler_type="linear", warmup_steps=0, max_grad_norm=cfg.optim.max_grad_norm,
+            seed=cfg.loop.seed, report_to=[], save_strategy="no", logging_strategy="no",
             eval_strategy="epoch" if eval_each_epoch else "no", disable_tqdm=True,
             use_cpu=setup.device.type == "cpu", bf16=setup.dtype == torch.bfloat16,
             train_sampling_strategy="group_by_length" if padding == "dynamic" else "random",
             torch_compile=compile, dataloader_num_workers=0)
         collate = DataCollatorWithPadding(
             setup.tokenizer, padding="max_length" if padding == "max_length" else "longest",
-            max_length=cfg.max_length)
+            max_length=cfg.tokens.max_length)
         timer = _epoch_timer(setup.device)
         trainer = Trainer(model=model, args=args, data_collator=collate, train_dataset=enc.train,
                           eval_dataset=enc.validation if eval_each_epoch else None,
@@ -241,7 +253,7 @@ def run_trainer(setup: Setup, padding: str, *, epochs: int | None = None,
         trainer.train()
         synchronize(setup.device)
         seconds = time.perf_counter() - t1
-        steps_seen = len(enc.train) * epochs if max_steps < 0 else max_steps * cfg.batch_size
+        steps_seen = len(enc.train) * epochs if max_steps < 0 else max_steps * cfg.batch.batch_size
         pred = trainer.predict(enc.test) if max_steps < 0 else None
     acc = (float((pred.predictions.argmax(-1) == pred.label_ids).mean())
            if pred is not None else None)
@@ -324,7 +336,7 @@ def tokenize_throughput(setup: Setup) -> dict[str, Any]:
     """Fast-tokenizer encoding of the training rows, bypassing every cache."""
     cfg = setup.workload.config()
     t0 = time.perf_counter()
-    feats = encode_examples(setup.splits.train, "classification", setup.tokenizer, cfg)
+    feats = encode_examples(setup.splits.train, "classification", setup.tokenizer, cfg.tokens)
     seconds = time.perf_counter() - t0
     return {"seconds": seconds, "samples_per_s": len(feats) / seconds,
             "tokens_per_s": sum(_lengths(feats)) / seconds}
@@ -338,10 +350,10 @@ def eval_throughput(setup: Setup) -> dict[str, Any]:
 
     cfg = setup.workload.config()
     enc = setup.encoded(cfg)
-    set_seed(cfg.seed)
-    model = build_model(cfg, "classification", setup.splits.label_names).to(setup.device)
+    set_seed(cfg.loop.seed)
+    model = build_model(cfg.model, "classification", setup.splits.label_names).to(setup.device)
     fwd = choose_forward(model, enc, setup.tokenizer, "classification", cfg, setup.device,
-                         setup.dtype)
+                         setup.dtype, setup.cache)
     loader = fwd.loader("test", train=False)
     evaluate(model, loader, "classification", setup.splits.label_names, setup.device,
              setup.dtype, logits_fn=fwd.logits)  # warmup

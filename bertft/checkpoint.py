@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -42,15 +43,23 @@ def save(directory: str | Path, state: dict[str, Any]) -> Path:
 
 
 def load(directory: str | Path, config_hash: str) -> dict[str, Any] | None:
-    """The checkpoint of this config, or None (absent, from another config, or unreadable)."""
+    """The checkpoint of this config, or None (absent, from another config, or unreadable:
+    a warning names the file; a damaged checkpoint only costs the epochs it held)."""
     path = Path(directory) / FILE
     if not path.is_file():
         return None
     try:
         state = torch.load(path, weights_only=True, map_location="cpu")
-    except Exception:  # a damaged checkpoint only costs the epochs it held
+    except Exception as exc:  # torch raises many types for a truncated or foreign file
+        warnings.warn(f"checkpoint {path} cannot be read ({type(exc).__name__}: "
+                      f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); the run starts "
+                      "from the beginning", RuntimeWarning, stacklevel=2)
         return None
-    return state if state.get("config_hash") == config_hash else None
+    if not isinstance(state, dict) or state.get("config_hash") != config_hash:
+        warnings.warn(f"checkpoint {path} belongs to other settings; the run starts from the "
+                      "beginning and replaces it", RuntimeWarning, stacklevel=2)
+        return None
+    return state
 
 
 def remove(directory: str | Path) -> None:

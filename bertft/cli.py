@@ -17,9 +17,12 @@ from bertft.config import (
     FIELDS, Config, coerce, describe_type, help_text, parse_overrides, parse_value,
     unknown_key_message,
 )
-from bertft.errors import BertftError, ConfigError
+from bertft.errors import BertftError, ConfigError, TrialDiverged
 
-EPILOG = "Exit codes: 0 ok, 1 a run or test failed, 2 usage error (bad config, data or spec)."
+EPILOG = ("Exit codes: 0 ok, 1 a run or test failed, 2 usage error (bad config, data, spec or "
+          "output folder), 3 training diverged (the loss or the model's outputs became NaN or "
+          "infinite; nothing was saved).")
+EXIT_DIVERGED = 3
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -68,6 +71,9 @@ def _read_toml_settings(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise BertftError(f"{path}: TOML syntax error: {exc}") from None
     settings = data.get("base", data)
+    if not isinstance(settings, dict):
+        raise BertftError(f"{path}: 'base' is {type(settings).__name__}; expected a [base] "
+                          "table of settings (or a flat table of settings without 'base')")
     # name the file: once merged with the flags, a problem could no longer be traced to it
     problems = [unknown_key_message(k) if k not in FIELDS else coerce(k, v)[2]
                 for k, v in settings.items()]
@@ -84,7 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="Fine-tune and evaluate; writes OUT/metrics.json and the "
                        "model files.", epilog=EPILOG)
-    p.add_argument("--out", required=True, metavar="DIR", help="Run directory to write.")
+    p.add_argument("--out", required=True, metavar="DIR", help="Run directory to write: new, "
+                   "empty, or this run's own checkpoint (resumed).")
+    p.add_argument("--overwrite", action="store_true", help="Replace the run that --out holds "
+                   "(its files are removed before training).")
     _add_config_flags(p)
 
     p = sub.add_parser("eval", help="Evaluate a saved run on a split of its task.")
@@ -135,11 +144,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_usage(cfg: Config) -> None:
+    """Usage errors a run would only hit after seconds of imports (torch, transformers), found
+    first: bertft.config and bertft.data import neither."""
+    from bertft.data import task_spec
+
+    task_spec(cfg.data.task)  # an unknown task: DataError naming the known ones
+
+
+TRAIN_GROUP = "bertft-train"  # MLflow experiment / W&B group / TensorBoard folder of `train`
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    from bertft.train import fit
+    from bertft.outputs import prepare_run_dir
 
     cfg = config_from_args(args)
-    result = fit(cfg, out_dir=args.out, on_log=_print_row)
+    check_usage(cfg)
+    prepare_run_dir(args.out, cfg.hash(), cfg.process.checkpoint_every_epoch, args.overwrite)
+    from bertft.trackers import Trackers, check_installed
+    from bertft.train import fit
+
+    check_installed(cfg.process.report_to)
+    out = Path(args.out)
+    trackers = Trackers.open(cfg.process, out, TRAIN_GROUP, out.resolve().name, cfg.to_dict())
+
+    def log(row: dict[str, Any]) -> None:
+        _print_row(row)
+        trackers.log_row(row)
+
+    try:
+        result = fit(cfg, out_dir=args.out, on_log=log)
+    except BaseException:
+        trackers.finish({}, ok=False)
+        raise
+    trackers.finish({"validation": result.validation, "test": result.test},
+                    result.environment)
     summary = {"validation": _scalar_part(result.validation), "test": _scalar_part(result.test),
                "out": str(Path(args.out) / "metrics.json")}
     print(json.dumps(summary, indent=2))
@@ -165,15 +204,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     cfg, _, _ = read_run_config(args.run_dir)
     cfg = cfg.with_overrides(parse_overrides(args.overrides))
-    pred = Predictor.from_run(args.run_dir, device=cfg.device)
-    splits = load_task(cfg)
+    pred = Predictor.from_run(args.run_dir, device=cfg.runtime.device)
+    splits = load_task(cfg.data)
     if splits.label_names != pred.label_names:
         raise BertftError(f"{args.run_dir}: the task's labels {list(splits.label_names)} differ "
                           f"from the model's {list(pred.label_names)}")
-    encoded = encode_splits(splits, pred.tokenizer, cfg)
-    loader = make_loader(encoded.split(args.split), pred.tokenizer, splits.kind, cfg, train=False)
+    encoded = encode_splits(splits, pred.tokenizer, cfg.tokens)
+    loader = make_loader(encoded.split(args.split), pred.tokenizer, splits.kind, cfg.batch,
+                         cfg.tokens.max_length, train=False)
     metrics, _ = evaluate(pred.model, loader, splits.kind, splits.label_names, pred.device,
-                          resolve_precision(cfg.precision, pred.device), cfg.ner_strict)
+                          resolve_precision(cfg.runtime.precision, pred.device),
+                          cfg.loop.ner_strict)
     print(json.dumps({args.split: metrics}, indent=2))
     return 0
 
@@ -198,8 +239,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     cfg = Config.from_dict({"model": args.model, "freeze_layers": parse_value(args.freeze_layers),
                             "freeze_embeddings": args.freeze_embeddings}, source="inspect")
-    model = build_model(cfg, "classification", ("label_0", "label_1"))
-    info = inspect_model(model, frozen_parameter_names(model, cfg))
+    model = build_model(cfg.model, "classification", ("label_0", "label_1"))
+    info = inspect_model(model, frozen_parameter_names(model, cfg.model))
     print(format_inspection(info, args.model))
     return 0
 
@@ -265,6 +306,11 @@ def split_pytest_args(argv: Sequence[str], specs: Sequence[str], extra: Sequence
 def cmd_ablate(args: argparse.Namespace, extra: Sequence[str] = ()) -> int:
     import pytest
 
+    from bertft.outputs import check_output_dir
+
+    check_output_dir(args.results, "--results")  # before hours of trials, not after
+    if not args.no_report:
+        check_output_dir(args.reports, "--reports")
     code = int(pytest.main(ablate_argv(args, extra)))
     if code in (0, 1) and not args.no_report and Path(args.results).is_dir():
         cmd_report(argparse.Namespace(results=args.results, out=args.reports, format="md"))
@@ -272,8 +318,10 @@ def cmd_ablate(args: argparse.Namespace, extra: Sequence[str] = ()) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from bertft.outputs import check_output_dir
     from bertft.report import render_all
 
+    check_output_dir(args.out, "--out")
     for path in render_all(Path(args.results), Path(args.out), fmt=args.format):
         print(path)
     return 0
@@ -300,6 +348,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"bertft: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except TrialDiverged as exc:  # a normal outcome of a bad setting, not a crash
+        if args.debug:
+            raise
+        print(f"bertft: diverged: {exc}; no model or metrics were written (try a lower "
+              "learning rate, warmup or max_grad_norm)", file=sys.stderr)
+        return EXIT_DIVERGED
     except KeyboardInterrupt:
         print("bertft: interrupted", file=sys.stderr)
         return 130

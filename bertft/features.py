@@ -1,12 +1,13 @@
 """Tokenization, NER label alignment, batching.
 
 Examples are tokenized once (fast tokenizer, truncation, no padding) and cached in memory and on
-disk by (tokenizer, data fingerprint, max_length, label alignment). Padding happens per batch in the
+disk by (tokenizer, data fingerprint, the `tokens` config section). Padding happens per batch in the
 collator: dynamic by default, to `max_length` as an option, rounded up to `pad_to_multiple_of`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -24,8 +25,9 @@ from transformers import (
 )
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
+from bertft.cache import Cache
 from bertft.checkpoint import atomic_torch_save
-from bertft.config import Config
+from bertft.config import BatchConfig, TokenConfig
 from bertft.data import Example, Splits
 
 IGNORE_INDEX = -100
@@ -68,7 +70,7 @@ def align_labels(word_ids: list[int | None], tags: tuple[int, ...], all_subtoken
 
 
 def encode_examples(examples: tuple[Example, ...], kind: str, tokenizer: PreTrainedTokenizerBase,
-                    cfg: Config, *, train: bool = True) -> list[Feature]:
+                    cfg: TokenConfig, *, train: bool = True) -> list[Feature]:
     """Features of one split. NER labels of evaluation splits (`train=False`) sit on the first
     piece of each word only, whatever `label_all_subtokens` says: metrics, predictions and the
     validation loss are per word."""
@@ -94,22 +96,19 @@ def encode_examples(examples: tuple[Example, ...], kind: str, tokenizer: PreTrai
     return feats
 
 
-def cache_key(splits: Splits, tokenizer: PreTrainedTokenizerBase, cfg: Config) -> str:
-    """Everything tokenization depends on; trials that share it share the encoded data."""
+def cache_key(splits: Splits, tokenizer: PreTrainedTokenizerBase, cfg: TokenConfig) -> str:
+    """Everything tokenization depends on: the data, the tokenizer and the `tokens` section;
+    trials that share it share the encoded data."""
     parts = {
         "data": splits.fingerprint(),
         "tokenizer": type(tokenizer).__name__,
         "vocab": hashlib.sha256(
             json.dumps(tokenizer.get_vocab(), sort_keys=True).encode()).hexdigest()[:16],
         "lower": getattr(tokenizer, "do_lower_case", None),
-        "max_length": cfg.max_length,
-        "label_all_subtokens": cfg.label_all_subtokens if splits.kind == "ner" else None,
-        "version": 2,  # 2: evaluation splits labelled on first pieces only
+        "tokens": dataclasses.asdict(cfg),
+        "version": 3,  # 2: evaluation splits labelled on first pieces only; 3: sections
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
-
-
-_MEMORY: dict[str, Encoded] = {}
 
 
 def cache_dir() -> Path | None:
@@ -120,11 +119,14 @@ def cache_dir() -> Path | None:
     return Path(value) if value else Path.home() / ".cache" / "bertft"
 
 
-def encode_splits(splits: Splits, tokenizer: PreTrainedTokenizerBase, cfg: Config) -> Encoded:
-    """Tokenize all splits once per key: memory first, then disk, else compute and store."""
+def encode_splits(splits: Splits, tokenizer: PreTrainedTokenizerBase, cfg: TokenConfig,
+                  cache: Cache | None = None) -> Encoded:
+    """Tokenize all splits once per key: `cache` (memory) first, then disk, else compute and
+    store in both."""
     key = cache_key(splits, tokenizer, cfg)
-    if key in _MEMORY:
-        return _MEMORY[key]
+    cached = cache.get("tokenized", key) if cache is not None else None
+    if cached is not None:
+        return cached
     root = cache_dir()
     path = root / "tokenized" / f"{key}.pt" if root else None
     encoded: Encoded | None = None
@@ -132,7 +134,9 @@ def encode_splits(splits: Splits, tokenizer: PreTrainedTokenizerBase, cfg: Confi
         try:
             blob = torch.load(path, weights_only=True)  # plain lists and ints; no pickle code
             encoded = Encoded(blob["train"], blob["validation"], blob["test"], key)
-        except Exception:  # a truncated or foreign file: recompute and overwrite
+        except Exception as exc:  # a truncated or foreign file: recompute and overwrite
+            warnings.warn(f"tokenization cache: cannot read {path} ({type(exc).__name__}); "
+                          "tokenizing again and replacing it", RuntimeWarning, stacklevel=2)
             encoded = None
     if encoded is None:
         encoded = Encoded(*(encode_examples(getattr(splits, s), splits.kind, tokenizer, cfg,
@@ -140,59 +144,109 @@ def encode_splits(splits: Splits, tokenizer: PreTrainedTokenizerBase, cfg: Confi
                             for s in ("train", "validation", "test")), key=key)
         if path is not None:
             _write_cache({"train": encoded.train, "validation": encoded.validation,
-                          "test": encoded.test}, path)
-    _MEMORY[key] = encoded
+                          "test": encoded.test}, path, cache)
+    if cache is not None:
+        cache.put("tokenized", key, encoded, _nbytes(encoded))
     return encoded
 
 
-_cache_write_warned = False
+def _nbytes(encoded: Encoded) -> int:
+    """Rough memory of tokenized features: 8 bytes per stored integer (list slots)."""
+    return 8 * sum(len(v) if isinstance(v, list) else 1
+                   for s in ("train", "validation", "test") for f in encoded.split(s)
+                   for v in f.values())
 
 
-def _write_cache(obj: Any, path: Path) -> None:
+def _write_cache(obj: Any, path: Path, cache: Cache | None) -> None:
     """The disk cache only saves time: a failed write (read-only folder, full disk) leaves no
-    partial file, warns once per process and the run goes on."""
-    global _cache_write_warned
+    partial file, warns once per `cache` (per process, for the runner) and the run goes on."""
     try:
         atomic_torch_save(obj, path)
     except Exception as exc:
-        if not _cache_write_warned:
-            _cache_write_warned = True
+        if cache is None or cache.first_time("tokenization cache write failed"):
             warnings.warn(f"tokenization cache: cannot write {path} ({type(exc).__name__}: "
                           f"{exc}); continuing without the disk cache (set BERTFT_CACHE_DIR "
                           "to a writable folder, or to '' to turn it off)",
                           RuntimeWarning, stacklevel=2)
 
 
-def collator(tokenizer: PreTrainedTokenizerBase, kind: str, cfg: Config):
+def collator(tokenizer: PreTrainedTokenizerBase, kind: str, cfg: BatchConfig, max_length: int):
     """Pads each batch: to its longest sequence (dynamic) or to max_length."""
     padding = "max_length" if cfg.padding == "max_length" else "longest"
     cls = DataCollatorWithPadding if kind == "classification" else \
         DataCollatorForTokenClassification
-    return cls(tokenizer=tokenizer, padding=padding, max_length=cfg.max_length,
+    return cls(tokenizer=tokenizer, padding=padding, max_length=max_length,
                pad_to_multiple_of=cfg.pad_to_multiple_of, return_tensors="pt")
 
 
-def train_sampler(features: list[Feature], cfg: Config, generator: torch.Generator) -> Sampler:
-    """Seeded random order, or length-grouped (shuffled mega-batches sorted by length)."""
+def length_bucket_order(lengths: list[int], batch_size: int, generator: torch.Generator
+                        ) -> list[int]:
+    """Indices of one epoch, `sampling = "length_buckets"`: shuffle; cut into mega-batches of
+    `mult` batches (the Trainer's rule: min(50, n // (4 * batch_size)), at least 1, so a small
+    set still has about four); sort each by length (longest first) and cut it into batches;
+    shuffle the full batches, then move the one holding the longest example to the front (a
+    memory error shows at once, as with the Trainer). The one partial batch, if any, comes last,
+    so the DataLoader cuts exactly these batches."""
+    n = len(lengths)
+    mega = max(1, min(50, n // (4 * batch_size))) * batch_size
+    perm = torch.randperm(n, generator=generator).tolist()
+    batches = []
+    for first in range(0, n, mega):
+        group = sorted(perm[first:first + mega], key=lengths.__getitem__, reverse=True)
+        batches += [group[i:i + batch_size] for i in range(0, len(group), batch_size)]
+    partial = [b for b in batches if len(b) < batch_size]
+    full = [b for b in batches if len(b) == batch_size]
+    full = [full[i] for i in torch.randperm(len(full), generator=generator).tolist()]
+    if full:
+        longest = max(range(len(full)), key=lambda i: lengths[full[i][0]])
+        full[0], full[longest] = full[longest], full[0]
+    return [i for b in full + partial for i in b]
+
+
+class LengthBucketSampler(Sampler[int]):
+    """`length_bucket_order` each epoch, from its own generator (advanced each epoch, saved in
+    checkpoints like RandomSampler's)."""
+
+    def __init__(self, lengths: list[int], batch_size: int, generator: torch.Generator) -> None:
+        self.lengths, self.batch_size, self.generator = lengths, batch_size, generator
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self):
+        return iter(length_bucket_order(self.lengths, self.batch_size, self.generator))
+
+
+def train_sampler(features: list[Feature], cfg: BatchConfig, generator: torch.Generator
+                  ) -> Sampler:
+    """The training order `cfg.sampling` names, drawn from `generator`."""
+    lengths = [len(f["input_ids"]) for f in features]  # type: ignore[arg-type]
+    if cfg.sampling == "length_buckets":
+        return LengthBucketSampler(lengths, cfg.batch_size, generator)
     if cfg.sampling == "group_by_length":
-        lengths = [len(f["input_ids"]) for f in features]  # type: ignore[arg-type]
         return LengthGroupedSampler(cfg.batch_size, lengths=lengths, generator=generator)
     return RandomSampler(features, generator=generator)
 
 
+def eval_order(features: list[Feature]) -> list[int]:
+    """Evaluation order: longest first, so each batch holds similar lengths (little padding)
+    and the largest batch comes first. `evaluate` puts predictions back in data order."""
+    return sorted(range(len(features)), key=lambda i: -len(features[i]["input_ids"]))  # type: ignore
+
+
 def make_loader(features: list[Feature], tokenizer: PreTrainedTokenizerBase, kind: str,
-                cfg: Config, *, train: bool, seed: int = 0, pin_memory: bool = False
-                ) -> DataLoader:
+                cfg: BatchConfig, max_length: int, *, train: bool, seed: int = 0,
+                pin_memory: bool = False) -> DataLoader:
     """Training loaders shuffle with their own generator (seeded by `seed`, advanced each
-    epoch); evaluation loaders keep the data order."""
+    epoch); evaluation loaders go longest first (`eval_order`)."""
     generator = torch.Generator()
     generator.manual_seed(seed)
     return DataLoader(
         features,  # type: ignore[arg-type]
         batch_size=cfg.batch_size if train else cfg.eval_batch_size,
-        sampler=train_sampler(features, cfg, generator) if train else None,
+        sampler=train_sampler(features, cfg, generator) if train else eval_order(features),
         shuffle=False,
-        collate_fn=collator(tokenizer, kind, cfg),
+        collate_fn=collator(tokenizer, kind, cfg, max_length),
         num_workers=0,  # tokenization is done up front; batching is cheap
         pin_memory=pin_memory,
     )

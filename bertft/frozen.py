@@ -16,15 +16,17 @@
 Both run BERT on the real tokens of each batch only when `cfg.unpad` allows (`bertft.unpad`:
 batches then also carry the real tokens' flat positions, computed on the host).
 
-States are kept in process memory (fp32, [length, hidden] per example, on the training device),
-keyed by model name, tokenized-data key, K, device, dtype and a hash of the frozen weights, so
-trials that share those (other seeds, learning rates, head settings, epochs) reuse them. The
-hash makes the key correct for randomly initialised models (tiny-bert) and changed checkpoints.
+States are kept in the run's `Cache` (fp32, [length, hidden] per example, on the training
+device; the ablation runner shares one per process), keyed by model name, tokenized-data key, K,
+device, dtype and a hash of the frozen weights, so trials that share those (other seeds,
+learning rates, head settings, epochs) reuse them. The hash makes the key correct for randomly
+initialised models (tiny-bert) and changed checkpoints.
 A deeper K continues from the deepest cached K' < K of the same weights and data (a freezing
 grid over K = 2, 4, 6 runs two layers per new K, not K).
 Memory: real tokens x hidden x 4 bytes per split (SST-2 4k rows on minilm-l6: ~40 MB); states
-that would exceed `cache_limit(device)` (8 GiB; on a GPU at most a quarter of its memory, which
-the training needs) are not cached (the full path runs instead).
+that would exceed `cache_limit(cache, device)` (the cache's `frozen` budget, 8 GiB by default; on
+a GPU at most a quarter of its memory, which the training needs) are not cached (the full path
+runs instead), and older states are evicted to stay within it.
 
 The top layers are run as `BertModel.forward` runs them: the same
 `transformers.masking_utils.create_bidirectional_mask` call builds the attention mask for the
@@ -36,7 +38,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 
 import torch
@@ -46,31 +47,26 @@ from transformers import PreTrainedTokenizerBase
 from transformers.masking_utils import create_bidirectional_mask
 
 from bertft import unpad
+from bertft.cache import Cache
 from bertft.config import Config
 from bertft.features import (
-    IGNORE_INDEX, Encoded, Feature, make_loader, real_tokens, train_sampler,
+    IGNORE_INDEX, Encoded, Feature, eval_order, make_loader, real_tokens, train_sampler,
 )
 from bertft.models import encoder_parts
 from bertft.runtime import autocast, synchronize
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-MAX_CACHE_BYTES = 8 * 2**30  # all cached states together; the oldest entries are evicted first
 GPU_CACHE_FRACTION = 0.25  # on a GPU the states live beside the model, optimizer and activations
 
-_CACHE: OrderedDict[tuple, dict[str, list[torch.Tensor]]] = OrderedDict()
 
-
-def clear_cache() -> None:
-    _CACHE.clear()
-
-
-def cache_limit(device: torch.device) -> int:
-    """Bytes of cached states allowed on `device`: MAX_CACHE_BYTES, and on a CUDA device at most
-    GPU_CACHE_FRACTION of its memory."""
+def cache_limit(cache: Cache, device: torch.device) -> int:
+    """Bytes of cached states allowed on `device`: the cache's `frozen` budget, and on a CUDA
+    device at most GPU_CACHE_FRACTION of its memory."""
+    limit = cache.limits["frozen"]
     if device.type != "cuda":
-        return MAX_CACHE_BYTES
+        return limit
     total = torch.cuda.get_device_properties(device).total_memory
-    return min(MAX_CACHE_BYTES, int(total * GPU_CACHE_FRACTION))
+    return min(limit, int(total * GPU_CACHE_FRACTION))
 
 
 def forward_logits(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -79,24 +75,23 @@ def forward_logits(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Te
 
 def cached_depth(cfg: Config, n_layers: int) -> int:
     """K, the number of bottom layers whose outputs can be cached; 0 when caching is off."""
-    k = n_layers if cfg.freeze_layers == "all" else cfg.freeze_layers
-    emb_frozen = cfg.freeze_embeddings or cfg.freeze_layers == "all"
-    if not cfg.cache_frozen or not emb_frozen or cfg.unfreeze_at_epoch:  # None/0: never
+    freezing = cfg.model.freezing(n_layers)
+    if not cfg.runtime.cache_frozen or not freezing.embeddings or cfg.model.unfreeze_at_epoch:
         return 0
-    return min(k, n_layers)
+    return freezing.layers
 
 
 # Architectures whose top layers and heads `CachedForward.logits` reproduces exactly.
 unsupported_reason = unpad.architecture_reason
 
 
-def _with_token_index(collate: Callable[[list], dict[str, torch.Tensor]]
+def _with_token_index(collate: Callable[[list], dict[str, torch.Tensor]], min_padding: float
                       ) -> Callable[[list], dict[str, torch.Tensor]]:
     """Collation that also ships the real tokens' flat positions (computed on the host) when
     the batch has enough padding to be worth skipping; the others run padded."""
     def collate_indexed(items: list) -> dict[str, torch.Tensor]:
         batch = collate(items)
-        if unpad.worth_unpadding(batch["attention_mask"]):
+        if unpad.worth_unpadding(batch["attention_mask"], min_padding):
             batch[unpad.TOKEN_INDEX] = unpad.token_index(batch["attention_mask"])
         return batch
     return collate_indexed
@@ -117,10 +112,12 @@ class FullForward:
         self.unpadded = unpadded
 
     def loader(self, split: str, *, train: bool, seed: int = 0) -> DataLoader:
-        loader = make_loader(self.encoded.split(split), self.tokenizer, self.kind, self.cfg,
-                             train=train, seed=seed, pin_memory=self.pin_memory)
+        loader = make_loader(self.encoded.split(split), self.tokenizer, self.kind, self.cfg.batch,
+                             self.cfg.tokens.max_length, train=train, seed=seed,
+                             pin_memory=self.pin_memory)
         if self.unpadded:
-            loader.collate_fn = _with_token_index(loader.collate_fn)
+            loader.collate_fn = _with_token_index(loader.collate_fn,
+                                                  self.cfg.runtime.unpad_min_padding)
         return loader
 
     def logits(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -134,7 +131,7 @@ class FullForward:
         # In place: state_dict keys stay the same (no `_orig_mod.`), so restore_best and saving
         # work. Each new padded length is a new shape: after the second one torch.compile
         # switches to dynamic shapes; pad_to_multiple_of keeps the number of shapes small.
-        model.compile(mode=self.cfg.compile_mode)
+        model.compile(mode=self.cfg.runtime.compile_mode)
 
     def timing(self) -> dict[str, float]:
         return {"frozen_cache": 0.0, "frozen_precompute_seconds": 0.0,
@@ -148,7 +145,7 @@ class CachedForward:
 
     def __init__(self, model: nn.Module, encoded: Encoded, tokenizer: PreTrainedTokenizerBase,
                  kind: str, cfg: Config, k: int, device: torch.device, dtype: torch.dtype,
-                 unpadded: bool = False) -> None:
+                 cache: Cache, unpadded: bool = False) -> None:
         parts = encoder_parts(model)
         self.encoded, self.kind, self.cfg, self.k = encoded, kind, cfg, k
         self.top = list(parts.layers[k:])
@@ -156,33 +153,33 @@ class CachedForward:
         self.unpadded = unpadded and bool(self.top)  # states packed [T, hidden] per batch
         synchronize(device)
         t0 = time.perf_counter()
-        key = (cfg.model, encoded.key, k, self.cls_only, str(device), str(dtype),
+        key = (cfg.model.name, encoded.key, k, self.cls_only, str(device), str(dtype),
                frozen_weights_hash(model, k))
-        self.hit = key in _CACHE
+        states = cache.get("frozen", key)
+        self.hit = states is not None
         self.reused_layers = 0  # K' < K: continued from the cached states after layer K'
-        if self.hit:
-            _CACHE.move_to_end(key)
-        else:
-            start = _deepest_cached_prefix(model, key)
+        if states is None:
+            start = _deepest_cached_prefix(model, key, cache)
             self.reused_layers = start[0] if start else 0
-            _CACHE[key] = {s: precompute(model, encoded.split(s), tokenizer, k, self.cls_only,
-                                         device, dtype, cfg.eval_batch_size,
-                                         start=(start[0], start[1][s]) if start else None)
-                           for s in ("train", "validation", "test")}
-            _evict(keep=key, limit=cache_limit(device))
-        self.states = _CACHE[key]
+            states = {s: precompute(model, encoded.split(s), tokenizer, k, self.cls_only,
+                                    device, dtype, cfg.batch.eval_batch_size,
+                                    start=(start[0], start[1][s]) if start else None)
+                      for s in ("train", "validation", "test")}
+            cache.put("frozen", key, states, _nbytes(states), limit=cache_limit(cache, device))
+        self.states = states
         synchronize(device)
         self.precompute_seconds = time.perf_counter() - t0
 
     def loader(self, split: str, *, train: bool, seed: int = 0) -> DataLoader:
-        """Same batches, in the same order, as the full path's loader (same sampler)."""
+        """Same batches, in the same order, as the full path's loader (same samplers)."""
         feats = self.encoded.split(split)
         generator = torch.Generator()
         generator.manual_seed(seed)
         return DataLoader(
             range(len(feats)),  # type: ignore[arg-type]
-            batch_size=self.cfg.batch_size if train else self.cfg.eval_batch_size,
-            sampler=train_sampler(feats, self.cfg, generator) if train else None,
+            batch_size=self.cfg.batch.batch_size if train else self.cfg.batch.eval_batch_size,
+            sampler=(train_sampler(feats, self.cfg.batch, generator) if train
+                     else eval_order(feats)),
             shuffle=False, num_workers=0,
             collate_fn=lambda idx: self._collate(split, idx),
         )
@@ -193,7 +190,7 @@ class CachedForward:
         # built on the host (the loop moves it): deciding and indexing never sync a GPU
         mask = _states_mask(kept, self._width(max(kept)))
         extra = {}
-        if self.unpadded and unpad.worth_unpadding(mask):  # the real tokens' states, packed
+        if self.unpadded and unpad.worth_unpadding(mask, self.cfg.runtime.unpad_min_padding):
             h = torch.cat(rows)
             extra[unpad.TOKEN_INDEX] = unpad.token_index(mask)
         else:
@@ -213,8 +210,9 @@ class CachedForward:
         """Padded length, as the full path's collator pads (max_length / multiple-of)."""
         if self.cls_only:
             return 1
-        width = self.cfg.max_length if self.cfg.padding == "max_length" else longest
-        m = self.cfg.pad_to_multiple_of
+        batching = self.cfg.batch
+        width = self.cfg.tokens.max_length if batching.padding == "max_length" else longest
+        m = batching.pad_to_multiple_of
         return -(-width // m) * m if m else width
 
     def logits(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -235,7 +233,7 @@ class CachedForward:
 
     def compile(self, model: nn.Module) -> None:
         for layer in self.top:  # frozen layers never run per step; compiling them is waste
-            layer.compile(mode=self.cfg.compile_mode)
+            layer.compile(mode=self.cfg.runtime.compile_mode)
 
     def timing(self) -> dict[str, float]:
         return {"frozen_cache": 1.0, "frozen_cache_hit": float(self.hit),
@@ -248,13 +246,17 @@ Forward = FullForward | CachedForward
 
 
 def choose_forward(model: nn.Module, encoded: Encoded, tokenizer: PreTrainedTokenizerBase,
-                   kind: str, cfg: Config, device: torch.device, dtype: torch.dtype) -> Forward:
+                   kind: str, cfg: Config, device: torch.device, dtype: torch.dtype,
+                   cache: Cache | None = None) -> Forward:
     """The cached path when the config freezes a prefix for the whole run and the
-    architecture is supported and the states fit `cache_limit(device)`; else the full path."""
+    architecture is supported and the states fit `cache_limit(cache, device)`; else the full
+    path. Frozen-prefix states are kept in `cache` (default: a fresh one, shared with nothing)."""
+    cache = cache if cache is not None else Cache()
     k = cached_depth(cfg, len(encoder_parts(model).layers))
     pin = device.type == "cuda"
     # compile wants the padded model's static (bucketed) shapes, not per-batch token counts
-    unpadded = cfg.unpad and not cfg.compile and unpad.unsupported_reason(model, kind) is None
+    unpadded = (cfg.runtime.unpad and not cfg.runtime.compile
+                and unpad.unsupported_reason(model, kind) is None)
     if k == 0:
         return FullForward(encoded, tokenizer, kind, cfg, "no frozen prefix", pin, unpadded)
     why = unsupported_reason(model, kind)
@@ -262,13 +264,13 @@ def choose_forward(model: nn.Module, encoded: Encoded, tokenizer: PreTrainedToke
         needed = estimate_bytes(encoded, model.config.hidden_size,
                                 cls_only=kind == "classification"
                                 and k == len(encoder_parts(model).layers))
-        limit = cache_limit(device)
+        limit = cache_limit(cache, device)
         if needed > limit:
             why = (f"states would take {needed / 2**30:.2f} GiB, over the cache limit of "
                    f"{limit / 2**30:.2f} GiB on {device.type}")
     if why is not None:
         return FullForward(encoded, tokenizer, kind, cfg, why, pin, unpadded)
-    return CachedForward(model, encoded, tokenizer, kind, cfg, k, device, dtype, unpadded)
+    return CachedForward(model, encoded, tokenizer, kind, cfg, k, device, dtype, cache, unpadded)
 
 
 def estimate_bytes(encoded: Encoded, hidden: int, cls_only: bool) -> int:
@@ -305,17 +307,17 @@ def _states_mask(lengths: list[int], width: int, device: torch.device | None = N
     return (torch.arange(width, device=device)[None, :] < kept[:, None]).long()
 
 
-def _deepest_cached_prefix(model: nn.Module, key: tuple
+def _deepest_cached_prefix(model: nn.Module, key: tuple, cache: Cache
                            ) -> tuple[int, dict[str, list[torch.Tensor]]] | None:
     """Cached full states after a shallower layer K' < K of the same model weights, data,
     device and precision, the deepest such K' (a freezing grid over K reuses K=2 for K=4):
     layers K'..K then run on them instead of the embeddings and layers 0..K."""
     name, data, k, _, device, dtype, _ = key
-    found = sorted(((c[2], c) for c in _CACHE if c[:2] == (name, data) and c[2] < k
-                    and not c[3] and c[4:6] == (device, dtype)), reverse=True)
+    found = sorted(((c[2], c) for c in cache.keys("frozen") if c[:2] == (name, data)
+                    and c[2] < k and not c[3] and c[4:6] == (device, dtype)), reverse=True)
     for k0, candidate in found:
         if candidate[6] == frozen_weights_hash(model, k0):
-            return k0, _CACHE[candidate]
+            return k0, cache.peek("frozen", candidate)
     return None
 
 
@@ -361,12 +363,5 @@ def precompute(model: nn.Module, feats: list[Feature], tokenizer: PreTrainedToke
     return out
 
 
-def _evict(keep: tuple, limit: int) -> None:
-    def size(entry: dict[str, list[torch.Tensor]]) -> int:
-        return sum(t.numel() * t.element_size() for ts in entry.values() for t in ts)
-
-    while len(_CACHE) > 1 and sum(size(e) for e in _CACHE.values()) > limit:
-        oldest = next(iter(_CACHE))
-        if oldest == keep:
-            break
-        del _CACHE[oldest]
+def _nbytes(states: dict[str, list[torch.Tensor]]) -> int:
+    return sum(t.numel() * t.element_size() for ts in states.values() for t in ts)

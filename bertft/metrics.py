@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 
 from seqeval.metrics import classification_report as seq_report
@@ -10,14 +11,24 @@ from seqeval.scheme import IOB2
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
 
+MAX_CONFUSION_LABELS = 50
+"""Up to this many labels, metrics hold the full confusion matrix (labels x labels counts).
+Above it they hold `top_confusions` instead: the TOP_CONFUSIONS most frequent (gold, predicted)
+pairs with gold != predicted, so a metrics or result file grows with the label count only
+through `per_class` (one small entry per label), never quadratically (10,000 labels would
+otherwise write 10^8 counts per split)."""
+TOP_CONFUSIONS = 50
+
+
 def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int],
                            label_names: Sequence[str]) -> dict[str, object]:
-    """Accuracy, macro precision/recall/F1, per-class figures and the confusion matrix."""
+    """Accuracy, macro precision/recall/F1, per-class figures and the confusion matrix (or,
+    above MAX_CONFUSION_LABELS labels, the most frequent confusions)."""
     labels = list(range(len(label_names)))
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
     pm, rm, fm, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels,
                                                     average="macro", zero_division=0)
-    return {
+    out: dict[str, object] = {
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "f1_macro": float(fm),
         "precision_macro": float(pm),
@@ -27,8 +38,16 @@ def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int],
                    "support": int(s[i])}
             for i, name in enumerate(label_names)
         },
-        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
     }
+    if len(labels) <= MAX_CONFUSION_LABELS:
+        out["confusion_matrix"] = confusion_matrix(y_true, y_pred, labels=labels).tolist()
+    else:  # counted from the pairs: no labels x labels array is ever built
+        pairs = Counter((int(g), int(q)) for g, q in zip(y_true, y_pred, strict=True) if g != q)
+        out["top_confusions"] = [
+            {"gold": label_names[g], "pred": label_names[q], "count": n}
+            for (g, q), n in sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))
+            [:TOP_CONFUSIONS]]
+    return out
 
 
 def ner_metrics(y_true: list[list[str]], y_pred: list[list[str]], strict: bool = False
@@ -90,3 +109,23 @@ def improves(metric: str, value: float, best: float) -> bool:
 def worst_value(metric: str) -> float:
     """The starting "best" value that any finite first evaluation improves on."""
     return math.inf if metric in LOWER_IS_BETTER else -math.inf
+
+
+def entity_counts(y_true: list[list[str]], y_pred: list[list[str]], strict: bool = False
+                  ) -> dict[str, list[int]]:
+    """Per sentence, the entity true positives, false positives and false negatives as
+    `ner_metrics` scores them (same seqeval mode): summed over sentences they give its micro
+    precision, recall and F1, so a report can recompute entity F1 on resampled sentences."""
+    from seqeval.metrics.sequence_labeling import get_entities
+    from seqeval.scheme import Entities
+
+    def spans(sentences: list[list[str]]) -> list[set[tuple]]:
+        if strict:
+            found = Entities(sentences, IOB2).entities
+            return [{e.to_tuple()[1:] for e in sent} for sent in found]
+        return [set(get_entities(s)) for s in sentences]
+
+    gold, pred = spans(y_true), spans(y_pred)
+    tp = [len(g & p) for g, p in zip(gold, pred, strict=True)]
+    return {"tp": tp, "fp": [len(p) - t for p, t in zip(pred, tp, strict=True)],
+            "fn": [len(g) - t for g, t in zip(gold, tp, strict=True)]}

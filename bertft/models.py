@@ -13,13 +13,15 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.util
+import json
 import logging
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from torch import nn
 from transformers import (
@@ -32,7 +34,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from bertft.config import Config
+from bertft.config import ModelConfig
 from bertft.errors import BertftError
 
 Kind = Literal["classification", "ner"]
@@ -71,6 +73,58 @@ def resolve_model_path(name: str) -> str:
     if why is not None:
         raise _cannot_load(name, why, "or a local model directory")
     return name  # a Hub id that is cached or whose Hub answers; transformers does the rest
+
+
+def local_config(name: str) -> dict[str, Any] | None:
+    """The config.json of a model found on this machine (a built-in, a local directory, or the
+    local Hugging Face cache) as a dict; None when it is not here or the file cannot be read
+    (a warning names the file). Never touches the network."""
+    if name == "tiny-bert":
+        return dict(TINY_BERT)
+    if name == "minilm-l6":
+        found: Path | None = minilm_dir() / "config.json"
+    elif Path(name).expanduser().is_dir():
+        found = Path(name).expanduser() / "config.json"
+    else:
+        found = _hub_cache_file(name, "config.json")
+    if found is None or not found.is_file():
+        return None
+    try:
+        shape = json.loads(found.read_text(encoding="utf-8"))
+        if not isinstance(shape, dict):
+            raise ValueError(f"expected a JSON object, found {type(shape).__name__}")
+        return shape
+    except (OSError, ValueError) as exc:
+        warnings.warn(f"model '{name}': cannot read {found} ({_describe(exc)}); the run checks "
+                      "the model's limits itself", RuntimeWarning, stacklevel=2)
+        return None
+
+
+def local_depth(name: str) -> int | None:
+    """Encoder layers of a model found on this machine (`local_config`), read from its
+    config.json; None when it is not here or the file cannot be read (a warning names the
+    file). Never touches the network."""
+    shape = local_config(name)
+    if shape is None:
+        return None
+    try:
+        return int(shape["num_hidden_layers"])
+    except (ValueError, KeyError, TypeError) as exc:
+        warnings.warn(f"model '{name}': cannot read the layer count from its config.json "
+                      f"({_describe(exc)}); the run checks freeze_layers itself",
+                      RuntimeWarning, stacklevel=2)
+        return None
+
+
+def _hub_cache_file(name: str, filename: str) -> Path | None:
+    """A file of a Hub model in the local Hugging Face cache; None when not cached."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        cached = try_to_load_from_cache(name, filename)
+    except ValueError:  # not a valid repo id: the run says so
+        return None
+    return Path(cached) if isinstance(cached, str) else None
 
 
 @functools.lru_cache(maxsize=64)
@@ -130,28 +184,28 @@ def _hub_error(name: str, exc: Exception) -> BertftError:
     return _cannot_load(name, _describe(exc))
 
 
-def load_tokenizer(cfg: Config) -> PreTrainedTokenizerBase:
-    path = resolve_model_path(cfg.model)
+def load_tokenizer(cfg: ModelConfig) -> PreTrainedTokenizerBase:
+    path = resolve_model_path(cfg.name)
     try:
         tok = AutoTokenizer.from_pretrained(path, use_fast=True,
                                             trust_remote_code=cfg.trust_remote_code)
     except (OSError, ValueError) as exc:
-        raise _hub_error(cfg.model, exc) from exc
+        raise _hub_error(cfg.name, exc) from exc
     if not tok.is_fast:
-        raise BertftError(f"model '{cfg.model}': a fast tokenizer is required")
+        raise BertftError(f"model '{cfg.name}': a fast tokenizer is required")
     return tok
 
 
-def model_config(cfg: Config, label_names: tuple[str, ...]):
+def model_config(cfg: ModelConfig, label_names: tuple[str, ...]):
     """The transformers config with the task's labels and the run's dropout settings."""
-    path = resolve_model_path(cfg.model)
+    path = resolve_model_path(cfg.name)
     extra: dict[str, object] = {}
     if cfg.encoder_dropout is not None:
         extra.update(hidden_dropout_prob=cfg.encoder_dropout,
                      attention_probs_dropout_prob=cfg.encoder_dropout)
     labels = dict(num_labels=len(label_names), id2label=dict(enumerate(label_names)),
                   label2id={n: i for i, n in enumerate(label_names)})
-    if cfg.model == "tiny-bert":
+    if cfg.name == "tiny-bert":
         base = AutoConfig.from_pretrained(path)
         return BertConfig(vocab_size=base.vocab_size, pad_token_id=base.pad_token_id,
                           classifier_dropout=cfg.head_dropout, **TINY_BERT, **labels, **extra)
@@ -160,26 +214,26 @@ def model_config(cfg: Config, label_names: tuple[str, ...]):
                                           trust_remote_code=cfg.trust_remote_code,
                                           **labels, **extra)
     except (OSError, ValueError) as exc:
-        raise _hub_error(cfg.model, exc) from exc
+        raise _hub_error(cfg.name, exc) from exc
 
 
-def build_model(cfg: Config, kind: Kind, label_names: tuple[str, ...]) -> PreTrainedModel:
-    """Pre-trained encoder plus a fresh task head, initialised from `cfg.seed`.
+def build_model(cfg: ModelConfig, kind: Kind, label_names: tuple[str, ...]) -> PreTrainedModel:
+    """Pre-trained encoder plus a fresh task head.
 
     The caller seeds torch first (`runtime.set_seed`); head initialisation draws from that stream.
     """
     mcfg = model_config(cfg, label_names)
     auto = AutoModelForSequenceClassification if kind == "classification" \
         else AutoModelForTokenClassification
-    if cfg.model == "tiny-bert":
+    if cfg.name == "tiny-bert":
         return auto.from_config(mcfg)
     try:
         with _quiet_transformers():
-            return auto.from_pretrained(resolve_model_path(cfg.model), config=mcfg,
+            return auto.from_pretrained(resolve_model_path(cfg.name), config=mcfg,
                                         use_safetensors=True,
                                         trust_remote_code=cfg.trust_remote_code)
     except (OSError, ValueError) as exc:
-        raise _hub_error(cfg.model, exc) from exc
+        raise _hub_error(cfg.name, exc) from exc
 
 
 # --- structure -------------------------------------------------------------------------------

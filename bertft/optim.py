@@ -12,34 +12,22 @@ from typing import Any
 import torch
 from torch import nn
 
-from bertft.config import Config
-from bertft.errors import ConfigError
+from bertft.config import ModelConfig, OptimConfig
 from bertft.models import parameter_roles
 
 
-def resolve_freeze_layers(cfg: Config, n_layers: int) -> int:
-    """`freeze_layers` as a count; 'all' means every encoder layer."""
-    if cfg.freeze_layers == "all":
-        return n_layers
-    if cfg.freeze_layers > n_layers:
-        raise ConfigError([f"freeze_layers = {cfg.freeze_layers}: the model has {n_layers} "
-                           f"encoder layers; allowed: 0..{n_layers} or 'all'"])
-    return cfg.freeze_layers
-
-
-def frozen_parameter_names(model: nn.Module, cfg: Config) -> set[str]:
+def frozen_parameter_names(model: nn.Module, cfg: ModelConfig) -> set[str]:
     """Names of the parameters the config freezes (embeddings and/or the bottom K layers).
 
     Freezing every layer ('all') freezes the embeddings too: only the head trains.
     """
     roles = parameter_roles(model)
     n_layers = 1 + max((i for r, i in roles.values() if r == "layer"), default=-1)
-    k = resolve_freeze_layers(cfg, n_layers)
-    freeze_emb = cfg.freeze_embeddings or cfg.freeze_layers == "all"
+    freezing = cfg.freezing(n_layers)
     return {
         name for name, (role, idx) in roles.items()
-        if (role == "embeddings" and freeze_emb) or (role == "layer" and idx is not None
-                                                     and idx < k)
+        if (role == "embeddings" and freezing.embeddings)
+        or (role == "layer" and idx is not None and idx < freezing.layers)
     }
 
 
@@ -53,7 +41,7 @@ def no_decay(name: str, param: torch.Tensor) -> bool:
     return param.ndim < 2 or "LayerNorm" in name or "layer_norm" in name
 
 
-def param_groups(model: nn.Module, cfg: Config, names: set[str] | None = None
+def param_groups(model: nn.Module, cfg: OptimConfig, names: set[str] | None = None
                  ) -> list[dict[str, Any]]:
     """AdamW groups for the trainable parameters (or the given names), one per (part, decay).
 
@@ -84,15 +72,23 @@ def param_groups(model: nn.Module, cfg: Config, names: set[str] | None = None
     ]
 
 
-def build_optimizer(model: nn.Module, cfg: Config, device: torch.device) -> torch.optim.AdamW:
-    # fused AdamW: one kernel per step on CUDA, and the fastest path on CPU too (what the
-    # HF Trainer uses by default).
+def optimizer_impl(cfg: OptimConfig, device: torch.device) -> str:
+    """The AdamW implementation a run uses: `optimizer_impl`, with auto resolved to fused on
+    CUDA and CPU (one kernel per step on CUDA, the fastest path on CPU too; what the HF Trainer
+    uses by default) and foreach elsewhere."""
+    if cfg.optimizer_impl != "auto":
+        return cfg.optimizer_impl
+    return "fused" if device.type in ("cuda", "cpu") else "foreach"
+
+
+def build_optimizer(model: nn.Module, cfg: OptimConfig, device: torch.device) -> torch.optim.AdamW:
+    impl = optimizer_impl(cfg, device)
     return torch.optim.AdamW(param_groups(model, cfg), lr=cfg.base_lr,
                              betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_eps,
-                             fused=device.type in ("cuda", "cpu") or None)
+                             fused=impl == "fused", foreach=impl == "foreach")
 
 
-def unfreeze(model: nn.Module, optimizer: torch.optim.Optimizer, cfg: Config,
+def unfreeze(model: nn.Module, optimizer: torch.optim.Optimizer, cfg: OptimConfig,
              frozen: set[str]) -> None:
     """Gradual unfreezing: make the frozen parameters trainable and add their groups."""
     apply_freezing(model, set())
@@ -100,7 +96,7 @@ def unfreeze(model: nn.Module, optimizer: torch.optim.Optimizer, cfg: Config,
         optimizer.add_param_group(group)
 
 
-def warmup_steps(cfg: Config, total_steps: int) -> int:
+def warmup_steps(cfg: OptimConfig, total_steps: int) -> int:
     return cfg.warmup_steps or math.ceil(cfg.warmup_ratio * total_steps)
 
 
@@ -117,12 +113,6 @@ def lr_factor(step: int, warmup: int, total: int, schedule: str) -> float:
 def set_lr(optimizer: torch.optim.Optimizer, factor: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = group["initial_lr"] * factor
-
-
-def is_update_step(batch_index: int, n_batches: int, accum: int) -> bool:
-    """True after the micro-batch that completes an accumulation window (0-based index);
-    the last, possibly short, window of an epoch also steps."""
-    return (batch_index + 1) % accum == 0 or batch_index + 1 == n_batches
 
 
 def steps_per_epoch(n_batches: int, accum: int) -> int:

@@ -16,7 +16,8 @@ from transformers import (
 from bertft.config import Config
 from bertft.data import clean_text
 from bertft.errors import BertftError
-from bertft.rundir import read_run_config
+from bertft.models import _quiet_transformers
+from bertft.rundir import check_model_files, read_run_config
 from bertft.runtime import resolve_device
 
 
@@ -34,14 +35,25 @@ class Predictor:
     @classmethod
     def from_run(cls, run_dir: str | Path, device: str = "auto") -> Predictor:
         cfg, kind, names = read_run_config(run_dir)
-        if not (Path(run_dir) / "config.json").is_file():
-            raise BertftError(f"{run_dir}: no model files (the run was saved with "
-                              "save_model=false)")
+        dev = resolve_device(device)
+        check_model_files(run_dir, names)
         auto = AutoModelForSequenceClassification if kind == "classification" \
             else AutoModelForTokenClassification
-        dev = resolve_device(device)
-        model = auto.from_pretrained(run_dir, use_safetensors=True).to(dev).eval()
-        tokenizer = AutoTokenizer.from_pretrained(run_dir, use_fast=True)
+        try:
+            with _quiet_transformers():  # no per-tensor progress bar on stderr
+                model = auto.from_pretrained(run_dir, use_safetensors=True).to(dev).eval()
+            tokenizer = AutoTokenizer.from_pretrained(run_dir, use_fast=True)
+        except Exception as exc:  # noqa: BLE001 - transformers/safetensors raise many kinds
+            raise BertftError(f"{run_dir}: cannot load the saved model ({type(exc).__name__}: "
+                              f"{str(exc)[:200]}); the run directory is damaged") from None
+        vocab = model.config.vocab_size
+        # ids past the embedding table fail or alias; a much smaller tokenizer (an empty one
+        # rebuilt from missing files) reads text wrongly. Some models pad their table (DeBERTa
+        # v3: 128,100 rows for 128,000 tokens), so up to 10% unused rows are fine.
+        if len(tokenizer) > vocab or len(tokenizer) < 0.9 * vocab:
+            raise BertftError(f"{run_dir}: the tokenizer has {tokenizer.vocab_size} tokens "
+                              f"({len(tokenizer)} with added ones) but the model's vocabulary "
+                              f"has {vocab}; the tokenizer files do not belong to this model")
         return cls(model, tokenizer, cfg, kind, names, dev)
 
     @torch.no_grad()
@@ -54,8 +66,9 @@ class Predictor:
         return out
 
     def _classify(self, texts: list[str]) -> list[dict[str, Any]]:
-        clean = [clean_text(t, self.config) for t in texts]
-        enc = self.tokenizer(clean, truncation=True, max_length=self.config.max_length,
+        clean = [clean_text(t, self.config.data) for t in texts]
+        enc = self.tokenizer(clean, truncation=True,
+                             max_length=self.config.tokens.max_length,
                              padding=True, return_tensors="pt").to(self.device)
         probs = self.model(**enc).logits.float().softmax(-1).cpu()
         return [{"text": t, "label": self.label_names[int(p.argmax())],
@@ -65,25 +78,35 @@ class Predictor:
 
     def _entities(self, text: str) -> dict[str, Any]:
         """Words are whitespace-separated (as in CoNLL files); each word takes the prediction
-        of its first word piece; B-/I- runs become spans with character offsets."""
+        of its first word piece (`word_tags`); B-/I- runs become spans with character
+        offsets into `text`."""
         words, spans, pos = [], [], 0
         for word in text.split():
             start = text.index(word, pos)
-            words.append(word.lower() if self.config.lowercase else word)
+            words.append(word.lower() if self.config.data.lowercase else word)
             spans.append((start, start + len(word)))
             pos = start + len(word)
         if not words:
             return {"text": text, "entities": []}
         enc = self.tokenizer([words], is_split_into_words=True, truncation=True,
-                             max_length=self.config.max_length, return_tensors="pt")
+                             max_length=self.config.tokens.max_length, return_tensors="pt")
         probs = self.model(**enc.to(self.device)).logits.float().softmax(-1)[0].cpu()
-        tags: list[tuple[str, float]] = []
-        seen: set[int] = set()
-        for i, wid in enumerate(enc.word_ids(0)):
-            if wid is not None and wid not in seen:
-                seen.add(wid)
-                tags.append((self.label_names[int(probs[i].argmax())], float(probs[i].max())))
-        return {"text": text, "entities": bio_spans(tags, spans[:len(tags)], text)}
+        tags = word_tags(enc.word_ids(0), probs, self.label_names, len(words))
+        return {"text": text, "entities": bio_spans(tags, spans, text)}
+
+
+def word_tags(word_ids: list[int | None], probs: torch.Tensor, label_names: tuple[str, ...],
+              n_words: int) -> list[tuple[str, float]]:
+    """One (tag, score) per word, taken from the word's first piece. A word the tokenizer
+    gives no piece (a zero-width or control character only, or one cut off by max_length)
+    is `O` with score 0.0: it never takes a neighbour's prediction."""
+    tags: list[tuple[str, float]] = [("O", 0.0)] * n_words
+    seen: set[int] = set()
+    for i, wid in enumerate(word_ids):
+        if wid is not None and wid not in seen:
+            seen.add(wid)
+            tags[wid] = (label_names[int(probs[i].argmax())], float(probs[i].max()))
+    return tags
 
 
 def bio_spans(tags: list[tuple[str, float]], spans: list[tuple[int, int]], text: str

@@ -9,9 +9,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +27,17 @@ METRICS_FILE = "metrics.json"
 
 def write_json_atomic(path: str | Path, data: Any) -> None:
     """Write to a temporary file in the same directory, fsync, then rename over the target:
-    a reader never sees a half-written file, whatever kills the writer."""
+    a reader never sees a half-written file, whatever kills the writer. The file gets the
+    permissions of a plain `open` (0666 less the umask; mkstemp alone gives 0600, unreadable
+    to a team sharing a results folder). Non-finite floats (NaN, inf: not JSON) are written
+    as null; `allow_nan=False` guarantees no `NaN`/`Infinity` token reaches a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, sort_keys=False, default=_jsonable)
+            json.dump(finite_json(data), f, indent=2, sort_keys=False, allow_nan=False)
             f.write("\n")
             f.flush()
             os.fsync(f.fileno())
@@ -40,26 +47,63 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
         raise
 
 
-def _jsonable(value: Any) -> Any:
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask (reading it means setting it: done under a lock)."""
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def finite_json(value: Any) -> Any:
+    """`value` as plain JSON data: tuples and sets as lists, numpy/torch scalars as numbers,
+    NaN and +-inf as None (JSON has no such numbers; a diverged run's losses are unknown)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [finite_json(v) for v in value]
+    if value is None or isinstance(value, str | int):
+        return value
     if hasattr(value, "item"):
-        return value.item()
-    if isinstance(value, set | tuple):
-        return list(value)
+        return finite_json(value.item())
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def save_run(result, out_dir: str | Path) -> Path:
-    """Write model, tokenizer, resolved config and metrics into `out_dir`."""
+    """Write model, tokenizer, resolved config and metrics into `out_dir`. The SHA-256 of each
+    model and tokenizer file is recorded in bertft_config.json, so that a loader can tell a
+    folder whose files come from different runs. Without `save_model`, model files an older
+    run left there are removed: the folder never pairs an old model with new records."""
+    from bertft.outputs import MODEL_FILES
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if result.config.save_model and result.model is not None:
+    files: dict[str, str] = {}
+    if result.config.process.save_model and result.model is not None:
         result.model.save_pretrained(out, safe_serialization=True)
         result.tokenizer.save_pretrained(out)
+        files = {name: file_sha256(out / name) for name in MODEL_FILES if (out / name).is_file()}
+    else:
+        for name in MODEL_FILES:
+            (out / name).unlink(missing_ok=True)
     write_json_atomic(out / CONFIG_FILE, {"kind": result.kind,
                                           "label_names": list(result.label_names),
-                                          "config": result.config.to_dict()})
+                                          "config": result.config.to_dict(), "files": files})
     write_json_atomic(out / METRICS_FILE, result.metrics_json())
     return out
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def read_run_config(run_dir: str | Path) -> tuple[Config, str, tuple[str, ...]]:
@@ -93,3 +137,43 @@ def _run_config_problem(blob: Any) -> str | None:
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         return "'label_names' must be a list of strings"
     return None
+
+
+def check_model_files(run_dir: str | Path, label_names: tuple[str, ...]) -> dict[str, Any]:
+    """Before loading a run's model: the files are there, config.json parses and names the
+    run's labels, and each file is the one the run wrote (its recorded SHA-256). Returns the
+    parsed config.json; raises one BertftError saying what is wrong otherwise."""
+    run = Path(run_dir)
+    if not (run / "config.json").is_file():
+        raise BertftError(f"{run}: no model files (the run was saved with save_model=false, "
+                          "or config.json was removed)")
+    for needed, what in (("model.safetensors", "model weights"),):
+        if not (run / needed).is_file():
+            raise BertftError(f"{run}: {needed} is missing ({what}); the run directory is "
+                              "incomplete: train again")
+    if not any((run / t).is_file() for t in ("tokenizer.json", "vocab.txt", "vocab.json")):
+        raise BertftError(f"{run}: no tokenizer files (tokenizer.json or vocab.txt); the run "
+                          "directory is incomplete: train again")
+    recorded = json.loads((run / CONFIG_FILE).read_text(encoding="utf-8")).get("files")
+    for name, digest in (recorded.items() if isinstance(recorded, dict) else ()):
+        path = run / name
+        if not path.is_file():
+            raise BertftError(f"{path}: missing; the run wrote it (bertft_config.json lists "
+                              "it): the run directory is incomplete")
+        if file_sha256(path) != digest:
+            raise BertftError(f"{path}: not the file this run wrote (its SHA-256 differs from "
+                              f"the one in {CONFIG_FILE}); the folder mixes files of different "
+                              "runs: train again with --overwrite")
+    try:
+        model_cfg = json.loads((run / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BertftError(f"{run / 'config.json'}: unreadable ({exc}); the run directory is "
+                          "damaged") from None
+    id2label = model_cfg.get("id2label") if isinstance(model_cfg, dict) else None
+    found = [id2label.get(str(i)) for i in range(len(id2label))] \
+        if isinstance(id2label, dict) else None
+    if found != list(label_names):
+        raise BertftError(f"{run / 'config.json'}: the model's labels {found} differ from the "
+                          f"run's {list(label_names)} ({CONFIG_FILE}); the folder mixes files "
+                          "of different runs")
+    return model_cfg

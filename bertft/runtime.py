@@ -24,6 +24,9 @@ def resolve_device(name: str) -> torch.device:
         if torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
+    if not (name in ("cpu", "cuda", "mps") or (name.startswith("cuda:") and name[5:].isdigit())):
+        raise BertftError(f"device = {name!r}: expected one of 'auto', 'cpu', 'cuda', "
+                          "'cuda:N', 'mps'")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise BertftError(f"device = {name!r}: CUDA is not available here; use 'auto' or 'cpu'")
     if name == "mps" and not torch.backends.mps.is_available():

@@ -1,7 +1,9 @@
-"""The training loop, evaluation and the run directory.
+"""The training loop and evaluation.
 
 `fit(cfg)` is the whole pipeline: load data -> tokenize -> build model -> freeze -> train with
 evaluation and early stopping -> restore best -> test -> (save). Classification and NER share it.
+`setup` builds what stays fixed through a run (`Setup`); `TrainState` (`bertft.state`) is what
+changes and what a checkpoint keeps; `train_epoch` runs one epoch of accumulation windows.
 Frozen layers run in eval mode (no dropout). When the embeddings and the bottom K layers are
 frozen for the whole run, `bertft.frozen` computes their outputs once and batches carry those
 states instead of token ids (see its docstring); the loop is the same either way.
@@ -12,7 +14,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,20 +26,21 @@ from tqdm.auto import tqdm
 
 from bertft import checkpoint, optim
 from bertft import frozen as frozen_prefix
-from bertft.config import Config
+from bertft.cache import Cache
+from bertft.config import TRAINING_CODE_VERSION, Config
 from bertft.data import Splits, load_task
 from bertft.errors import ConfigError, TrialDiverged
 from bertft.features import IGNORE_INDEX, Encoded, encode_splits
 from bertft.frozen import forward_logits
-from bertft.metrics import (
-    SCALAR_METRICS, best_metric_name, classification_metrics, improves, metric_problem,
-    ner_metrics, worst_value,
-)
+from bertft.metrics import best_metric_name, classification_metrics, metric_problem, ner_metrics
+from bertft.limits import max_length_problems
 from bertft.models import build_model, load_tokenizer
+from bertft.progress import StepLog
 from bertft.runtime import (
     autocast, configure_determinism, configure_threads, environment, peak_memory_mb,
     reset_peak_memory, resolve_device, resolve_precision, set_seed, synchronize,
 )
+from bertft.state import Evaluation, Running, TrainState
 
 
 @dataclass
@@ -64,243 +67,242 @@ class RunResult:
                 "environment": self.environment, "config": self.config.to_dict()}
 
 
-def loss_fn(logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | None
-            ) -> torch.Tensor:
+def loss_fn(logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | None,
+            reduction: str = "mean") -> torch.Tensor:
     """Cross-entropy in fp32 over classes (or tokens, -100 ignored for NER)."""
     return F.cross_entropy(logits.float().view(-1, logits.shape[-1]), labels.view(-1),
-                           weight=weight, ignore_index=IGNORE_INDEX)
+                           weight=weight, ignore_index=IGNORE_INDEX, reduction=reduction)
 
 
-@torch.no_grad()
+def loss_denominator(labels: torch.Tensor, weight: torch.Tensor | None) -> float:
+    """What `F.cross_entropy`'s mean divides by: the labelled examples (word pieces for NER),
+    or the sum of their class weights. Read from the host copy of the labels: no device sync."""
+    labels = labels[labels != IGNORE_INDEX]
+    return float(weight[labels].sum()) if weight is not None else float(labels.numel())
+
+
+def accumulate(model: nn.Module, forward: frozen_prefix.Forward,
+               window: list[dict[str, torch.Tensor]],
+               weights: tuple[torch.Tensor | None, torch.Tensor | None],
+               scaler: torch.amp.GradScaler, device: torch.device, dtype: torch.dtype,
+               run: Running) -> tuple[int, int]:
+    """Backward through one accumulation window; returns its examples and real tokens.
+
+    The window's loss is the mean over all its examples (labelled tokens for NER; class weights
+    as `F.cross_entropy`'s weighted mean counts them), as if it were one batch: each micro-batch
+    adds its summed loss divided by the window's denominator, so a short window (the end of an
+    epoch) or micro-batches with few labelled tokens get the gradient one batch would."""
+    host_weight, weight = weights
+    total = max(sum(loss_denominator(b["labels"], host_weight) for b in window), 1e-12)
+    samples = tokens = 0
+    for batch in window:
+        samples += batch["labels"].shape[0]
+        tokens += forward.tokens(batch)  # counted on the host copy: no device sync
+        own = max(loss_denominator(batch["labels"], host_weight), 1e-12)
+        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+        with autocast(device, dtype):
+            logits = forward.logits(model, batch)
+        loss = loss_fn(logits, batch["labels"], weight, reduction="sum")
+        scaler.scale(loss / total).backward()
+        run.add(loss / own, logits, batch["labels"])  # the batch's mean, summed on the device
+    return samples, tokens
+
+
+def accumulation_windows(loader: Iterable[dict[str, torch.Tensor]], accum: int
+                         ) -> Iterator[list[dict[str, torch.Tensor]]]:
+    """The loader's batches grouped into windows of `accum` micro-batches, one optimizer step
+    each; the last window of an epoch may be shorter."""
+    window: list[dict[str, torch.Tensor]] = []
+    for batch in loader:
+        window.append(batch)
+        if len(window) == accum:
+            yield window
+            window = []
+    if window:
+        yield window
+
+
+@torch.inference_mode()  # no autograd state at all (cheaper than no_grad)
 def evaluate(model: nn.Module, loader, kind: str, label_names: tuple[str, ...],
              device: torch.device, dtype: torch.dtype, ner_strict: bool = False,
              logits_fn: Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor]
              = forward_logits) -> tuple[dict[str, Any], dict[str, list]]:
-    """Metrics and per-example predictions (predicted id, gold id, confidence) on one split."""
+    """Metrics and per-example predictions (predicted id, gold id, confidence) on one split.
+
+    The loader may visit examples in any fixed order (`make_loader` goes longest first):
+    predictions come back in data order, and the loss is the mean over examples (NER: over
+    labelled words), so neither depends on the batching."""
     model.eval()
-    total_loss, n_batches = 0.0, 0
-    preds: list = []
-    golds: list = []
-    confs: list = []
+    total_loss, n_items = 0.0, 0
+    rows: list[tuple] = []  # (pred, gold, conf) in loader order
     for batch in loader:
         batch = {k: v.to(device) for k, v in batch.items()}
         with autocast(device, dtype):
             logits = logits_fn(model, batch)
-        total_loss += float(loss_fn(logits, batch["labels"], None))
-        n_batches += 1
-        probs = logits.float().softmax(-1)
-        conf, pred = probs.max(-1)
+        labels = batch["labels"]
+        total_loss += float(F.cross_entropy(logits.float().view(-1, logits.shape[-1]),
+                                            labels.view(-1), ignore_index=IGNORE_INDEX,
+                                            reduction="sum"))
+        n_items += int((labels != IGNORE_INDEX).sum())
+        conf, pred = logits.float().softmax(-1).max(-1)
         if kind == "classification":
-            preds += pred.tolist()
-            golds += batch["labels"].tolist()
-            confs += conf.tolist()
-        else:  # keep word-level positions only (labels != -100)
-            for p, g, c in zip(pred.tolist(), batch["labels"].tolist(), conf.tolist(),
-                               strict=True):
-                keep = [i for i, t in enumerate(g) if t != IGNORE_INDEX]
-                preds.append([p[i] for i in keep])
-                golds.append([g[i] for i in keep])
-                confs.append([round(c[i], 4) for i in keep])
+            rows += zip(pred.tolist(), labels.tolist(), conf.tolist(), strict=True)
+            continue
+        for p, g, c in zip(pred.tolist(), labels.tolist(), conf.tolist(), strict=True):
+            keep = [i for i, t in enumerate(g) if t != IGNORE_INDEX]  # word-level positions
+            rows.append(([p[i] for i in keep], [g[i] for i in keep],
+                         [round(c[i], 4) for i in keep]))
+    ordered: list[tuple] = [()] * len(rows)
+    for position, index in enumerate(loader.sampler):  # back to data order
+        ordered[index] = rows[position]
+    preds, golds, confs = (list(col) for col in zip(*ordered, strict=True)) if rows else (
+        [], [], [])
     if kind == "classification":
         metrics = classification_metrics(golds, preds, label_names)
     else:
-        names = label_names
-        metrics = ner_metrics([[names[t] for t in s] for s in golds],
-                              [[names[t] for t in s] for s in preds], strict=ner_strict)
-    metrics["loss"] = total_loss / max(1, n_batches)
+        metrics = ner_metrics([[label_names[t] for t in s] for s in golds],
+                              [[label_names[t] for t in s] for s in preds], strict=ner_strict)
+    metrics["loss"] = total_loss / max(1, n_items)
+    if not math.isfinite(metrics["loss"]):  # NaN weights score like a model: never "passed"
+        raise TrialDiverged(f"evaluation loss became {metrics['loss']}: the model's outputs "
+                            "are not finite numbers")
     return metrics, {"pred": preds, "label": golds, "confidence": confs}
 
 
-def _scalars(metrics: dict[str, Any], kind: str) -> dict[str, float]:
-    return {k: metrics[k] for k in SCALAR_METRICS[kind] if k in metrics}
+class Setup:
+    """What stays fixed through one run: data, model, optimizer, forward path, step budget."""
+
+    def __init__(self, cfg: Config, splits: Splits, cache: Cache) -> None:
+        self.cfg, self.splits, self.kind, self.names = (
+            cfg, splits, splits.kind, splits.label_names)
+        self.device = resolve_device(cfg.runtime.device)
+        self.dtype = resolve_precision(cfg.runtime.precision, self.device)
+        if problem := metric_problem(cfg.loop.metric_for_best, self.kind):
+            raise ConfigError([problem])
+        self.tokenizer = load_tokenizer(cfg.model)
+        self.encoded: Encoded = encode_splits(splits, self.tokenizer, cfg.tokens, cache)
+        set_seed(cfg.loop.seed)  # head init, dropout and data order all follow from here
+        self.model = build_model(cfg.model, self.kind, self.names).to(self.device)
+        if too_long := max_length_problems(cfg.tokens.max_length, self.model.config.to_dict(),
+                                           cfg.model.name):
+            raise ConfigError(too_long)  # a tensor-size error at the first step otherwise
+        self.frozen = optim.frozen_parameter_names(self.model, cfg.model)
+        optim.apply_freezing(self.model, self.frozen)
+        self.frozen_modules = _frozen_modules(self.model, self.frozen)
+        self.optimizer = optim.build_optimizer(self.model, cfg.optim, self.device)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
+        # full model on token ids, or top layers on cached frozen-prefix states (precompute here)
+        self.forward = frozen_prefix.choose_forward(self.model, self.encoded, self.tokenizer,
+                                                    self.kind, cfg, self.device, self.dtype,
+                                                    cache)
+        if cfg.runtime.compile:
+            self.forward.compile(self.model)
+        self.train_loader = self.forward.loader("train", train=True, seed=cfg.loop.seed)
+        self.val_loader = self.forward.loader("validation", train=False)
+        per_epoch = optim.steps_per_epoch(len(self.train_loader), cfg.optim.grad_accum_steps)
+        self.total = cfg.loop.max_steps or cfg.loop.epochs * per_epoch  # optimizer steps
+        self.epochs = math.ceil(self.total / per_epoch)
+        self.warmup = optim.warmup_steps(cfg.optim, self.total)
+        host = (optim.class_weights([f["labels"] for f in self.encoded.train], len(self.names))
+                if cfg.optim.class_weights == "balanced" and self.kind == "classification"
+                else None)
+        self.weights = (host, host.to(self.device) if host is not None else None)
+        self.show = cfg.process.progress and sys.stderr.isatty()
+        self.eval_seconds = 0.0  # validation and test, for the trial's time shares
+        self.steplog = StepLog(self.total, enabled=not self.show)  # lines when no bar shows
+
+    def train_mode(self) -> None:
+        """Train mode, except the frozen modules: they run without dropout (eval mode)."""
+        self.model.train()
+        for m in self.frozen_modules:
+            m.eval()
+
+    def unfreeze(self) -> None:
+        """Gradual unfreezing: the frozen parameters join the optimizer at their groups' LRs."""
+        if self.frozen:
+            optim.unfreeze(self.model, self.optimizer, self.cfg.optim, self.frozen)
+            self.frozen, self.frozen_modules = set(), []
+
+    def optimizer_step(self, step: int) -> None:
+        """Schedule the LR, clip, step (through the fp16 scaler when on), clear gradients."""
+        o = self.cfg.optim
+        optim.set_lr(self.optimizer, optim.lr_factor(step, self.warmup, self.total,
+                                                     o.lr_schedule))
+        if o.max_grad_norm:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), o.max_grad_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def evaluate(self, split: str, step: int) -> Evaluation:
+        t = time.perf_counter()
+        loader = self.val_loader if split == "validation" else self.forward.loader(
+            split, train=False)
+        metrics, preds = evaluate(self.model, loader, self.kind, self.names, self.device,
+                                  self.dtype, self.cfg.loop.ner_strict, self.forward.logits)
+        self.eval_seconds += time.perf_counter() - t
+        return Evaluation(step, metrics, preds)
+
+    def checkpoint(self, state: TrainState) -> dict[str, Any]:
+        """Everything a resumed run needs: weights, optimizer, scaler, RNG states, the state."""
+        cuda = self.device.type == "cuda"  # dropout masks on the GPU
+        return {"config_hash": self.cfg.hash(), "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if cuda else [],
+                "sampler_rng": self.train_loader.sampler.generator.get_state(),
+                **state.state_dict()}
+
+    def resume(self, saved: dict[str, Any], state: TrainState) -> None:
+        state.load_state_dict(saved)
+        if self.cfg.model.unfreeze_at_epoch and state.epoch + 1 > self.cfg.model.unfreeze_at_epoch:
+            self.unfreeze()  # the optimizer's groups must match the saved state
+        self.model.load_state_dict(saved["model"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.scaler.load_state_dict(saved["scaler"])
+        torch.set_rng_state(saved["torch_rng"])
+        if self.device.type == "cuda" and saved.get("cuda_rng"):
+            torch.cuda.set_rng_state_all(saved["cuda_rng"])
+        self.train_loader.sampler.generator.set_state(saved["sampler_rng"])
+        self.steplog.resume(state.step, state.samples)
 
 
 def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = None,
         on_log: Callable[[dict[str, Any]], None] | None = None,
-        checkpoint_dir: str | Path | None = None) -> RunResult:
+        checkpoint_dir: str | Path | None = None, cache: Cache | None = None) -> RunResult:
     """Train and evaluate one configuration. Raises TrialDiverged on a NaN/inf loss.
 
-    With `cfg.checkpoint_every_epoch`, state is saved to `checkpoint_dir` (default
+    `cache` shares loaded data, tokenized features and frozen-prefix states between the runs of
+    one process (default: a fresh one, shared with nothing). With
+    `cfg.process.checkpoint_every_epoch`, state is saved to `checkpoint_dir` (default
     `out_dir/checkpoint`) after each epoch and a matching checkpoint found there is resumed.
     """
-    configure_threads(cfg.num_threads)
-    configure_determinism(cfg.deterministic)
-    device = resolve_device(cfg.device)
-    dtype = resolve_precision(cfg.precision, device)
-    splits = splits if splits is not None else load_task(cfg)
-    kind, names = splits.kind, splits.label_names
-    metric = best_metric_name(cfg.metric_for_best, kind)
-    if problem := metric_problem(cfg.metric_for_best, kind):
-        raise ConfigError([problem])
-    tokenizer = load_tokenizer(cfg)
-    encoded: Encoded = encode_splits(splits, tokenizer, cfg)
-
-    set_seed(cfg.seed)  # head init, dropout and data order all follow from here
-    model = build_model(cfg, kind, names).to(device)
-    frozen = optim.frozen_parameter_names(model, cfg)
-    optim.apply_freezing(model, frozen)
-    optimizer = optim.build_optimizer(model, cfg, device)
-    # full model on token ids, or top layers on cached frozen-prefix states (precompute here)
-    forward = frozen_prefix.choose_forward(model, encoded, tokenizer, kind, cfg, device, dtype)
-    if cfg.compile:
-        forward.compile(model)
-    train_loader = forward.loader("train", train=True, seed=cfg.seed)
-    val_loader = forward.loader("validation", train=False)
-    per_epoch = optim.steps_per_epoch(len(train_loader), cfg.grad_accum_steps)
-    total = cfg.max_steps or cfg.epochs * per_epoch
-    epochs = math.ceil(total / per_epoch)
-    warmup = optim.warmup_steps(cfg, total)
-    weight = (optim.class_weights([f["labels"] for f in encoded.train], len(names)).to(device)
-              if cfg.class_weights == "balanced" and kind == "classification" else None)
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    frozen_modules = _frozen_modules(model, frozen)
-
-    history: list[dict[str, Any]] = []
-    best = {"metric": metric, "value": worst_value(metric), "epoch": 0, "step": 0}
-    best_state: dict[str, torch.Tensor] | None = None
-    step, bad_evals, samples, tokens = 0, 0, 0, 0
-    train_time = forward.precompute_seconds  # honest throughput: the cache costs train time
-    run = _Running()
-    show = cfg.progress and sys.stderr.isatty()
-    reset_peak_memory(device)
-    stop = False
-    ckpt_dir = checkpoint_dir or (Path(out_dir) / "checkpoint" if out_dir else None)
-    ckpt_dir = ckpt_dir if cfg.checkpoint_every_epoch else None
-    start_epoch = 1
-    resumed = checkpoint.load(ckpt_dir, cfg.hash()) if ckpt_dir else None
-    if resumed:
-        start_epoch = resumed["epoch"] + 1
-        if frozen and cfg.unfreeze_at_epoch and start_epoch > cfg.unfreeze_at_epoch:
-            optim.unfreeze(model, optimizer, cfg, frozen)  # groups must match the saved state
-            frozen, frozen_modules = set(), []
-        model.load_state_dict(resumed["model"])
-        optimizer.load_state_dict(resumed["optimizer"])
-        scaler.load_state_dict(resumed["scaler"])
-        torch.set_rng_state(resumed["torch_rng"])
-        if device.type == "cuda" and resumed.get("cuda_rng"):  # dropout masks on the GPU
-            torch.cuda.set_rng_state_all(resumed["cuda_rng"])
-        train_loader.sampler.generator.set_state(resumed["sampler_rng"])
-        history, best, best_state = resumed["history"], resumed["best"], resumed["best_state"]
-        step, bad_evals, samples, tokens, train_time = (
-            resumed[k] for k in ("step", "bad_evals", "samples", "tokens", "train_time"))
-
-    last_eval: dict[str, Any] = {}  # the latest full validation result and the step it saw
-
-    def run_eval(epoch: int) -> bool:
-        """Validate, record history, track the best weights; True means stop early."""
-        nonlocal best_state, bad_evals, run
-        val, preds = evaluate(model, val_loader, kind, names, device, dtype, cfg.ner_strict,
-                              forward.logits)
-        last_eval.update(step=step, val=val, preds=preds)
-        row = {"epoch": epoch, "step": step, **run.summary(),
-               **{f"val_{k}": v for k, v in _scalars(val, kind).items()},
-               "train_seconds": train_time, "samples_per_s": samples / max(train_time, 1e-9),
-               "tokens_per_s": tokens / max(train_time, 1e-9)}
-        history.append(row)
-        if on_log:
-            on_log(row)
-        run = _Running()
-        if improves(metric, val[metric], best["value"]):
-            best.update(value=val[metric], epoch=epoch, step=step)
-            bad_evals = 0
-            if cfg.restore_best:  # a copy on the CPU: device memory stays for training
-                best_state = {k: v.detach().to("cpu", copy=True)
-                              for k, v in model.state_dict().items()}
-        else:
-            bad_evals += 1
-        return bool(cfg.early_stopping_patience) and bad_evals >= cfg.early_stopping_patience
-
-    for epoch in range(start_epoch, epochs + 1):
-        if cfg.unfreeze_at_epoch == epoch and frozen:
-            optim.unfreeze(model, optimizer, cfg, frozen)
-            frozen, frozen_modules = set(), []
-        model.train()
-        for m in frozen_modules:  # frozen layers run without dropout (eval mode)
-            m.eval()
-        n_batches = len(train_loader)
-        bar = tqdm(total=n_batches, desc=f"epoch {epoch}", disable=not show, leave=False)
-        synchronize(device)
-        t0 = time.perf_counter()
-        for i, batch in enumerate(train_loader):
-            samples += batch["labels"].shape[0]
-            tokens += forward.tokens(batch)  # counted on the host copy: no device sync
-            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            with autocast(device, dtype):
-                logits = forward.logits(model, batch)
-            loss = loss_fn(logits, batch["labels"], weight)
-            scaler.scale(loss / cfg.grad_accum_steps).backward()
-            run.add(loss, logits, batch["labels"])  # summed on the device, read at log points
-            bar.update(1)
-            if not optim.is_update_step(i, n_batches, cfg.grad_accum_steps):
-                continue
-            optim.set_lr(optimizer, optim.lr_factor(step, warmup, total, cfg.lr_schedule))
-            if cfg.max_grad_norm:
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-            scaler.step(optimizer)
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            if step % cfg.log_every == 0 and not math.isfinite(run.loss()):
-                raise TrialDiverged(f"training loss became {run.loss()} by step {step} "
-                                    f"(epoch {epoch})")
-            if cfg.eval_steps and step % cfg.eval_steps == 0:
-                synchronize(device)
-                train_time += time.perf_counter() - t0
-                stop = run_eval(epoch)
-                model.train()
-                for m in frozen_modules:
-                    m.eval()
-                t0 = time.perf_counter()
-            if stop or step >= total:
-                break
-        bar.close()
-        synchronize(device)
-        train_time += time.perf_counter() - t0
-        if not math.isfinite(run.loss()):
-            raise TrialDiverged(f"training loss became {run.loss()} in epoch {epoch} "
-                                f"(step {step})")
-        if not stop and (not cfg.eval_steps or step >= total):
-            if not history or history[-1]["step"] != step:
-                stop = run_eval(epoch)
-        if stop or step >= total:
+    started = time.perf_counter()  # the non-training share of the trial is measured from here
+    configure_threads(cfg.process.num_threads)
+    configure_determinism(cfg.runtime.deterministic)
+    cache = cache if cache is not None else Cache()
+    s = Setup(cfg, splits if splits is not None else load_task(cfg.data), cache)
+    state = TrainState(best_metric_name(cfg.loop.metric_for_best, s.kind),
+                       train_time=s.forward.precompute_seconds)  # the cache costs train time
+    reset_peak_memory(s.device)
+    ckpt_dir = None
+    if cfg.process.checkpoint_every_epoch:
+        ckpt_dir = checkpoint_dir or (Path(out_dir) / "checkpoint" if out_dir else None)
+    saved = checkpoint.load(ckpt_dir, cfg.hash()) if ckpt_dir else None
+    if saved is not None:
+        s.resume(saved, state)
+    for epoch in range(state.epoch + 1, s.epochs + 1):
+        if cfg.model.unfreeze_at_epoch == epoch:
+            s.unfreeze()
+        if train_epoch(s, state, epoch, on_log):
             break
+        state.epoch = epoch
         if ckpt_dir:
-            checkpoint.save(ckpt_dir, {
-                "config_hash": cfg.hash(), "epoch": epoch, "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-                "torch_rng": torch.get_rng_state(),
-                "cuda_rng": (torch.cuda.get_rng_state_all() if device.type == "cuda" else []),
-                "sampler_rng": train_loader.sampler.generator.get_state(),
-                "history": history, "best": best, "best_state": best_state, "step": step,
-                "bad_evals": bad_evals, "samples": samples, "tokens": tokens,
-                "train_time": train_time})
-
+            checkpoint.save(ckpt_dir, s.checkpoint(state))
     if ckpt_dir:
         checkpoint.remove(ckpt_dir)
-    if last_eval.get("step") == step and (best_state is None or best["step"] == step):
-        val, val_preds = last_eval["val"], last_eval["preds"]  # these weights were just scored
-    else:
-        if best_state is not None:
-            model.load_state_dict(best_state)
-        val, val_preds = evaluate(model, val_loader, kind, names, device, dtype,
-                                  cfg.ner_strict, forward.logits)
-    test_loader = forward.loader("test", train=False)
-    test, test_preds = (evaluate(model, test_loader, kind, names, device, dtype, cfg.ner_strict,
-                                 forward.logits) if encoded.test else ({}, {}))
-    result = RunResult(
-        config=cfg, kind=kind, label_names=names, validation=val, test=test, history=history,
-        best=best, environment={**environment(device), "dtype": str(dtype).replace("torch.", "")},
-        timing={"train_seconds": train_time, "train_samples": samples, "train_tokens": tokens,
-                "samples_per_s": samples / max(train_time, 1e-9),
-                "tokens_per_s": tokens / max(train_time, 1e-9), "optimizer_steps": step,
-                "peak_memory_mb": peak_memory_mb(device), **forward.timing()},
-        data={"task": splits.task, "source": splits.source, "fingerprint": splits.fingerprint(),
-              **splits.sizes(),
-              "label_names": list(names)},
-        predictions={"validation": val_preds, "test": test_preds},
-        model=model, tokenizer=tokenizer,
-    )
+    result = _result(s, state, started)
     if out_dir is not None:
         from bertft.rundir import save_run
 
@@ -308,37 +310,104 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
     return result
 
 
-class _Running:
-    """Train loss and accuracy since the last evaluation, summed on the training device:
-    reading them (at log and evaluation points) is the loop's only CPU-GPU sync, so the host
-    can queue the next steps while the GPU works."""
+def train_epoch(s: Setup, state: TrainState, epoch: int,
+                on_log: Callable[[dict[str, Any]], None] | None) -> bool:
+    """One pass over the training data, one optimizer step per accumulation window, with the
+    evaluations that fall in it; True when training is over (early stopping or step budget)."""
+    loop = s.cfg.loop
+    s.train_mode()
+    bar = tqdm(total=len(s.train_loader), desc=f"epoch {epoch}", disable=not s.show,
+               leave=False)
+    t0 = _now(s.device)
+    stop = False
+    for window in accumulation_windows(s.train_loader, s.cfg.optim.grad_accum_steps):
+        n, t = accumulate(s.model, s.forward, window, s.weights, s.scaler, s.device, s.dtype,
+                          state.running)
+        state.samples, state.tokens = state.samples + n, state.tokens + t
+        bar.update(len(window))
+        s.optimizer_step(state.step)
+        state.step += 1
+        if state.step % loop.log_every == 0:
+            if not state.running.finite():
+                raise TrialDiverged(f"training loss became {state.running.loss()} by step "
+                                    f"{state.step} (epoch {epoch})")
+            s.steplog.line(state.step, state.running.loss() / max(1, state.running.batches),
+                           state.samples)
+        if loop.eval_steps and state.step % loop.eval_steps == 0:
+            state.train_time += _now(s.device) - t0  # evaluation is not training time
+            stop = validate(s, state, epoch, on_log)
+            s.train_mode()
+            t0 = _now(s.device)
+        if stop or state.step >= s.total:
+            break
+    bar.close()
+    state.train_time += _now(s.device) - t0
+    if not state.running.finite():
+        raise TrialDiverged(f"training loss became {state.running.loss()} in epoch {epoch} "
+                            f"(step {state.step})")
+    at_end = not loop.eval_steps or state.step >= s.total
+    if not stop and at_end and (not state.history or state.history[-1]["step"] != state.step):
+        stop = validate(s, state, epoch, on_log)
+    return stop or state.step >= s.total
 
-    def __init__(self) -> None:
-        self.batches = 0
-        self.loss_sum: torch.Tensor | None = None
-        self.correct: torch.Tensor | None = None
-        self.count: torch.Tensor | None = None
 
-    def add(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
-        mask = labels != IGNORE_INDEX  # examples, or labelled word pieces for NER
-        correct = ((logits.detach().argmax(-1) == labels) & mask).sum()
-        loss = loss.detach().float()
-        if self.loss_sum is None:
-            self.loss_sum, self.correct, self.count = loss, correct, mask.sum()
-        else:
-            self.loss_sum, self.correct, self.count = (
-                self.loss_sum + loss, self.correct + correct, self.count + mask.sum())
-        self.batches += 1
+def validate(s: Setup, state: TrainState, epoch: int,
+             on_log: Callable[[dict[str, Any]], None] | None) -> bool:
+    """Evaluate on validation and book it; True when early stopping's patience is spent."""
+    row = state.record(s.evaluate("validation", state.step), epoch, s.kind, s.cfg.loop,
+                       s.model)
+    if on_log:
+        on_log(row)
+    return state.patience_spent(s.cfg.loop)
 
-    def loss(self) -> float:
-        """Summed loss so far (NaN/inf checks); a sync point."""
-        return 0.0 if self.loss_sum is None else float(self.loss_sum)
 
-    def summary(self) -> dict[str, float]:
-        if self.loss_sum is None:
-            return {"train_loss": 0.0, "train_accuracy": 0.0}
-        return {"train_loss": float(self.loss_sum) / self.batches,
-                "train_accuracy": int(self.correct) / max(1, int(self.count))}
+def _result(s: Setup, state: TrainState, started: float) -> RunResult:
+    """Final validation, test, facts. Unchanged weights are never evaluated twice: the best
+    weights were scored when they were best (a resumed run's best weights predate this
+    process, so they are scored again)."""
+    if state.best_state is not None and state.best["step"] != state.step:
+        s.model.load_state_dict(state.best_state)
+        state.last_eval = state.best_eval
+    if state.last_eval is not None and state.last_eval.step in (state.step, -1):
+        val = state.last_eval
+    else:
+        val = s.evaluate("validation", state.step)
+    test = s.evaluate("test", state.step) if s.encoded.test else Evaluation(state.step, {}, {})
+    total = time.perf_counter() - started
+    speed = max(state.train_time, 1e-9)
+    return RunResult(
+        config=s.cfg, kind=s.kind, label_names=s.names, validation=val.metrics,
+        test=test.metrics, history=state.history, best=state.best,
+        environment={**environment(s.device), "dtype": str(s.dtype).replace("torch.", ""),
+                     "optimizer_impl": optim.optimizer_impl(s.cfg.optim, s.device),
+                     "training_code_version": TRAINING_CODE_VERSION},
+        timing={"train_seconds": state.train_time, "train_samples": state.samples,
+                "train_tokens": state.tokens, "samples_per_s": state.samples / speed,
+                "tokens_per_s": state.tokens / speed, "optimizer_steps": state.step,
+                "peak_memory_mb": peak_memory_mb(s.device), **s.forward.timing(),
+                **trial_shares(total, state.train_time, s.eval_seconds)},
+        data={"task": s.splits.task, "source": s.splits.source,
+              "fingerprint": s.splits.fingerprint(), **s.splits.sizes(),
+              "label_names": list(s.names), "unstratified": list(s.splits.unstratified)},
+        predictions={"validation": val.predictions, "test": test.predictions},
+        model=s.model, tokenizer=s.tokenizer,
+    )
+
+
+def trial_shares(total: float, train: float, evaluation: float) -> dict[str, float]:
+    """Where a trial's time went: training (with any frozen-prefix precompute), evaluation
+    (validation and test), and the rest (setup: data, tokenization, model build; saving is
+    not included). `non_train_share` is what the loop does not spend training."""
+    total = max(total, train + evaluation, 1e-9)
+    return {"total_seconds": total, "eval_seconds": evaluation,
+            "setup_seconds": total - train - evaluation,
+            "non_train_share": 1 - train / total}
+
+
+def _now(device: torch.device) -> float:
+    """Wall clock after the device's queued work is done (a sync point on a GPU)."""
+    synchronize(device)
+    return time.perf_counter()
 
 
 def _frozen_modules(model: nn.Module, frozen: set[str]) -> list[nn.Module]:

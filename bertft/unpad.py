@@ -15,7 +15,8 @@ one, so a seeded run is reproducible but not bitwise equal to the padded path. S
 encoders (`BertForSequenceClassification`, `BertForTokenClassification`) with absolute position
 embeddings, eager or SDPA attention, no decoder/cross-attention and no feed-forward chunking;
 anything else runs padded (`unsupported_reason` says why), and so does a batch with less than
-MIN_PADDING of padding, where the scatter and gather would cost what they save.
+`unpad_min_padding` (a Config field, 5% by default) of padding, where the scatter and gather
+would cost what they save.
 """
 
 from __future__ import annotations
@@ -29,10 +30,10 @@ from bertft.models import encoder_parts
 SUPPORTED = {"BertForSequenceClassification": "classification",
              "BertForTokenClassification": "ner"}
 TOKEN_INDEX = "token_index"  # batch key: flat positions of the real tokens in [B * L]
-# A batch runs unpadded only when at least this share of it is padding: below it, scattering and
-# gathering cost about what the padding does (minilm-l6, SST-2, 2-core CPU: 2% slower at under
-# 2% padding, even at 5-10%, 14% faster at over 20%).
-MIN_PADDING = 0.05
+# A batch runs unpadded only when at least `unpad_min_padding` of it is padding (a Config field,
+# 5% by default): below it, scattering and gathering cost about what the padding does
+# (minilm-l6, SST-2, 2-core CPU: 2% slower at under 2% padding, even at 5-10%, 14% faster at
+# over 20%).
 
 
 def architecture_reason(model: nn.Module, kind: str) -> str | None:
@@ -66,10 +67,10 @@ def token_index(attention_mask: torch.Tensor) -> torch.Tensor:
     return attention_mask.flatten().nonzero().squeeze(1)
 
 
-def worth_unpadding(attention_mask: torch.Tensor) -> bool:
-    """Whether at least MIN_PADDING of the batch is padding (decided on the host, per batch;
+def worth_unpadding(attention_mask: torch.Tensor, min_padding: float) -> bool:
+    """Whether at least `min_padding` of the batch is padding (decided on the host, per batch;
     the choice depends only on the batch, so seeded runs stay reproducible)."""
-    return float(attention_mask.sum()) <= (1 - MIN_PADDING) * attention_mask.numel()
+    return float(attention_mask.sum()) <= (1 - min_padding) * attention_mask.numel()
 
 
 def embed(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -38,4 +38,4 @@ def tiny_model():
     from bertft.runtime import set_seed
 
     set_seed(0)
-    return build_model(Config(model="tiny-bert"), "classification", ("neg", "pos"))
+    return build_model(Config.of(model="tiny-bert").model, "classification", ("neg", "pos"))

@@ -2,12 +2,13 @@
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from bertft.ablation.spec import SpecError, expand, load_spec, make_id, parse_spec
-from bertft.config import Config
+from bertft.config import Config, parse_overrides
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = sorted((ROOT / "ablations").glob("*.toml"))
@@ -23,9 +24,19 @@ def test_every_shipped_spec_loads_validates_and_has_three_seeds(path):
     assert spec.baseline, "every shipped spec names its baseline arm"
     assert any(all(t.overrides[k] == v for k, v in spec.baseline.items()) for t in trials)
     assert len({t.trial_id for t in trials}) == len(trials)
-    assert all(t.config.model == "minilm-l6" for t in trials)  # offline defaults
-    text = path.read_text()
-    assert "Full scale" in text and "--bertft-set" in text  # says how to run at full scale
+    assert all(t.config.model.name == "minilm-l6" for t in trials)  # offline defaults
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_every_shipped_spec_says_how_to_run_at_full_scale_and_that_command_is_valid(path):
+    """The header comment's full-scale command: its `--bertft-set` overrides must name real
+    settings with valid values for every grid point (a typo there fails here)."""
+    header = "\n".join(line for line in path.read_text().splitlines() if line.startswith("#"))
+    assert "Full scale" in header
+    overrides = parse_overrides(re.findall(r"--bertft-set (\S+)", header))
+    assert overrides.get("task") in ("sst2", "conll2003")
+    spec = load_spec(path, overrides)
+    assert all(t.config.data.task == overrides["task"] for t in expand(spec))
 
 
 def test_shipped_specs_cover_the_seed_questions():
@@ -54,8 +65,8 @@ def test_grid_is_the_product_of_axes_and_zip_groups_vary_together():
     ]
     t = trials[3]
     assert t.arm_id == "freeze_layers=0,head_lr=0.0001,base_lr=1e-05"
-    assert (t.config.head_lr, t.config.base_lr, t.config.seed) == (1e-4, 1e-5, 1)
-    assert t.config.task == "bbc-news"
+    assert (t.config.optim.head_lr, t.config.optim.base_lr, t.config.loop.seed) == (1e-4, 1e-5, 1)
+    assert t.config.data.task == "bbc-news"
 
 
 def test_float_ids_stay_short_and_distinct_floats_get_distinct_ids():
@@ -66,9 +77,25 @@ def test_float_ids_stay_short_and_distinct_floats_get_distinct_ids():
     assert len({t.trial_id for t in trials}) == len({t.config.hash() for t in trials}) == 4
 
 
-def test_expansion_is_pure_and_stable():
-    spec = _spec(grid={"batch_size": [8, 16]})
-    assert [t.trial_id for t in expand(spec)] == [t.trial_id for t in expand(spec)]
+def test_expansion_order_ids_and_configs():
+    """Axes in file order, zip groups after the grid, seeds last; ids from the overrides."""
+    spec = _spec(grid={"batch_size": [8, 16]}, zip=[{"head_lr": [1e-3, 1e-4],
+                                                      "base_lr": [1e-4, 1e-5]}])
+    trials = expand(spec)
+    assert [t.trial_id for t in trials] == [
+        "batch_size=8,head_lr=0.001,base_lr=0.0001,seed=0",
+        "batch_size=8,head_lr=0.001,base_lr=0.0001,seed=1",
+        "batch_size=8,head_lr=0.0001,base_lr=1e-05,seed=0",
+        "batch_size=8,head_lr=0.0001,base_lr=1e-05,seed=1",
+        "batch_size=16,head_lr=0.001,base_lr=0.0001,seed=0",
+        "batch_size=16,head_lr=0.001,base_lr=0.0001,seed=1",
+        "batch_size=16,head_lr=0.0001,base_lr=1e-05,seed=0",
+        "batch_size=16,head_lr=0.0001,base_lr=1e-05,seed=1"]
+    last = trials[-1]
+    assert (last.arm_id, last.seed) == ("batch_size=16,head_lr=0.0001,base_lr=1e-05", 1)
+    assert (last.config.batch.batch_size, last.config.optim.head_lr, last.config.optim.base_lr,
+            last.config.loop.seed) == (16, 1e-4, 1e-5, 1)
+    assert last.config == Config.of(batch_size=16, head_lr=1e-4, base_lr=1e-5, seed=1)
     assert make_id({"freeze_layers": "all", "lowercase": True, "seed": 1}) == \
         "freeze_layers=all,lowercase=true,seed=1"
 
@@ -83,7 +110,7 @@ def test_resources_table_is_read_for_the_ray_executor():
 def test_command_line_overrides_replace_base_settings():
     spec = parse_spec({"name": "t", "base": {"task": "bbc-news"}, "grid": {"batch_size": [8]}},
                       "t.toml", {"task": "sst2"})
-    assert expand(spec)[0].config.task == "sst2"
+    assert expand(spec)[0].config.data.task == "sst2"
 
 
 def test_changing_one_value_changes_only_the_affected_hashes():
@@ -107,7 +134,8 @@ BAD_SPECS = [
     ("[grid]\npadding = [\"max\"]\n", "grid.padding[0]: padding = 'max': expected one of "
      "'dynamic', 'max_length'", ""),
     ("[grid]\nepochs = [1.5]\n", "grid.epochs[0]: epochs = 1.5: expected an integer", ""),
-    ("seeds = []\n", "seeds = []: expected a non-empty list of integers", ""),
+    ("seeds = []\n", "seeds = []: allowed: a list of distinct integers, or { min = M, max = N }",
+     ""),
     ("baseline = { batch_size = 8 }\n", "baseline.batch_size: not an axis of this spec", ""),
     ("baseline = { batch_size = 4 }\n[grid]\nbatch_size = [8]\n",
      "baseline.batch_size = 4: not among the axis values [8]", ""),
@@ -132,7 +160,8 @@ BAD_SPECS = [
      "same results file text_column=x,label_column=y,label_column=z.json as "
      "[text_column=x,label_column=y,label_column=z]; axis values must not contain ',' or '='", ""),
     ("[base]\ntask = \"nope\"\n[grid]\nhead_lr = [1e-3]\n", "[head_lr=0.001] unknown task "
-     "'nope'; known tasks: bbc-news, conll-file, conll2003, imdb, sst2, text-file, wnut16", ""),
+     "'nope'; known tasks: bbc-news, conll-file, conll2003, hf-dataset, hf-dataset-ner, imdb, "
+     "sst2, text-file, wnut16", ""),
     ("[base]\nmetric_for_best = \"f1\"\n[grid]\nhead_lr = [1e-3]\n", "[head_lr=0.001] "
      "metric_for_best = 'f1': not a classification metric; allowed: auto, accuracy, f1_macro, "
      "precision_macro, recall_macro, loss", ""),
@@ -207,7 +236,8 @@ def test_trial_configs_are_full_configs():
         (f"head_lr={lr},seed={seed}", Config.from_dict({**base, "head_lr": float(lr),
                                                         "seed": seed}))
         for lr in ("0.001", "0.01") for seed in (0, 1)]
-    assert trials[0].config.base_lr == Config().base_lr  # unset settings keep their defaults
+    # unset settings keep their defaults
+    assert trials[0].config.optim.base_lr == Config().optim.base_lr
 
 
 # -- the store under the plugin (trials faked: no training) -------------------------------------
@@ -219,7 +249,7 @@ def _fake_trials(monkeypatch) -> list[str]:
 
     ran: list[str] = []
 
-    def run_trial(trial, spec, measure=None, checkpoint_dir=None):
+    def run_trial(trial, spec, measure=None, checkpoint_dir=None, tracking_root=None):
         ran.append(trial.trial_id)
         return TrialResult(spec=spec_info(spec), trial_id=trial.trial_id, arm_id=trial.arm_id,
                            overrides=trial.overrides, seed=trial.seed,
@@ -279,8 +309,8 @@ def test_a_result_of_other_data_is_superseded_and_rerun(pytester, monkeypatch):
     ran = _fake_trials(monkeypatch)
     fake = plugin.run_trial
 
-    def with_data(trial, spec, measure=None, checkpoint_dir=None):
-        result = fake(trial, spec, measure, checkpoint_dir)
+    def with_data(trial, spec, measure=None, checkpoint_dir=None, tracking_root=None):
+        result = fake(trial, spec, measure, checkpoint_dir, tracking_root)
         fingerprint = load_splits(trial.config).fingerprint()
         return dataclasses.replace(result, data={"fingerprint": fingerprint})
 
@@ -347,3 +377,32 @@ def test_bertft_ablate_is_a_thin_wrapper_over_pytest():
         "a.toml", "--bertft-results", "results", "--bertft-executor", "ray",
         "--bertft-set", "epochs=1", "--bertft-data-dir", "D", "--bertft-ray-num-gpus", "0.5",
         "--bertft-rerun", "-k", "freezing", "-x", "-n", "2"]
+
+
+def test_results_of_older_training_code_are_stale_and_say_so(tmp_path, monkeypatch):
+    """A result whose settings match but whose hash came from an older TRAINING_CODE_VERSION
+    is stale (it reruns, the old file is superseded, never deleted), with the reason."""
+    from bertft import config
+    from bertft.ablation.result import TrialResult
+    from bertft.ablation.runner import spec_info
+    from bertft.ablation.store import ResultStore
+
+    spec = load_spec(SMOKE)
+    trial = expand(spec)[0]
+    with monkeypatch.context() as m:
+        m.setattr(config, "TRAINING_CODE_VERSION", config.TRAINING_CODE_VERSION - 1)
+        old_hash = trial.config.hash()
+    assert old_hash != trial.config.hash()
+    store = ResultStore(tmp_path)
+    store.write(TrialResult(spec=spec_info(spec), trial_id=trial.trial_id,
+                            arm_id=trial.arm_id, overrides=trial.overrides, seed=trial.seed,
+                            config=trial.config.to_dict(), config_hash=old_hash,
+                            status="passed"))
+    found = store.lookup(spec.name, trial.trial_id, trial.config.hash())
+    assert (found.state, found.reason) == (
+        "stale", "the training code changed since this result was stored")
+    other = store.lookup(spec.name, trial.trial_id, trial.config.replace(seed=7).hash())
+    assert other.reason == "the spec changed since this result was stored"
+    kept = store.supersede(spec.name, trial.trial_id, old_hash)
+    assert kept.parent.name == "superseded" and json.loads(kept.read_text())["config_hash"] \
+        == old_hash

@@ -2,14 +2,23 @@ import dataclasses
 
 import pytest
 
-from bertft.config import Config, parse_overrides, parse_value
+from bertft.config import (
+    FIELDS, SECTION_OF, SECTIONS, Config, Freezing, ModelConfig, OptimConfig, TokenConfig,
+    parse_overrides, parse_value,
+)
 from bertft.errors import ConfigError
 
 
-def test_defaults_are_valid_and_frozen():
-    cfg = Config()
+def test_configs_are_values_and_variants_are_new_validated_configs():
+    cfg = Config.of(head_lr=1e-3)
     with pytest.raises(dataclasses.FrozenInstanceError):
-        cfg.seed = 3  # type: ignore[misc]
+        cfg.loop.seed = 3  # type: ignore[misc]
+    variant = cfg.replace(seed=4)
+    assert (cfg.loop.seed, variant.loop.seed) == (0, 4)  # the original is unchanged
+    assert {cfg: "x"}[Config.of(head_lr=1e-3)] == "x"  # equal settings, equal keys
+    assert {cfg.data: "x"}[variant.data] == "x"  # the data section is the runner's data key
+    with pytest.raises(ConfigError, match="seed = 'x': expected an integer"):
+        cfg.replace(seed="x")
 
 
 def test_every_problem_is_reported_at_once():
@@ -45,8 +54,8 @@ def test_bad_values_name_the_field_and_what_is_allowed(values, message):
 
 def test_ints_are_accepted_for_floats_and_all_for_freeze_layers():
     cfg = Config.from_dict({"head_lr": 1, "freeze_layers": "all"})
-    assert cfg.head_lr == 1.0 and isinstance(cfg.head_lr, float)
-    assert cfg.freeze_layers == "all"
+    assert cfg.optim.head_lr == 1.0 and isinstance(cfg.optim.head_lr, float)
+    assert cfg.model.freeze_layers == "all"
 
 
 def test_cli_values_parse_as_toml_literals():
@@ -61,7 +70,57 @@ def test_cli_values_parse_as_toml_literals():
 
 
 def test_hash_ignores_presentation_settings_only():
-    base = Config()
-    assert base.hash() == dataclasses.replace(base, progress=False).hash()
-    assert base.hash() != dataclasses.replace(base, seed=1).hash()
-    assert dataclasses.replace(base, seed=1).diff() == {"seed": 1}
+    base = Config.of()
+    assert base.hash() == base.replace(progress=False).hash()
+    assert base.hash() != base.replace(seed=1).hash()
+    assert base.replace(seed=1).diff() == {"seed": 1}
+
+
+def test_sections_hold_the_flat_keys_and_round_trip():
+    cfg = Config.of(model="tiny-bert", head_lr=1e-3, task="sst2", max_length=64, batch_size=8)
+    assert (cfg.model.name, cfg.optim.head_lr, cfg.data.task) == ("tiny-bert", 1e-3, "sst2")
+    assert (cfg.tokens.max_length, cfg.batch.batch_size) == (64, 8)
+    flat = cfg.to_dict()
+    assert flat["model"] == "tiny-bert" and "name" not in flat  # the flat key stays `model`
+    assert list(flat) == list(FIELDS) and len(flat) == 82
+    assert Config.from_dict(flat) == cfg
+    assert cfg.replace(head_lr=2e-3).optim == OptimConfig(head_lr=2e-3)
+    assert cfg.replace(head_lr=2e-3).data == cfg.data  # other sections are shared, not copied
+    with pytest.raises(ConfigError, match="data: expected a DataConfig, got dict"):
+        Config(data={"task": "sst2"})  # type: ignore[arg-type]
+
+
+def test_a_section_validates_itself_and_names_the_flat_key():
+    with pytest.raises(ConfigError, match="model: must not be empty"):
+        ModelConfig(name=" ")
+    with pytest.raises(ConfigError, match=r"max_length = 4: must be >= 8"):
+        TokenConfig(max_length=4)
+
+
+def test_the_reuse_key_covers_the_training_code_version(monkeypatch):
+    from bertft import config
+
+    before = Config.of().hash()
+    monkeypatch.setattr(config, "TRAINING_CODE_VERSION", config.TRAINING_CODE_VERSION + 1)
+    assert Config.of().hash() != before
+
+
+def test_every_section_but_process_is_in_the_hash():
+    """The reuse key covers a section exactly when the section says it affects results."""
+    base = Config.of()
+    changed = {"task": "sst2", "max_length": 64, "batch_size": 8, "model": "tiny-bert",
+               "head_lr": 1e-3, "epochs": 1, "device": "cpu", "num_threads": 2}
+    assert {SECTION_OF[k] for k in changed} == set(SECTIONS)
+    for key, value in changed.items():
+        section = SECTIONS[SECTION_OF[key]]
+        assert (base.replace(**{key: value}).hash() != base.hash()) == section.affects_results
+    assert [n for n, s in SECTIONS.items() if not s.affects_results] == ["process"]
+
+
+def test_freeze_layers_all_resolves_to_every_layer_and_the_embeddings():
+    assert ModelConfig(freeze_layers="all").freezing(6) == Freezing(6, True)
+    assert ModelConfig(freeze_layers=2).freezing(6) == Freezing(2, False)
+    assert ModelConfig(freeze_layers=2, freeze_embeddings=True).freezing(2) == Freezing(2, True)
+    with pytest.raises(ConfigError, match="freeze_layers = 3: model m has 2 encoder layers; "
+                                          "allowed: 0..2 or 'all'"):
+        ModelConfig(name="m", freeze_layers=3).freezing(2)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from bertft.cache import Cache
 from bertft.cli import main
 from bertft.config import Config
 from bertft.data import Example, Splits
@@ -60,10 +61,10 @@ def test_ner_labels_go_to_the_first_word_piece_only():
 
 
 def test_ner_alignment_with_the_real_tokenizer():
-    cfg = Config(**TINY)
-    tok = load_tokenizer(cfg)
+    cfg = Config.of(**TINY)
+    tok = load_tokenizer(cfg.model)
     splits = toy_ner()
-    enc = encode_splits(splits, tok, cfg)
+    enc = encode_splits(splits, tok, cfg.tokens)
     feat = enc.train[1]  # mary visited new york
     pieces = tok.convert_ids_to_tokens(feat["input_ids"])
     labelled = [(p, t) for p, t in zip(pieces, feat["labels"], strict=True) if t != IGNORE_INDEX]
@@ -72,11 +73,12 @@ def test_ner_alignment_with_the_real_tokenizer():
 
 def test_dynamic_padding_pads_to_the_longest_in_the_batch_and_max_length_to_max_length():
     splits = toy_splits()
-    tok = load_tokenizer(Config(**TINY))
+    tok = load_tokenizer(Config.of(**TINY).model)
     for padding, multiple in (("dynamic", None), ("dynamic", 8), ("max_length", None)):
-        cfg = Config(**TINY, padding=padding, pad_to_multiple_of=multiple, eval_batch_size=4)
-        enc = encode_splits(splits, tok, cfg)
-        batch = next(iter(make_loader(enc.validation, tok, "classification", cfg, train=False)))
+        cfg = Config.of(**TINY, padding=padding, pad_to_multiple_of=multiple, eval_batch_size=4)
+        enc = encode_splits(splits, tok, cfg.tokens)
+        batch = next(iter(make_loader(enc.validation, tok, "classification", cfg.batch,
+                                      cfg.tokens.max_length, train=False)))
         longest = max(len(f["input_ids"]) for f in enc.validation[:4])
         width = batch["input_ids"].shape[1]
         if padding == "max_length":
@@ -91,16 +93,17 @@ def test_dynamic_padding_pads_to_the_longest_in_the_batch_and_max_length_to_max_
 
 def test_training_order_is_seeded():
     splits = toy_splits()
-    cfg = Config(**TINY, batch_size=8)
-    tok = load_tokenizer(cfg)
-    enc = encode_splits(splits, tok, cfg)
-    first = [next(iter(make_loader(enc.train, tok, "classification", cfg, train=True, seed=s)))
+    cfg = Config.of(**TINY, batch_size=8)
+    tok = load_tokenizer(cfg.model)
+    enc = encode_splits(splits, tok, cfg.tokens)
+    first = [next(iter(make_loader(enc.train, tok, "classification", cfg.batch,
+                                   cfg.tokens.max_length, train=True, seed=s)))
              ["input_ids"].tolist() for s in (1, 1, 2)]
     assert first[0] == first[1] != first[2]
 
 
 def test_loss_goes_down_and_the_toy_task_is_learned():
-    result = fit(Config(**TINY, epochs=6, batch_size=8, head_lr=3e-3, base_lr=3e-3,
+    result = fit(Config.of(**TINY, epochs=6, batch_size=8, head_lr=3e-3, base_lr=3e-3,
                         save_model=False), splits=toy_splits())
     losses = [row["train_loss"] for row in result.history]
     assert losses[-1] < losses[0] * 0.5
@@ -108,10 +111,10 @@ def test_loss_goes_down_and_the_toy_task_is_learned():
 
 
 def test_frozen_parameters_are_unchanged_after_training():
-    cfg = Config(**TINY, epochs=2, batch_size=8, freeze_layers=1, freeze_embeddings=True,
+    cfg = Config.of(**TINY, epochs=2, batch_size=8, freeze_layers=1, freeze_embeddings=True,
                  head_lr=3e-3, base_lr=3e-3)
-    set_seed(cfg.seed)
-    before = {k: v.clone() for k, v in build_model(cfg, "classification", ("neg", "pos"))
+    set_seed(cfg.loop.seed)
+    before = {k: v.clone() for k, v in build_model(cfg.model, "classification", ("neg", "pos"))
               .state_dict().items()}
     after = fit(cfg, splits=toy_splits()).model.state_dict()
     for name, value in after.items():
@@ -122,19 +125,19 @@ def test_frozen_parameters_are_unchanged_after_training():
 
 
 def test_gradual_unfreezing_trains_the_frozen_layers_from_its_epoch():
-    cfg = Config(**TINY, epochs=2, batch_size=8, freeze_layers="all", unfreeze_at_epoch=2,
+    cfg = Config.of(**TINY, epochs=2, batch_size=8, freeze_layers="all", unfreeze_at_epoch=2,
                  head_lr=3e-3, base_lr=3e-3, restore_best=False)
-    set_seed(cfg.seed)
-    before = build_model(cfg, "classification", ("neg", "pos")).state_dict()
+    set_seed(cfg.loop.seed)
+    before = build_model(cfg.model, "classification", ("neg", "pos")).state_dict()
     after = fit(cfg, splits=toy_splits()).model.state_dict()
     name = "bert.encoder.layer.0.attention.self.query.weight"
     assert not torch.equal(before[name], after[name].cpu())
 
 
 def test_same_seed_same_metrics_and_another_seed_differs():
-    cfg = Config(**TINY, epochs=1, batch_size=8, save_model=False)
+    cfg = Config.of(**TINY, epochs=1, batch_size=8, save_model=False)
     a, b = fit(cfg, splits=toy_splits()), fit(cfg, splits=toy_splits())
-    c = fit(Config(**TINY, save_model=False, epochs=1, batch_size=8, seed=1),
+    c = fit(Config.of(**TINY, save_model=False, epochs=1, batch_size=8, seed=1),
             splits=toy_splits())
     assert a.history[0]["train_loss"] == b.history[0]["train_loss"]
     assert a.validation == b.validation
@@ -166,7 +169,7 @@ def same_weights(a: dict, b: dict) -> bool:
 
 def test_early_stopping_stops_after_patience_and_restores_the_best_weights(monkeypatch):
     seen = scripted_validation(monkeypatch, "accuracy", [0.5, 0.9, 0.6, 0.4])
-    cfg = Config(**TINY, epochs=8, batch_size=8, early_stopping_patience=2,
+    cfg = Config.of(**TINY, epochs=8, batch_size=8, early_stopping_patience=2,
                  metric_for_best="accuracy", save_model=False)
     result = fit(cfg, splits=toy_splits())
     assert [r["val_accuracy"] for r in result.history] == [0.5, 0.9, 0.6, 0.4]  # then stopped
@@ -178,7 +181,7 @@ def test_early_stopping_stops_after_patience_and_restores_the_best_weights(monke
 def test_loss_as_metric_for_best_keeps_the_lowest_validation_loss(monkeypatch):
     losses = [1.0, 0.8, 0.9, 0.7, 0.75, 0.85]
     seen = scripted_validation(monkeypatch, "loss", losses)
-    cfg = Config(**TINY, epochs=8, batch_size=8, early_stopping_patience=2,
+    cfg = Config.of(**TINY, epochs=8, batch_size=8, early_stopping_patience=2,
                  metric_for_best="loss", save_model=False)
     result = fit(cfg, splits=toy_splits())
     # 0.9 and 0.75 do not improve; the second miss in a row (0.85) stops the run
@@ -188,7 +191,7 @@ def test_loss_as_metric_for_best_keeps_the_lowest_validation_loss(monkeypatch):
 
 
 def test_history_records_throughput_and_eval_steps():
-    result = fit(Config(**TINY, epochs=1, batch_size=8, eval_steps=4, save_model=False),
+    result = fit(Config.of(**TINY, epochs=1, batch_size=8, eval_steps=4, save_model=False),
                  splits=toy_splits())
     assert [r["step"] for r in result.history] == [4, 8]
     row = result.history[-1]
@@ -197,13 +200,13 @@ def test_history_records_throughput_and_eval_steps():
 
 
 def test_gradient_accumulation_takes_fewer_optimizer_steps():
-    result = fit(Config(**TINY, epochs=1, batch_size=8, grad_accum_steps=3, save_model=False),
+    result = fit(Config.of(**TINY, epochs=1, batch_size=8, grad_accum_steps=3, save_model=False),
                  splits=toy_splits())
     assert result.timing["optimizer_steps"] == 3  # 8 micro-batches: windows of 3, 3, 2
 
 
 def test_save_and_load_give_identical_predictions(tmp_path):
-    cfg = Config(**TINY, epochs=1, batch_size=8)
+    cfg = Config.of(**TINY, epochs=1, batch_size=8)
     result = fit(cfg, splits=toy_splits(), out_dir=tmp_path)
     texts = ["the movie was good and plot", "the actor was bad and cast"]
     enc = result.tokenizer(texts, padding=True, return_tensors="pt").to(result.model.device)
@@ -221,7 +224,7 @@ def test_save_and_load_give_identical_predictions(tmp_path):
 
 
 def test_ner_run_predicts_entity_spans_with_character_offsets(tmp_path):
-    cfg = Config(**TINY, epochs=12, batch_size=4, head_lr=1e-2, base_lr=1e-2)
+    cfg = Config.of(**TINY, epochs=12, batch_size=4, head_lr=1e-2, base_lr=1e-2)
     result = fit(cfg, splits=toy_ner(), out_dir=tmp_path)
     assert {"f1", "precision", "recall"} <= set(result.validation)
     out = Predictor.from_run(tmp_path, device="cpu").predict(["john lives in paris"])[0]
@@ -236,8 +239,8 @@ def test_label_all_subtokens_trains_on_every_piece_but_scores_words():
             Example(tokens=("mary", "visited", "new", "york"), tags=(1, 0, 3, 4))] * 12
     splits = Splits("toyner", "ner", ("O", "B-PER", "I-PER", "B-LOC", "I-LOC"),
                     tuple(rows[:16]), tuple(rows[16:20]), tuple(rows[20:]), "generated")
-    cfg = Config(**TINY, label_all_subtokens=True, epochs=1, batch_size=4, save_model=False)
-    enc = encode_splits(splits, load_tokenizer(cfg), cfg)
+    cfg = Config.of(**TINY, label_all_subtokens=True, epochs=1, batch_size=4, save_model=False)
+    enc = encode_splits(splits, load_tokenizer(cfg.model), cfg.tokens)
     labelled = [sum(t != IGNORE_INDEX for t in f["labels"]) for f in (enc.train[0],
                                                                       enc.validation[0])]
     assert labelled == [7, 4]  # john ##athan ##ovich lives in paris ##ville; one per word
@@ -284,7 +287,7 @@ def test_cli_inspect_counts_frozen_parameters(capsys):
     assert main(["inspect", "tiny-bert", "--freeze-layers", "all"]) == 0
     out = capsys.readouterr().out
     assert "encoder layers: 2" in out and "hidden size: 32" in out
-    total = build_model(Config(model="tiny-bert"), "classification", ("a", "b"))
+    total = build_model(Config.of(model="tiny-bert").model, "classification", ("a", "b"))
     n = sum(p.numel() for p in total.parameters())
     assert f"total {n:,}" in out
     assert "trainable 1,122 " in out or "trainable 1,122" in out  # pooler 32*32+32 + head 66
@@ -360,10 +363,10 @@ def test_ablate_rejects_a_positional_that_is_neither_a_spec_nor_an_option_value(
 def test_deterministic_setting_does_not_leak_into_later_runs():
     small = toy_splits(40)
     try:
-        fit(Config(**TINY, epochs=1, batch_size=8, save_model=False, deterministic=True), small)
+        fit(Config.of(**TINY, epochs=1, batch_size=8, save_model=False, deterministic=True), small)
         assert torch.are_deterministic_algorithms_enabled()
         assert torch.backends.cudnn.deterministic
-        fit(Config(**TINY, epochs=1, batch_size=8, save_model=False), small)
+        fit(Config.of(**TINY, epochs=1, batch_size=8, save_model=False), small)
         assert not torch.are_deterministic_algorithms_enabled()
         assert not torch.backends.cudnn.deterministic
     finally:
@@ -378,22 +381,21 @@ def _full_disk(obj, f):
 
 def test_a_failed_tokenization_cache_write_warns_once_and_the_run_goes_on(tmp_path,
                                                                           monkeypatch):
-    from bertft import features
 
     monkeypatch.setattr(torch, "save", _full_disk)
     monkeypatch.setenv("BERTFT_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(features, "_MEMORY", {})
-    monkeypatch.setattr(features, "_cache_write_warned", False)
-    cfg = Config(**TINY)
-    tok = load_tokenizer(cfg)
+    cache = Cache()
+    cfg = Config.of(**TINY)
+    tok = load_tokenizer(cfg.model)
     with pytest.warns(RuntimeWarning, match=r"^tokenization cache: cannot write .*\.pt "
                       r"\(RuntimeError: PytorchStreamWriter .*\); continuing without"):
-        enc = encode_splits(toy_splits(), tok, cfg)
+        enc = encode_splits(toy_splits(), tok, cfg.tokens, cache)
     assert len(enc.train) == 64
     assert list(tmp_path.rglob("*")) == [tmp_path / "tokenized"]  # no partial file left
+    assert encode_splits(toy_splits(), tok, cfg.tokens, cache) is enc  # kept in memory
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # a second failure in the process is silent
-        encode_splits(toy_splits(48), tok, cfg)
+        warnings.simplefilter("error")  # a second failure for the same cache is silent
+        encode_splits(toy_splits(48), tok, cfg.tokens, cache)
 
 
 def test_a_failed_checkpoint_write_raises_and_leaves_no_partial_file(tmp_path, monkeypatch):
@@ -406,7 +408,7 @@ def test_a_failed_checkpoint_write_raises_and_leaves_no_partial_file(tmp_path, m
 
 
 def test_a_run_interrupted_after_an_epoch_resumes_from_its_checkpoint(tmp_path):
-    cfg = Config(**TINY, epochs=3, batch_size=8, checkpoint_every_epoch=True, save_model=False)
+    cfg = Config.of(**TINY, epochs=3, batch_size=8, checkpoint_every_epoch=True, save_model=False)
     clean = fit(cfg, splits=toy_splits())
 
     def interrupt(row):
@@ -425,9 +427,9 @@ def test_a_run_interrupted_after_an_epoch_resumes_from_its_checkpoint(tmp_path):
 
 
 def test_running_sums_stay_on_the_device_until_read():
-    from bertft.train import _Running
+    from bertft.state import Running
 
-    run = _Running()
+    run = Running()
     assert run.summary() == {"train_loss": 0.0, "train_accuracy": 0.0}
     logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, 0.0]])
     run.add(torch.tensor(0.5), logits, torch.tensor([0, 0, -100]))  # -100: not counted
@@ -449,7 +451,7 @@ def test_final_validation_reuses_the_last_evaluation_of_the_same_weights(monkeyp
 
     monkeypatch.setattr(train, "evaluate", counting)
     splits = toy_splits()
-    cfg = Config(**TINY, epochs=2, batch_size=8, restore_best=False)
+    cfg = Config.of(**TINY, epochs=2, batch_size=8, restore_best=False)
     result = fit(cfg, splits=splits)
     n_val, n_test = len(splits.validation), len(splits.test)
     assert calls == [n_val, n_val, n_test]  # one per epoch, then the test split only
@@ -470,12 +472,12 @@ def test_compiled_training_learns_and_compiles_a_few_graphs_not_one_per_batch_wi
             for i in range(112)]
     splits = Splits("toy", "classification", ("neg", "pos"), tuple(rows[:96]),
                     tuple(rows[96:104]), tuple(rows[104:]), "generated")
-    cfg = Config(**{**TINY, "max_length": 64}, epochs=6, batch_size=8, head_lr=3e-3,
+    cfg = Config.of(**{**TINY, "max_length": 64}, epochs=6, batch_size=8, head_lr=3e-3,
                  base_lr=3e-3, save_model=False, compile=True, pad_to_multiple_of=8,
                  sampling="group_by_length")
-    tok = load_tokenizer(cfg)
-    loader = make_loader(encode_splits(splits, tok, cfg).train, tok, "classification", cfg,
-                         train=True, seed=cfg.seed)
+    tok = load_tokenizer(cfg.model)
+    loader = make_loader(encode_splits(splits, tok, cfg.tokens).train, tok, "classification",
+                         cfg.batch, cfg.tokens.max_length, train=True, seed=cfg.loop.seed)
     widths = {b["input_ids"].shape[1] for b in loader}
     assert len(widths) >= 5 and all(w % 8 == 0 for w in widths)
     torch._dynamo.reset()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from bertft.config import Config
+from bertft.config import Config, DataConfig
 from bertft.data import (
     TASKS,
     DataError,
@@ -49,7 +50,7 @@ def write(path: Path, text: str) -> str:
 # --- registry -----------------------------------------------------------------------------
 def test_registry_and_kinds() -> None:
     assert set(TASKS) == {"bbc-news", "wnut16", "sst2", "imdb", "conll2003", "text-file",
-                          "conll-file"}
+                          "conll-file", "hf-dataset", "hf-dataset-ner"}
     assert task_kind("bbc-news") == "classification"
     assert task_kind("conll2003") == "ner"
     assert task_kind("conll-file") == "ner"
@@ -60,15 +61,15 @@ def test_unknown_task() -> None:
     with pytest.raises(DataError) as e:
         task_kind("x")
     assert str(e.value) == ("unknown task 'x'; known tasks: bbc-news, conll-file, conll2003, "
-                            "imdb, sst2, text-file, wnut16")
+                            "hf-dataset, hf-dataset-ner, imdb, sst2, text-file, wnut16")
     with pytest.raises(DataError, match="unknown task 'x'"):
-        load_task(Config(task="x"))
+        load_task(DataConfig(task="x"))
 
 
 # --- bbc-news -----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def bbc() -> Splits:
-    return load_task(Config(task="bbc-news"))
+    return load_task(DataConfig(task="bbc-news"))
 
 
 def test_bbc_news_sizes_and_labels(bbc: Splits) -> None:
@@ -83,7 +84,7 @@ def test_bbc_news_sizes_and_labels(bbc: Splits) -> None:
 
 
 def test_bbc_news_splits_are_a_stratified_partition(bbc: Splits) -> None:
-    raw = TASKS["bbc-news"].loader(Config())
+    raw = TASKS["bbc-news"].loader(DataConfig())
     assert every_example(bbc) == Counter(raw.train)  # disjoint, nothing lost or repeated
     overall = Counter(ex.label for ex in raw.train)
     test = Counter(ex.label for ex in bbc.test)
@@ -92,17 +93,17 @@ def test_bbc_news_splits_are_a_stratified_partition(bbc: Splits) -> None:
 
 
 def test_bbc_news_splits_deterministic(bbc: Splits) -> None:
-    again = load_task(Config(task="bbc-news", seed=7))  # `seed` does not move the data
+    again = load_task(Config.of(task="bbc-news", seed=7).data)  # `seed` does not move the data
     assert again == bbc
     assert again.fingerprint() == bbc.fingerprint()
-    other = load_task(Config(task="bbc-news", data_seed=1))
+    other = load_task(DataConfig(task="bbc-news", data_seed=1))
     assert set(other.test) != set(bbc.test)
     assert other.fingerprint() != bbc.fingerprint()
     assert len(bbc.fingerprint()) == 16 and int(bbc.fingerprint(), 16) >= 0
 
 
 def test_max_train_samples_stratified_exact(bbc: Splits) -> None:
-    small = load_task(Config(task="bbc-news", max_train_samples=100))
+    small = load_task(DataConfig(task="bbc-news", max_train_samples=100))
     assert len(small.train) == 100
     assert set(small.train) <= set(bbc.train)
     assert small.test == bbc.test and small.validation == bbc.validation
@@ -110,12 +111,12 @@ def test_max_train_samples_stratified_exact(bbc: Splits) -> None:
     sub = Counter(ex.label for ex in small.train)
     for label, count in full.items():
         assert abs(sub[label] - count * 100 / len(bbc.train)) <= 1
-    assert load_task(Config(task="bbc-news", max_train_samples=10**6)).train == bbc.train
+    assert load_task(DataConfig(task="bbc-news", max_train_samples=10**6)).train == bbc.train
 
 
 # --- wnut16 -------------------------------------------------------------------------------
 def test_wnut16() -> None:
-    s = load_task(Config(task="wnut16"))
+    s = load_task(DataConfig(task="wnut16"))
     assert s.kind == "ner"
     assert sum(s.sizes().values()) == 2394
     assert len(s.label_names) == 21 and s.label_names[0] == "O"
@@ -136,7 +137,7 @@ def test_iob1_to_bio() -> None:
 
 @needs_shared
 def test_conll2003_local() -> None:
-    s = load_task(Config(task="conll2003", data_dir=str(SHARED_DATA)))
+    s = load_task(DataConfig(task="conll2003", data_dir=str(SHARED_DATA)))
     assert s.sizes() == {"train": 14041, "validation": 3250, "test": 3453}
     assert s.label_names == ("O", "B-LOC", "I-LOC", "B-MISC", "I-MISC", "B-ORG", "I-ORG",
                              "B-PER", "I-PER")
@@ -146,25 +147,25 @@ def test_conll2003_local() -> None:
     for ex in s.train + s.validation + s.test:
         assert_valid_bio([s.label_names[t] for t in ex.tags])  # every entity starts with B-
     # the folder itself works as well as its parent
-    direct = load_task(Config(task="conll2003", data_dir=str(SHARED_DATA / "conll2003")))
+    direct = load_task(DataConfig(task="conll2003", data_dir=str(SHARED_DATA / "conll2003")))
     assert direct.fingerprint() == s.fingerprint()
 
 
 @needs_shared
 def test_sst2_local(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BERTFT_DATA_DIR", str(SHARED_DATA))
-    s = load_task(Config(task="sst2"))
+    s = load_task(DataConfig(task="sst2"))
     assert s.label_names == ("negative", "positive")
     assert len(s.test) == 872  # GLUE dev serves as test
     assert len(s.train) + len(s.validation) == 67349
     assert len(s.validation) == 6735
     assert s.test[0] == Example(text="it 's a charming and often affecting journey .", label=1)
-    assert s.source == str(SHARED_DATA / "sst2")
+    assert s.source == os.path.relpath(SHARED_DATA / "sst2")  # never an absolute path
 
 
 @needs_shared
 def test_imdb_local() -> None:
-    s = load_task(Config(task="imdb", data_dir=str(SHARED_DATA / "imdb"), strip_html=True))
+    s = load_task(DataConfig(task="imdb", data_dir=str(SHARED_DATA / "imdb"), strip_html=True))
     assert s.label_names == ("neg", "pos")
     assert len(s.train) + len(s.validation) == 2000 and len(s.test) == 2000
     assert Counter(ex.label for ex in s.test) == {0: 1000, 1: 1000}
@@ -173,11 +174,11 @@ def test_imdb_local() -> None:
 
 def test_local_file_missing(tmp_path: Path) -> None:
     with pytest.raises(DataError) as e:
-        load_task(Config(task="sst2", data_dir=str(tmp_path)))
+        load_task(DataConfig(task="sst2", data_dir=str(tmp_path)))
     assert str(e.value) == (f"sst2: file not found: {tmp_path / 'train.tsv'} (pass --data-dir "
                             "or set BERTFT_DATA_DIR to a folder with train.tsv and dev.tsv)")
     with pytest.raises(DataError, match=r"conll2003: file not found: .*eng\.train"):
-        load_task(Config(task="conll2003", data_dir=str(tmp_path)))
+        load_task(DataConfig(task="conll2003", data_dir=str(tmp_path)))
 
 
 def test_explicit_data_dir_that_does_not_exist_is_an_error(tmp_path: Path,
@@ -186,7 +187,7 @@ def test_explicit_data_dir_that_does_not_exist_is_an_error(tmp_path: Path,
     monkeypatch.setenv("BERTFT_DATA_DIR", str(tmp_path))  # the explicit setting wins
     missing = tmp_path / "nope"
     with pytest.raises(DataError) as e:
-        load_task(Config(task="sst2", data_dir=str(missing)))
+        load_task(DataConfig(task="sst2", data_dir=str(missing)))
     assert str(e.value) == (f"sst2: file not found: {missing / 'train.tsv'} (pass --data-dir "
                             "or set BERTFT_DATA_DIR to a folder with train.tsv and dev.tsv)")
 
@@ -194,17 +195,17 @@ def test_explicit_data_dir_that_does_not_exist_is_an_error(tmp_path: Path,
 def test_env_data_dir_without_the_task_falls_back_to_the_hub(tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch
                                                              ) -> None:
-    from bertft.data import _local_dir
+    from bertft.data.tasks import local_dir
 
-    cfg = Config(task="sst2")
+    cfg = DataConfig(task="sst2")
     monkeypatch.setenv("BERTFT_DATA_DIR", str(tmp_path / "absent"))  # tox sets it, existing or not
-    assert _local_dir(cfg, "sst2", "train.tsv") is None
+    assert local_dir(cfg, "sst2", "train.tsv") is None
     monkeypatch.setenv("BERTFT_DATA_DIR", str(tmp_path))  # exists, holds no sst2 data
     (tmp_path / "imdb").mkdir()
-    assert _local_dir(cfg, "sst2", "train.tsv") is None
-    assert _local_dir(cfg, "imdb", "imdb_train_sample.csv") == tmp_path / "imdb"
+    assert local_dir(cfg, "sst2", "train.tsv") is None
+    assert local_dir(cfg, "imdb", "imdb_train_sample.csv") == tmp_path / "imdb"
     (tmp_path / "train.tsv").write_text("sentence\tlabel\n")
-    assert _local_dir(cfg, "sst2", "train.tsv") == tmp_path
+    assert local_dir(cfg, "sst2", "train.tsv") == tmp_path
 
 
 # --- Hub paths (offline: datasets.load_dataset is replaced) -------------------------------
@@ -218,7 +219,7 @@ def test_hub_unreachable(monkeypatch: pytest.MonkeyPatch) -> None:
     for task in ("sst2", "imdb", "conll2003"):
         with pytest.raises(DataError, match=f"{task}: cannot load .* Hugging Face Hub.*"
                            "pass --data-dir or set BERTFT_DATA_DIR"):
-            load_task(Config(task=task))
+            load_task(DataConfig(task=task))
 
 
 def test_hub_conll2003_and_sst2(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -243,11 +244,11 @@ def test_hub_conll2003_and_sst2(monkeypatch: pytest.MonkeyPatch) -> None:
         return DatasetDict(train=d, validation=d)
 
     monkeypatch.setattr(datasets, "load_dataset", fake)
-    s = load_task(Config(task="conll2003"))
+    s = load_task(DataConfig(task="conll2003"))
     assert s.source == "hub:eriktks/conll2003" and s.sizes() == {
         "train": 12, "validation": 12, "test": 12}
     assert [s.label_names[t] for t in s.train[0].tags] == ["B-PER", "I-PER", "O", "B-LOC"]
-    c = load_task(Config(task="sst2"))
+    c = load_task(DataConfig(task="sst2"))
     assert c.sizes() == {"train": 18, "validation": 2, "test": 20}
     assert c.test[0] == Example(text="text 0", label=0)
 
@@ -259,35 +260,35 @@ def test_text_file_csv_string_labels(tmp_path: Path) -> None:
     train = write(tmp_path / "train.csv", "\n".join(lines * 1) + "\n")
     val = write(tmp_path / "val.csv", 'label,text\npos,"nice, really"\nneg,meh\n')
     test = write(tmp_path / "test.csv", "text,label\nok,pos\nno,neg\n")
-    s = load_task(Config(task="text-file", train_file=train, validation_file=val,
+    s = load_task(DataConfig(task="text-file", train_file=train, validation_file=val,
                          test_file=test))
     assert s.label_names == ("neg", "pos")
     assert s.train == tuple(Example(text=t, label=int(lab == "pos")) for t, lab in rows)
     assert s.validation == (Example(text="nice, really", label=1), Example(text="meh", label=0))
     assert s.test == (Example(text="ok", label=1), Example(text="no", label=0))
-    assert s.source == f"{train}, {val}, {test}"
+    assert s.source == ", ".join(os.path.relpath(p) for p in (train, val, test))
 
 
 def test_text_file_tsv_pairs_and_carving(tmp_path: Path) -> None:
     lines = ["premise\thypothesis\tgold"] + [
         f'p "{i}\th{i}\t{["entail", "contra", "neutral"][i % 3]}' for i in range(30)]
     train = write(tmp_path / "train.tsv", "\n".join(lines) + "\n")
-    cfg = Config(task="text-file", train_file=train, text_column="premise",
+    cfg = Config.of(task="text-file", train_file=train, text_column="premise",
                  text_pair_column="hypothesis", label_column="gold")
-    s = load_task(cfg)
+    s = load_task(cfg.data)
     assert s.label_names == ("contra", "entail", "neutral")
     assert s.sizes() == {"train": 24, "validation": 3, "test": 3}
     assert Counter(ex.label for ex in s.test) == {0: 1, 1: 1, 2: 1}  # stratified
     everything = sorted(s.train + s.validation + s.test, key=lambda e: int(e.text_pair[1:]))
     assert everything[5] == Example(text='p "5', text_pair="h5", label=2)
-    assert load_task(cfg) == s
+    assert load_task(cfg.data) == s
 
 
 def test_text_file_jsonl_int_labels(tmp_path: Path) -> None:
     records = [{"text": f"t{i}", "label": [2, 10, 1][i % 3]} for i in range(12)]
     train = write(tmp_path / "train.json", "\n".join(json.dumps(r) for r in records) + "\n\n")
     test = write(tmp_path / "test.jsonl", '{"text": "x", "label": "10"}\n')
-    s = load_task(Config(task="text-file", train_file=train, test_file=test))
+    s = load_task(DataConfig(task="text-file", train_file=train, test_file=test))
     assert s.label_names == ("1", "2", "10")  # integers sort numerically
     assert s.test == (Example(text="x", label=2),)
     assert s.sizes() == {"train": 10, "validation": 2, "test": 1}
@@ -295,7 +296,7 @@ def test_text_file_jsonl_int_labels(tmp_path: Path) -> None:
 
 def test_text_file_single_member_class_does_not_crash(tmp_path: Path) -> None:
     lines = ["text,label"] + [f"t{i},{'a' if i else 'b'}" for i in range(20)]
-    s = load_task(Config(task="text-file", train_file=write(tmp_path / "d.csv",
+    s = load_task(DataConfig(task="text-file", train_file=write(tmp_path / "d.csv",
                                                              "\n".join(lines))))
     assert sum(s.sizes().values()) == 20
 
@@ -303,7 +304,7 @@ def test_text_file_single_member_class_does_not_crash(tmp_path: Path) -> None:
 def test_text_file_explicit_format_and_encoding(tmp_path: Path) -> None:
     path = tmp_path / "data.txt"
     path.write_bytes("text;x\tlabel\ncaf\u00e9\ta\nthé\tb\nx\ta\ny\tb\n".encode("latin-1"))
-    s = load_task(Config(task="text-file", train_file=str(path), file_format="tsv",
+    s = load_task(DataConfig(task="text-file", train_file=str(path), file_format="tsv",
                          encoding="latin-1", text_column="text;x"))
     assert "café" in {ex.text for ex in s.train + s.validation + s.test}
 
@@ -320,26 +321,27 @@ def test_preprocessing_text(tmp_path: Path) -> None:
     test = write(tmp_path / "t.csv", 'text,label\n"Q <b>R</b>",a\n')
     base = dict(task="text-file", train_file=train, validation_file=train, test_file=test,
                 drop_empty=True)
-    raw = load_task(Config(**base))
+    raw = load_task(DataConfig(**base))
     assert [e.text for e in raw.train] == ["a<br />b", "Hello   World\t!", "x<i>y</i>",
                                            "Hello world !", "A<br />B"]
-    clean = load_task(Config(**base, strip_html=True, lowercase=True, normalize_whitespace=True))
+    clean = load_task(DataConfig(**base, strip_html=True, lowercase=True,
+                                 normalize_whitespace=True))
     assert [e.text for e in clean.train] == ["a b", "hello world !", "x y", "hello world !",
                                              "a b"]
     assert clean.test == (Example(text="q r", label=0),)
-    dedup = load_task(Config(**base, strip_html=True, lowercase=True, normalize_whitespace=True,
+    dedup = load_task(DataConfig(**base, strip_html=True, lowercase=True, normalize_whitespace=True,
                              drop_duplicates=True))
     assert [(e.text, e.label) for e in dedup.train] == [("a b", 0), ("hello world !", 1),
                                                         ("x y", 1)]
     assert len(dedup.validation) == 5  # drop_duplicates: train only
-    html_only = load_task(Config(**base, strip_html=True))
+    html_only = load_task(DataConfig(**base, strip_html=True))
     assert html_only.train[0].text == "a b"
 
 
 def test_preprocessing_ner_lowercase(tmp_path: Path) -> None:
     text = "John B-PER\nLives O\n\nIn O\nParis B-LOC\n"
     path = write(tmp_path / "d.conll", text)
-    s = load_task(Config(task="conll-file", train_file=path, validation_file=path,
+    s = load_task(DataConfig(task="conll-file", train_file=path, validation_file=path,
                          test_file=path, lowercase=True, strip_html=True))
     assert s.train[0].tokens == ("john", "lives")
 
@@ -351,20 +353,20 @@ def test_conll_file_iob1_columns_and_docstart(tmp_path: Path) -> None:
             "Peter NNP I-NP I-PER\nBlair NNP I-NP I-PER\nBob NNP I-NP B-PER\n\t\n"
             "-DOCSTART- -X- O O\n\nhello UH O O\n")
     path = write(tmp_path / "train.conll", text)
-    s = load_task(Config(task="conll-file", train_file=path, validation_file=path,
+    s = load_task(DataConfig(task="conll-file", train_file=path, validation_file=path,
                          test_file=path))
     assert s.label_names == ("O", "B-ORG", "I-ORG", "B-PER", "I-PER")
     assert s.train[0] == Example(tokens=("U.N.", "official", "Ekeus"), tags=(1, 0, 3))
     assert s.train[1].tags == (3, 4, 3)
     assert len(s.train) == 3
-    chunks = load_task(Config(task="conll-file", train_file=path, validation_file=path,
+    chunks = load_task(DataConfig(task="conll-file", train_file=path, validation_file=path,
                               test_file=path, tag_column=-2))
     assert chunks.label_names == ("O", "B-NP", "I-NP")
 
 
 def test_conll_file_carving(tmp_path: Path) -> None:
     text = "".join(f"w{i} B-X\nv{i} O\n\n" for i in range(20))
-    s = load_task(Config(task="conll-file", train_file=write(tmp_path / "d.txt", text),
+    s = load_task(DataConfig(task="conll-file", train_file=write(tmp_path / "d.txt", text),
                          max_train_samples=5))
     assert s.sizes() == {"train": 5, "validation": 2, "test": 2}
     assert not set(s.train) & set(s.test)
@@ -453,5 +455,5 @@ def test_bad_inputs(tmp_path: Path, files: dict[str, str | bytes], settings: dic
             value = value if "/" in value else str(tmp_path / value)
         values[key] = value
     with pytest.raises(DataError) as e:
-        load_task(Config(**values))
+        load_task(DataConfig(**values))
     assert expected in str(e.value)

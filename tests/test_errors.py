@@ -23,6 +23,8 @@ pytest_plugins = ["pytester"]
 TRAIN = ["train", "--out", "{d}/out", "--model", "tiny-bert", "--task", "text-file"]
 GOOD = [*TRAIN, "--train-file", "{d}/good.csv"]
 NER = ["train", "--out", "{d}/out", "--model", "tiny-bert", "--task", "conll-file"]
+HF = ["train", "--out", "{d}/out", "--model", "tiny-bert", "--task", "hf-dataset", "--dataset",
+      "{d}/hf"]
 
 
 @pytest.fixture
@@ -45,13 +47,25 @@ def files(tmp_path: Path) -> Path:
     (d / "syntax.toml").write_text("[base]\nhead_lr = = 1\n", encoding="utf-8")
     (d / "unknown.toml").write_text("[base]\nhead_lrr = 1e-3\n", encoding="utf-8")
     (d / "nomodel").mkdir()
+    (d / "headerless.csv").write_text("3,Fears for T N pension after talks\n"
+                                      "4,The Race is On: Second Private Team Sets Launch\n",
+                                      encoding="utf-8")
+    import pandas as pd  # parquet datasets for the hf-dataset task
+
+    (d / "hf").mkdir()
+    pd.DataFrame({"text": ["a", "b"] * 6, "label": [0, 1] * 6}).to_parquet(
+        d / "hf" / "train.parquet")
+    (d / "hf_float").mkdir()
+    pd.DataFrame({"text": ["a", "b"] * 6, "label": [0.5, 1.5] * 6}).to_parquet(
+        d / "hf_float" / "train.parquet")
     return d
 
 
 CLI_CASES = [
     # -- task and model --------------------------------------------------------------------
     ("unknown-task", ["train", "--out", "{d}/o", "--task", "nope"],
-     ["unknown task 'nope'", "known tasks: bbc-news, conll-file, conll2003, imdb, sst2"]),
+     ["unknown task 'nope'", "known tasks: bbc-news, conll-file, conll2003, hf-dataset, "
+      "hf-dataset-ner, imdb, sst2"]),
     ("model-no-such-dir", [*GOOD[:4], "{d}/no/such/dir", *GOOD[5:]],
      ["no/such/dir': no such directory", "built-in models: minilm-l6, tiny-bert"]),
     ("model-dir-no-config", [*GOOD[:4], "{d}/nomodel", *GOOD[5:]],
@@ -120,6 +134,35 @@ CLI_CASES = [
     ("ner-type-not-in-train", [*NER, "--train-file", "{d}/train.conll",
                                "--validation-file", "{d}/val_loc.conll"],
      ["val_loc.conll line 1: entity type 'LOC'", "training types: PER"]),
+    ("headerless-read-with-header", [*TRAIN, "--train-file", "{d}/headerless.csv"],
+     ["headerless.csv: no column 'text'; columns are: 3, Fears for T N pension after talks; "
+      "the header line looks like data: if the file has no header line, set header = false "
+      "and give 0-based column indices (e.g. text_column = 1, label_column = 0)"]),
+    ("header-false-needs-indices", [*GOOD, "--header", "false"],
+     ["text_column = 'text': with header = false, give a 0-based column index",
+      "label_column = 'label': with header = false"]),
+    ("column-index-beyond-row", [*TRAIN, "--train-file", "{d}/headerless.csv", "--header",
+                                 "false", "--text-column", "5", "--label-column", "0"],
+     ["headerless.csv: no column 5; the rows have 2 columns (indices 0..1)"]),
+    ("index-with-header", [*GOOD, "--text-column", "1"],
+     ["text_column = 1: a column index needs header = false"]),
+    # -- hf-dataset -----------------------------------------------------------------------------
+    ("hf-no-dataset", [*HF[:-2]], ["task hf-dataset needs dataset (a Hub id, a folder"]),
+    ("hf-unknown-path", [*HF[:-1], "{d}/no/such"],
+     ["no/such': no such folder; expected a folder of csv/json/parquet files, a folder "
+      "written by save_to_disk, or a Hugging Face Hub id"]),
+    ("hf-unknown-hub-id", [*HF[:-1], "no-such-org/no-such-data"],
+     ["dataset 'no-such-org/no-such-data': cannot load from the Hugging Face Hub ("]),
+    ("hf-missing-split", [*HF, "--test-split", "heldout"],
+     ["hf': no split 'heldout' (test_split); splits are: train"]),
+    ("hf-missing-column", [*HF, "--text-column", "sentence"],
+     ["hf' split 'train': no column 'sentence'; columns are: text, label"]),
+    ("hf-float-labels", [*HF[:-1], "{d}/hf_float"],
+     ["hf_float' split 'train': label column 'label' holds float64 values; classification "
+      "needs a ClassLabel, integer or string column"]),
+    # -- trackers -------------------------------------------------------------------------------
+    ("unknown-tracker", [*GOOD, "--report-to", "mlflow,comet"],
+     ["report_to: unknown tracker 'comet'; known trackers: tensorboard, mlflow, wandb"]),
     # -- run directories -------------------------------------------------------------------------
     ("predict-not-a-run", ["predict", "{d}/nomodel", "hello"],
      ["nomodel: not a bertft run directory (no bertft_config.json)", "bertft train"]),
@@ -147,6 +190,22 @@ def test_cli_error(argv: list[str], expected: list[str], files: Path, offline_hu
     for text in expected:
         assert text in err
     assert not (files / "out").exists()  # nothing trained, nothing written
+
+
+def test_tracker_not_installed(files: Path, monkeypatch: pytest.MonkeyPatch,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    """A tracker whose library is missing is refused before any training (the library's
+    module name is pointed at one that does not exist: wandb itself is installed here)."""
+    import bertft.trackers
+
+    monkeypatch.setitem(bertft.trackers.MODULES, "wandb", "no_such_module_wandb")
+    rc = main([a.replace("{d}", str(files)) for a in [*GOOD, "--report-to", "wandb"]])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err == ("bertft: error: report_to: wandb not installed; install the extra "
+                   "(pip install 'bertft[wandb]') or remove it from report_to (known trackers: "
+                   "tensorboard, mlflow, wandb)\n")
+    assert not (files / "out").exists()
 
 
 def test_debug_shows_the_traceback(files: Path) -> None:
@@ -218,14 +277,14 @@ SPEC_CASES = [
     ("seed-as-setting", SPEC_OK.replace('task = "bbc-news"', "seed = 1"),
      ["seed: use the top-level `seeds = [...]` list"]),
     ("bad-seeds", SPEC_OK.replace("seeds = [0]", 'seeds = ["a"]'),
-     ["seeds = ['a']: expected a non-empty list of integers"]),
+     ["seeds = ['a']: allowed: a list of distinct integers"]),
     ("baseline-not-axis", SPEC_OK.replace('name = "s"', 'name = "s"\nbaseline = { epochs = 1 }'),
      ["baseline.epochs: not an axis of this spec; axes: head_lr"]),
     ("zip-unequal", SPEC_OK + "[[zip]]\nbase_lr = [1e-4, 1e-5]\nepochs = [1]\n",
      ["zip[0]: lists must have equal lengths, got base_lr=2, epochs=1"]),
     ("unknown-task", SPEC_OK.replace('"bbc-news"', '"bbc"'),
-     ["[head_lr=0.001] unknown task 'bbc'; known tasks: bbc-news, conll-file, conll2003, imdb, "
-      "sst2, text-file, wnut16"]),
+     ["[head_lr=0.001] unknown task 'bbc'; known tasks: bbc-news, conll-file, conll2003, "
+      "hf-dataset, hf-dataset-ner, imdb, sst2, text-file, wnut16"]),
     ("metric-not-of-the-task", SPEC_OK.replace('"bbc-news"', '"wnut16"\nmetric_for_best = '
                                                '"f1_macro"'),
      ["[head_lr=0.001] metric_for_best = 'f1_macro': not a ner metric; allowed: auto, f1, "

@@ -221,7 +221,7 @@ def test_store_never_reads_a_partial_file_as_complete(tmp_path: Path, clean) -> 
     path.write_text(text)
     assert store.lookup("faults", TRIALS[0], record["config_hash"]).state == "complete"
     assert store.lookup("faults", TRIALS[0], "0" * 16).state == "stale"
-    path.write_text(json.dumps({**record, "schema_version": SCHEMA_VERSION - 1}))
+    path.write_text(json.dumps({**record, "schema_version": 0}))
     assert store.lookup("faults", TRIALS[0], record["config_hash"]).state == "corrupt"
     for text, kind in (("[]", "list"), ('"done"', "str"), ("null", "NoneType")):
         path.write_text(text)  # valid JSON, but not a record
@@ -297,7 +297,7 @@ def test_specs_are_parsed_with_tomllib_only(tmp_path: Path, monkeypatch) -> None
                     '[grid]\nhead_lr = [1e-3]\n', encoding="utf-8")
     spec = load_spec(path)
     assert calls == [path.read_text(encoding="utf-8")]
-    assert spec.description == code and expand(spec)[0].config.text_column == code
+    assert spec.description == code and expand(spec)[0].config.data.text_column == code
     assert not marker.exists()
     for text in ("!!python/object/apply:os.system ['true']\n",
                  "cos\nsystem\n(S'true'\ntR.\n"):  # a YAML tag, a pickle
@@ -326,18 +326,18 @@ def test_models_load_safetensors_and_no_remote_code_unless_asked(monkeypatch,
     monkeypatch.setattr(models.AutoModelForSequenceClassification, "from_pretrained",
                         recorder("model"))
     monkeypatch.setattr(models, "model_config", lambda *a: None)
-    assert Config().trust_remote_code is False
+    assert Config.of().model.trust_remote_code is False
     for trust in (False, True):
         spec_file = tmp_path / f"s{trust}.toml"
         spec_file.write_text(f'[base]\nmodel = "minilm-l6"\ntrust_remote_code = '
                              f'{str(trust).lower()}\n[grid]\nhead_lr = [1e-3]\n')
         cfg = expand(load_spec(spec_file))[0].config
-        assert cfg.trust_remote_code is trust
+        assert cfg.model.trust_remote_code is trust
         calls.clear()
         with pytest.raises(Stop):
-            models.load_tokenizer(cfg)
+            models.load_tokenizer(cfg.model)
         with pytest.raises(Stop):
-            models.build_model(cfg, "classification", ("a", "b"))
+            models.build_model(cfg.model, "classification", ("a", "b"))
         (_, tok), (_, model) = calls
         assert tok["trust_remote_code"] is trust and model["trust_remote_code"] is trust
         assert model["use_safetensors"] is True

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from bertft.cli import main
-from bertft.config import Config
+from bertft.config import Config, DataConfig
 from bertft.data import load_task
 from bertft.predict import Predictor
 from bertft.train import fit
@@ -16,7 +16,7 @@ FAST = dict(model="minilm-l6", progress=False, save_model=False, epochs=1, batch
 
 
 def test_sst2_subset_learns_sentiment(shared_data):
-    cfg = Config(**FAST, task="sst2", data_dir=str(shared_data), max_train_samples=400,
+    cfg = Config.of(**FAST, task="sst2", data_dir=str(shared_data), max_train_samples=400,
                  max_length=48)
     result = fit(cfg)
     assert result.data["test"] == 872  # GLUE dev serves as the test split
@@ -24,14 +24,14 @@ def test_sst2_subset_learns_sentiment(shared_data):
 
 
 def test_bbc_news_topics_from_the_installed_package():
-    cfg = Config(**FAST, task="bbc-news", max_train_samples=150, max_length=64)
+    cfg = Config.of(**FAST, task="bbc-news", max_train_samples=150, max_length=64)
     result = fit(cfg)
     assert result.validation["accuracy"] > 0.85  # 5 classes, chance 0.23
     assert len(result.validation["confusion_matrix"]) == 5
 
 
 def test_conll2003_subset_finds_entities(shared_data):
-    cfg = Config(**{**FAST, "epochs": 2}, task="conll2003", data_dir=str(shared_data),
+    cfg = Config.of(**{**FAST, "epochs": 2}, task="conll2003", data_dir=str(shared_data),
                  max_train_samples=300, max_length=64)
     result = fit(cfg)
     assert result.validation["f1"] > 0.3
@@ -53,7 +53,7 @@ def test_cli_train_eval_predict_round_trip_on_wnut16(tmp_path, capsys):
 
 
 def test_split_sizes_of_the_offline_builtins():
-    assert load_task(Config(task="bbc-news")).sizes() == {"train": 1779, "validation": 223,
+    assert load_task(DataConfig(task="bbc-news")).sizes() == {"train": 1779, "validation": 223,
                                                            "test": 223}
-    assert load_task(Config(task="wnut16")).sizes() == {"train": 1914, "validation": 240,
+    assert load_task(DataConfig(task="wnut16")).sizes() == {"train": 1914, "validation": 240,
                                                          "test": 240}

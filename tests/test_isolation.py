@@ -52,7 +52,7 @@ def splits():
     """bbc-news takes seconds to read; every fit here uses the same data settings."""
     from bertft.data import load_task
 
-    return load_task(tiny())
+    return load_task(tiny().data)
 
 
 @pytest.fixture(autouse=True)
@@ -81,7 +81,7 @@ def test_a_raising_trial_is_stored_as_failed(exc, reason, smoke_trials, monkeypa
     spec, trials = smoke_trials
     last = {"epoch": 1, "step": 3, "train_loss": 1.5, "val_f1_macro": 0.25}
 
-    def fit(cfg, splits=None, out_dir=None, on_log=None, checkpoint_dir=None):
+    def fit(cfg, splits=None, out_dir=None, on_log=None, checkpoint_dir=None, cache=None):
         on_log(last)  # one evaluation happened before the fault
         raise exc
     monkeypatch.setattr(runner, "fit", fit)
@@ -96,7 +96,7 @@ def test_a_raising_trial_is_stored_as_failed(exc, reason, smoke_trials, monkeypa
 def test_a_diverging_trial_is_stored_as_diverged(smoke_trials, monkeypatch) -> None:
     spec, trials = smoke_trials
 
-    def fit(cfg, splits=None, out_dir=None, on_log=None, checkpoint_dir=None):
+    def fit(cfg, splits=None, out_dir=None, on_log=None, checkpoint_dir=None, cache=None):
         on_log({"epoch": 1, "step": 20, "train_loss": 7.0})
         raise TrialDiverged("training loss became nan by step 40 (epoch 2)")
     monkeypatch.setattr(runner, "fit", fit)
@@ -115,8 +115,8 @@ def test_nan_loss_stops_training_within_one_logging_interval(nan_from, log_every
     real = train.loss_fn
     calls = {"train": 0}
 
-    def loss_fn(logits, labels, weight):
-        loss = real(logits, labels, weight)
+    def loss_fn(logits, labels, weight, **kw):
+        loss = real(logits, labels, weight, **kw)
         if not torch.is_grad_enabled():
             return loss  # evaluation
         calls["train"] += 1
@@ -153,12 +153,12 @@ def test_grid_goes_on_after_a_failed_trial(fault, status, pytester: pytest.Pytes
     real_fit = runner.fit
     ran: list[float] = []
 
-    def fit(cfg, splits=None, out_dir=None, on_log=None, checkpoint_dir=None):
-        ran.append(cfg.head_lr)
-        if cfg.head_lr == 1e-3:  # the first trial faults; the second must still run
+    def fit(cfg, splits=None, out_dir=None, on_log=None, checkpoint_dir=None, cache=None):
+        ran.append(cfg.optim.head_lr)
+        if cfg.optim.head_lr == 1e-3:  # the first trial faults; the second must still run
             raise fault
         return real_fit(cfg, splits=splits, out_dir=out_dir, on_log=on_log,
-                        checkpoint_dir=checkpoint_dir)
+                        checkpoint_dir=checkpoint_dir, cache=cache)
     monkeypatch.setattr(runner, "fit", fit)
 
     result = _run_grid(pytester)

@@ -52,10 +52,15 @@ def _comparable(path: Path) -> dict:
 def test_ray_results_match_local_and_resume(tmp_path, pytester):
     local, remote = tmp_path / "local", tmp_path / "ray"
     # both at once: the local run mostly imports while Ray starts
-    runs = [_ablate(tmp_path, local, "--bertft-executor", "local"),
-            _ablate(tmp_path, remote, "--bertft-executor", "ray")]  # a local Ray, all CPUs
+    tracked = ("--bertft-set", "report_to=tensorboard")  # trackers log from the Ray worker
+    runs = [_ablate(tmp_path, local, "--bertft-executor", "local", *tracked),
+            _ablate(tmp_path, remote, "--bertft-executor", "ray", *tracked)]  # a local Ray
     assert "4 passed" in _output(runs[0])
     assert "4 passed" in _output(runs[1])
+    logdirs = sorted(p.name for p in (remote / "tensorboard" / "smoke").iterdir()
+                     if any(p.glob("events.out.tfevents.*")))
+    assert logdirs == sorted(p.name for p in (local / "tensorboard" / "smoke").iterdir())
+    assert len(logdirs) == 4 and all("seed=" in name for name in logdirs)
 
     files = sorted(p.name for p in (local / "smoke").glob("*.json"))
     assert len(files) == 4
@@ -139,19 +144,25 @@ def _trial_and_spec():
     return expand(spec)[0], spec
 
 
-def _executor_whose_task(monkeypatch, error: BaseException) -> ray_executor.RayExecutor:
-    """A RayExecutor without a cluster: `ray.get` raises what a dead worker would."""
-    executor = object.__new__(ray_executor.RayExecutor)
-    task = type("Task", (), {"remote": staticmethod(lambda *a: object())})()
-    executor._remote = type("Remote", (), {"options": staticmethod(lambda **kw: task)})()
-    executor.num_gpus, executor.num_cpus, executor.max_retries = None, None, 1
-    executor.cluster_gpus, executor._warned = 0.0, set()
-    executor._refs, executor._submitted = {}, {}
-    executor.results = None
+def _executor_whose_task(monkeypatch, error: BaseException, sent: list | None = None,
+                         results: Path | None = None) -> ray_executor.RayExecutor:
+    """A RayExecutor built by its public constructor on a pretend Ray (already initialised, no
+    GPUs): submitting records the task's arguments in `sent`, `ray.get` raises `error`."""
+    task = type("Task", (), {"remote": staticmethod(
+        lambda *a: (sent.append(a) if sent is not None else None) or object())})()
+    options = []
+    remote = type("Remote", (), {"options": staticmethod(
+        lambda **kw: options.append(kw) or task)})()
 
     def get(ref):
         raise error
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)  # nothing to start or shut down
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
+    monkeypatch.setattr(ray, "remote", lambda fn: remote if fn is ray_executor._run_remote
+                        else pytest.fail(f"unexpected remote function {fn}"))
     monkeypatch.setattr(ray, "get", get)
+    executor = ray_executor.RayExecutor(None, num_cpus=2, max_retries=3, results=results)
+    executor.options = options  # what each task was submitted with
     return executor
 
 
@@ -164,6 +175,7 @@ def test_dead_worker_is_a_failed_trial(monkeypatch, error):
     trial, spec = _trial_and_spec()
     executor = _executor_whose_task(monkeypatch, error)
     result = executor.run(trial, spec, measure=None)
+    assert executor.options == [{"num_gpus": 0.0, "num_cpus": 2.0, "max_retries": 3}]
     assert result.status == "failed"
     assert type(error).__name__ in result.error
     assert (result.trial_id, result.config_hash) == (trial.trial_id, trial.config.hash())
@@ -209,23 +221,20 @@ def test_tasks_checkpoint_where_the_local_runner_does(monkeypatch, tmp_path):
     from bertft.ablation import runner
 
     trial, spec = _trial_and_spec()
-    executor = _executor_whose_task(monkeypatch, RuntimeError("unused"))
-    sent = []
-    task = type("Task", (), {"remote": staticmethod(lambda *a: sent.append(a) or object())})()
-    executor._remote = type("Remote", (), {"options": staticmethod(lambda **kw: task)})()
-    executor.results = Path("results")
+    sent: list = []
+    executor = _executor_whose_task(monkeypatch, RuntimeError("unused"), sent, Path("results"))
     executor.submit([(trial, spec)])
     expected = ResultStore("results").checkpoint_dir(spec.name, trial.trial_id)
-    assert sent == [(trial, spec, str(Path.cwd()), str(expected))]
+    assert sent == [(trial, spec, str(Path.cwd()), str(expected), "results")]
 
     got = []
     monkeypatch.setattr(runner, "run_trial",
-                        lambda t, s, measure=None, checkpoint_dir=None: got.append(
-                            checkpoint_dir) or _passed(t, s))
+                        lambda t, s, measure=None, checkpoint_dir=None, tracking_root=None,
+                        cache=None: got.append((checkpoint_dir, tracking_root)) or _passed(t, s))
     monkeypatch.setattr(ray, "get_gpu_ids", lambda: [0])
     monkeypatch.chdir(tmp_path)
     ray_executor._run_remote(*sent[0])
-    assert got == [expected]
+    assert got == [(expected, Path("results"))]  # trackers log where a local trial's do
 
 
 def test_failed_ner_trial_is_stored_as_ner():

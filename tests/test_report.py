@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from sklearn.metrics import f1_score
 
 from bertft.errors import BertftError
 from bertft.report import (aggregate, load_results, mean_ci, paired_test, render_all,
@@ -174,14 +175,23 @@ def test_aggregate_one_row_per_arm_with_seed_statistics(cls_results):
     assert best["val_f1_macro_mean"] == pytest.approx(0.882667, abs=1e-6)
     assert sd == pytest.approx(0.011676, abs=1e-6)
     assert best["val_f1_macro_ci"] == pytest.approx(4.302653 * sd / math.sqrt(3), abs=1e-6)
-    # differences to the baseline 0.035, 0.032, 0.032: mean 0.033, sd sqrt(3e-6), t = 33
-    assert best["diff"] == pytest.approx(0.033)
-    assert best["p_value"] == pytest.approx(1 - 33 / math.sqrt(2 + 33 ** 2), rel=1e-5)
-    assert best["n_pairs"] == 3 and best["significant"] is True
-    # the diverged seed 1 is not paired: 0.861-0.838 and 0.842-0.861
+    # the decision: test macro-F1 recomputed from the stored predictions, paired over seeds
+    mod = _fixture_module()
+
+    def test_f1(lr, bs, seed):
+        preds = mod.cls_predictions(lr, bs, seed)
+        return f1_score(preds["label"], preds["pred"], average="macro")
+    diffs = [test_f1(5e-05, 32, s) - test_f1(2e-05, 32, s) for s in (1, 2, 3)]
+    assert best["diff"] == pytest.approx(sum(diffs) / 3, abs=1e-12)
+    assert best["decided_on"] == "test" and best["metric"] == "f1_macro"
+    assert best["verdict"] == "better" and best["p_adjusted"] < 0.05 and best["diff_low"] > 0
+    assert best["n_pairs"] == 3 and best["n_examples"] == 400
+    assert math.isnan(best["seeds_needed"])  # decided: none needed
+    # the diverged seed 1 is not paired; two seeds cannot decide this one
     other = df.loc["learning_rate=5e-05,batch_size=16"]
-    assert other["n_pairs"] == 2 and other["diff"] == pytest.approx(0.002)
-    assert other["significant"] is False
+    assert other["n_pairs"] == 2 and other["verdict"] == "undecided"
+    assert other["diff_low"] < 0 < other["diff_high"] and other["seeds_needed"] > 2
+    assert df.loc[BASE, "verdict"] == "baseline"
     assert best["samples_per_s"] == pytest.approx((401 + 402 + 403) / 3)
     assert best["peak_memory_mb"] == 3103.0  # the maximum over seeds
 
@@ -212,16 +222,30 @@ def _row(md: str, start: str) -> str:
     return next(line for line in md.splitlines() if line.startswith(start))
 
 
-def test_report_marks_best_baseline_and_significance(rendered):
+def test_report_marks_best_baseline_and_verdicts(rendered):
     md = (rendered[0] / f"{CLS}.md").read_text()
     best = _row(md, "| **5e-05**")
-    assert best.count("**") >= 2 * 13  # every cell of the best arm is bold
-    assert "+0.0330 (p<0.001, significant)" in best
+    assert best.count("**") >= 2 * 16  # every cell of the best arm is bold
+    assert "| **better** | **+5.2 [+3.1, +7.4]**" in best and "| **<0.001** |" in best
     assert "| baseline " in _row(md, "| 2e-05           | 32")
-    assert "(p=0.942, within noise)" in _row(md, "| 2e-05           | 16")
+    assert "| undecided  | −2.0 [−9.2, +5.2] " in _row(md, "| 2e-05           | 16")
+    assert "Δ test F1 (macro) (points) [interval]" in md
+    assert "on the **test** split (the validation split picked each trial's best epoch" in md
+    assert "within ±2.0 points (the spec's `equivalence_margin`)" in md
     assert "## Best arm: `learning_rate=5e-05,batch_size=32`" in md
     ner = (rendered[0] / f"{NER}.md").read_text()
     assert "**baseline**" in _row(ner, "| **0**")  # the baseline itself is best
+
+
+def test_report_mixing_schema_versions_says_what_it_could_not_use(rendered):
+    """freeze_layers=4,seed=2 is a schema-1 record: kept in the means, named as lacking
+    predictions; its comparison has one seed with predictions, so no interval."""
+    ner = (rendered[0] / f"{NER}.md").read_text()
+    assert ("⚠ 1 passed result(s) lack per-example predictions (written before schema version "
+            "2), so comparisons using them are undecided: `freeze_layers=4,seed=2`") in ner
+    assert "undecided (one shared seed: no interval)" in _row(ner, "| 4 ")
+    assert "on the **validation** split (the task has no test split" in ner
+    assert "- **Trials:** 4 passed, 0 failed, 0 diverged, 0 unreadable" in ner
 
 
 def test_report_lists_failures_short_arms_and_unreadable_files(rendered):
@@ -271,10 +295,10 @@ def test_plots_written_and_linked(rendered):
 def test_index_gives_one_finding_per_spec(rendered):
     index = (rendered[0] / "README.md").read_text()
     assert f"[{CLS}]({CLS}.md)" in index and f"[{NER}]({NER}.md)" in index
-    assert (f"best `{BEST}`: val F1 (macro) 0.8827 ± 0.0290, +0.0330 over baseline `{BASE}` "
-            "(p<0.001, significant)") in index
-    assert "best `freeze_layers=0`: val entity F1 0.8760 ± 0.0508; the baseline is the best " \
-           "arm" in index
+    assert (f"`{BEST}`: better, +5.2 [+3.1, +7.4] points (1 better, 0 worse, 0 equivalent, "
+            f"2 undecided vs `{BASE}`)") in index
+    assert ("`freeze_layers=4`: undecided, −10.7 points (one shared seed: no interval) "
+            "(0 better, 0 worse, 0 equivalent, 1 undecided vs `freeze_layers=0`)") in index
 
 
 def test_render_markdown_is_deterministic_and_independent_of_order(tmp_path, cls_results):

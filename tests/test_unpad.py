@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 
 import pytest
 import torch
@@ -33,12 +32,12 @@ def _splits(kind: str) -> Splits:
 
 
 def _setup(kind: str, attention: str = "sdpa", **kw):
-    cfg = Config(model="tiny-bert", batch_size=8, eval_batch_size=8, max_length=24, **kw)
+    cfg = Config.of(model="tiny-bert", batch_size=8, eval_batch_size=8, max_length=24, **kw)
     splits = _splits(kind)
-    tok = load_tokenizer(cfg)
-    enc = encode_splits(splits, tok, cfg)
+    tok = load_tokenizer(cfg.model)
+    enc = encode_splits(splits, tok, cfg.tokens)
     set_seed(0)
-    model = build_model(cfg, kind, splits.label_names)
+    model = build_model(cfg.model, kind, splits.label_names)
     model.config._attn_implementation = attention
     fwd = frozen.choose_forward(model, enc, tok, kind, cfg, CPU, torch.float32)
     batch = next(iter(fwd.loader("train", train=False)))
@@ -70,10 +69,10 @@ def test_unpadded_logits_and_gradients_equal_the_padded_model(kind, attention):
 def test_unpadded_training_matches_padded_training_without_dropout():
     """With dropout off the two paths train the same function on the same batches."""
     splits = _splits("classification")
-    cfg = Config(model="tiny-bert", epochs=3, batch_size=4, head_lr=1e-2, base_lr=1e-2,
+    cfg = Config.of(model="tiny-bert", epochs=3, batch_size=4, head_lr=1e-2, base_lr=1e-2,
                  encoder_dropout=0.0, head_dropout=0.0, progress=False, save_model=False,
                  max_length=24)
-    runs = [fit(dataclasses.replace(cfg, unpad=flag), splits=splits) for flag in (True, False)]
+    runs = [fit(cfg.replace(unpad=flag), splits=splits) for flag in (True, False)]
     assert [r.timing["unpadded"] for r in runs] == [1.0, 0.0]
     for a, b in zip(runs[0].history, runs[1].history, strict=True):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
@@ -83,15 +82,14 @@ def test_unpadded_training_matches_padded_training_without_dropout():
 
 def test_unpadded_cached_top_layers_equal_the_padded_ones():
     kind = "ner"  # token logits: every position of every layer is compared
-    cfg = Config(model="tiny-bert", freeze_embeddings=True, freeze_layers=1, batch_size=8,
+    cfg = Config.of(model="tiny-bert", freeze_embeddings=True, freeze_layers=1, batch_size=8,
                  eval_batch_size=8, max_length=24)
     splits = _splits(kind)
-    tok = load_tokenizer(cfg)
-    enc = encode_splits(splits, tok, cfg)
+    tok = load_tokenizer(cfg.model)
+    enc = encode_splits(splits, tok, cfg.tokens)
     set_seed(0)
-    model = build_model(cfg, kind, splits.label_names).eval()
-    frozen.clear_cache()
-    fwds = [frozen.choose_forward(model, enc, tok, kind, dataclasses.replace(cfg, unpad=flag),
+    model = build_model(cfg.model, kind, splits.label_names).eval()
+    fwds = [frozen.choose_forward(model, enc, tok, kind, cfg.replace(unpad=flag),
                                   CPU, torch.float32) for flag in (True, False)]
     assert [f.timing()["unpadded"] for f in fwds] == [1.0, 0.0]
     packed, padded = (next(iter(f.loader("train", train=False))) for f in fwds)
@@ -125,19 +123,21 @@ def test_compile_and_unsupported_models_run_padded_and_say_why():
 
 def test_batches_with_little_padding_run_padded():
     mask = torch.ones(4, 10, dtype=torch.long)
-    assert not unpad.worth_unpadding(mask)  # no padding
+    assert not unpad.worth_unpadding(mask, 0.05)  # no padding
     mask[0, -1] = 0
-    assert not unpad.worth_unpadding(mask)  # 2.5% < MIN_PADDING
+    assert not unpad.worth_unpadding(mask, 0.05)  # 2.5% < unpad_min_padding
+    assert unpad.worth_unpadding(mask, 0.0)
     mask[1, -2:] = 0
     mask[2, -1] = 0
-    assert unpad.worth_unpadding(mask)  # 10%
-    cfg = Config(model="tiny-bert", batch_size=4, eval_batch_size=4, max_length=24)
+    assert unpad.worth_unpadding(mask, 0.05)  # 10%
+    assert not unpad.worth_unpadding(mask, 0.2)
+    cfg = Config.of(model="tiny-bert", batch_size=4, eval_batch_size=4, max_length=24)
     same = tuple(Example(text="a good film", label=i % 2) for i in range(4))
     splits = Splits("toy", "classification", ("neg", "pos"), same, same, same, "test")
-    tok = load_tokenizer(cfg)
-    enc = encode_splits(splits, tok, cfg)
+    tok = load_tokenizer(cfg.model)
+    enc = encode_splits(splits, tok, cfg.tokens)
     set_seed(0)
-    model = build_model(cfg, "classification", splits.label_names).eval()
+    model = build_model(cfg.model, "classification", splits.label_names).eval()
     fwd = frozen.choose_forward(model, enc, tok, "classification", cfg, CPU, torch.float32)
     batch = next(iter(fwd.loader("train", train=False)))
     assert fwd.unpadded and unpad.TOKEN_INDEX not in batch  # nothing to skip: padded path

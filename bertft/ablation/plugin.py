@@ -24,10 +24,15 @@ import pytest
 
 from bertft.ablation.result import TrialResult
 from bertft.ablation.runner import load_splits, run_trial
-from bertft.ablation.spec import Spec, SpecError, Trial, expand, load_spec
+from bertft.ablation.adaptive import skip_reason
+from bertft.ablation.spec import (
+    SEED_LIMIT, Spec, SpecError, Trial, expand, load_spec, resource_problems,
+)
 from bertft.ablation.store import ResultStore
 from bertft.config import parse_overrides
 from bertft.errors import BertftError, ConfigError
+from bertft.outputs import output_problem
+from bertft.trackers import check_installed
 
 EXECUTORS = ("local", "gpus", "ray")
 
@@ -43,6 +48,7 @@ class Options:
     ray_num_gpus: float | None = None   # per trial; None: the spec's [resources], else auto
     ray_num_cpus: float | None = None   # per trial; None: the spec's [resources], else 1
     ray_max_retries: int = 1
+    max_seeds: int | None = None        # --bertft-max-seeds: adaptive seeds up to this many
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -68,6 +74,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--bertft-ray-num-cpus", type=float, default=None, metavar="N",
                     help="CPUs per trial with the ray executor; overrides the spec's "
                          "[resources] num_cpus; default: 1.")
+    group.addoption("--bertft-max-seeds", type=int, default=None, metavar="N",
+                    help="Adaptive seeds: run up to N seeds per arm, adding seeds only to "
+                         "arms whose comparison with the baseline is still undecided (a spec's "
+                         "seed list becomes the minimum; seeds = {min, max} gets max = N).")
     group.addoption("--bertft-ray-max-retries", type=int, default=1, metavar="N",
                     help="Ray retries of a trial whose worker died (default: 1); then the "
                          "trial is stored as failed.")
@@ -78,15 +88,23 @@ def pytest_configure(config: pytest.Config) -> None:
         overrides = parse_overrides(config.getoption("bertft_set"), source="--bertft-set")
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
+    given = {k: config.getoption(f"bertft_ray_{k}") for k in ("num_gpus", "num_cpus")}
+    if bad := resource_problems({k: v for k, v in given.items() if v is not None}):
+        # checked whatever the executor: nan/inf must not wait for a Ray run to be found
+        raise pytest.UsageError("--bertft-ray-" + "; --bertft-ray-".join(bad).replace("_", "-"))
     if config.getoption("bertft_data_dir"):
         overrides["data_dir"] = config.getoption("bertft_data_dir")
+    max_seeds = config.getoption("bertft_max_seeds")
+    if max_seeds is not None and not 2 <= max_seeds <= SEED_LIMIT:
+        raise pytest.UsageError(f"--bertft-max-seeds {max_seeds}: allowed: an integer from 2 "
+                                f"to {SEED_LIMIT}")
     config.stash[OPTIONS] = Options(
         overrides=overrides, results=Path(config.getoption("bertft_results")),
         rerun=config.getoption("bertft_rerun"), executor=config.getoption("bertft_executor"),
         ray_address=config.getoption("bertft_ray_address"), started=time.time(),
         ray_num_gpus=config.getoption("bertft_ray_num_gpus"),
         ray_num_cpus=config.getoption("bertft_ray_num_cpus"),
-        ray_max_retries=config.getoption("bertft_ray_max_retries"))
+        ray_max_retries=config.getoption("bertft_ray_max_retries"), max_seeds=max_seeds)
     worker = getattr(config, "workerinput", {}).get("workerid")  # gwN on an xdist worker
     if config.getoption("bertft_executor") == "gpus" and worker:
         _pin_gpu(worker)
@@ -105,6 +123,7 @@ def _pin_gpu(worker: str) -> None:
 
 
 OPTIONS = pytest.StashKey[Options]()
+SPEC_NAMES = pytest.StashKey[dict[str, Path]]()  # spec name -> the file collected with it
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -122,10 +141,23 @@ class SpecFile(pytest.File):
     def collect(self):
         opts = self.config.stash[OPTIONS]
         try:
-            spec = load_spec(self.path, opts.overrides)
+            spec = load_spec(self.path, opts.overrides, opts.max_seeds)
             trials = expand(spec)
+            if spec.min_seeds:  # adaptive: seed-major, so that each look's seeds come first
+                trials = sorted(trials, key=lambda t: spec.seeds.index(t.seed))
         except SpecError as exc:
             raise self.CollectError(str(exc)) from None
+        names = self.config.stash.setdefault(SPEC_NAMES, {})
+        other = names.setdefault(spec.name, self.path)
+        if other != self.path:  # both would store under results/<name>/, undoing each other
+            raise self.CollectError(f"{self.path}: 1 problem:\n  - name = {spec.name!r}: also "
+                                    f"the name of {other}; results are stored by spec name, so "
+                                    "each collected spec needs its own")
+        try:  # before any training: a tracker asked for but not installed
+            check_installed(sorted({t for trial in trials
+                                    for t in trial.config.process.report_to}))
+        except BertftError as exc:
+            raise self.CollectError(f"{self.path}: {exc}") from None
         self.bertft_trials = (spec, trials)  # the spec's current trials, for the store
         for trial in trials:
             item = pytest.Function.from_parent(self, name=f"{spec.name}[{trial.trial_id}]",
@@ -137,12 +169,26 @@ class SpecFile(pytest.File):
 def _trial_test(spec: Spec, trial: Trial):
     def trial_test(benchmark: Any, request: pytest.FixtureRequest) -> None:
         opts = request.config.stash[OPTIONS]
+        if spec.min_seeds:
+            _skip_if_decided(spec, trial, opts)
         result = run_stored(spec, trial, opts, benchmark)
         benchmark.extra_info.update(_extra_info(result))
         if result.status != "passed":
             pytest.fail(f"trial {result.status}: {result.error}", pytrace=False)
     trial_test.__doc__ = f"{spec.name}: {trial.trial_id}"
     return trial_test
+
+
+def _skip_if_decided(spec: Spec, trial: Trial, opts: Options) -> None:
+    """Adaptive seeds: skip a seed above the minimum whose comparison is already decided
+    (bertft.ablation.adaptive); a stored result is reused as usual."""
+    found = ResultStore(opts.results).lookup(spec.name, trial.trial_id, trial.config.hash(),
+                                             _data_fingerprint(trial))
+    if found.state == "complete" and not opts.rerun:
+        return
+    why = skip_reason(spec, trial, opts.results)
+    if why:
+        pytest.skip(why)
 
 
 def run_stored(spec: Spec, trial: Trial, opts: Options, benchmark: Any = None) -> TrialResult:
@@ -191,7 +237,10 @@ def _written_since(result: TrialResult | None, opts: Options) -> bool:
 
     if result is None or not result.created:
         return False
-    return dt.datetime.fromisoformat(result.created).timestamp() >= int(opts.started)
+    try:
+        return dt.datetime.fromisoformat(result.created).timestamp() >= int(opts.started)
+    except ValueError:  # a hand-edited or foreign `created`: not written by this session
+        return False
 
 
 def _measure(benchmark: Any):
@@ -218,8 +267,8 @@ class _LocalExecutor:
         self.store = store
 
     def run(self, trial: Trial, spec: Spec, measure) -> TrialResult:
-        return run_trial(trial, spec, measure, self.store.checkpoint_dir(spec.name,
-                                                                         trial.trial_id))
+        return run_trial(trial, spec, measure,
+                         self.store.checkpoint_dir(spec.name, trial.trial_id), self.store.root)
 
 
 def _executor(opts: Options):
@@ -278,6 +327,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     opts = session.config.stash[OPTIONS]
     if session.config.option.collectonly:
         return
+    if session.config.stash.get(HAS_TRIALS, False) and (problem := output_problem(opts.results)):
+        # before any trial trains (pytest reports a UsageError raised here as INTERNALERROR)
+        pytest.exit(f"--bertft-results {opts.results}: {problem}", pytest.ExitCode.USAGE_ERROR)
     store = ResultStore(opts.results)
     _record_current(session.items, store)
     if opts.executor != "ray" or hasattr(session.config, "workerinput"):
@@ -285,8 +337,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     pending = []
     for item in session.items:
         spec, trial = getattr(item, "bertft_trial", (None, None))
-        if trial is None:
-            continue
+        if trial is None or (spec.min_seeds and spec.seeds.index(trial.seed) >= spec.min_seeds):
+            continue  # adaptive seeds above the minimum are submitted when found needed
         found = store.lookup(spec.name, trial.trial_id, trial.config.hash(),
                              _data_fingerprint(trial))
         # as in run_stored/_reuse: a stored pass or divergence is not run again, a failure is

@@ -59,10 +59,11 @@ def _import_ray():
     return ray
 
 
-def _run_remote(trial: Trial, spec: Spec, cwd: str, checkpoint_dir: str | None = None
-                ) -> dict[str, Any]:
+def _run_remote(trial: Trial, spec: Spec, cwd: str, checkpoint_dir: str | None = None,
+                tracking_root: str | None = None) -> dict[str, Any]:
     """Body of a Ray task: one trial, returned as plain JSON data (the driver stores it).
-    `checkpoint_dir`: the local runner's, relative to `cwd` when the results dir is."""
+    `checkpoint_dir`: the local runner's, relative to `cwd` when the results dir is; trackers
+    log from here, under the same run names and `tracking_root` as a local trial."""
     import ray
 
     from bertft.ablation.runner import run_trial
@@ -72,6 +73,7 @@ def _run_remote(trial: Trial, spec: Spec, cwd: str, checkpoint_dir: str | None =
     if os.path.isdir(cwd):  # relative data paths mean the same files as on the driver
         os.chdir(cwd)
     return run_trial(trial, spec, checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir
+                     else None, tracking_root=Path(tracking_root) if tracking_root
                      else None).to_json()
 
 
@@ -126,7 +128,8 @@ class RayExecutor:
                 task = self._remote.options(num_gpus=gpus, num_cpus=cpus,
                                             max_retries=self.max_retries)
                 self._refs[key] = task.remote(trial, spec, os.getcwd(),
-                                              self.checkpoint_dir(trial, spec))
+                                              self.checkpoint_dir(trial, spec),
+                                              str(self.results) if self.results else None)
                 self._submitted[key] = time.time()
                 started += 1
         return started
@@ -198,7 +201,7 @@ def failed_result(trial: Trial, spec: Spec, exc: BaseException, submitted: float
         spec=spec_info(spec), trial_id=trial.trial_id, arm_id=trial.arm_id,
         overrides=trial.overrides, seed=trial.seed, config=trial.config.to_dict(),
         config_hash=trial.config.hash(), created=_now(), status="failed",
-        kind=task_kind(trial.config.task),
+        kind=task_kind(trial.config.data.task),
         error=f"{reason}\n{tb}"[:4000],
         timing={"wall_seconds": time.time() - submitted})  # includes time queued on Ray
 

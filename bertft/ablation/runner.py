@@ -7,34 +7,41 @@ becomes a `diverged` / `failed` record with its reason and last metrics.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bertft.ablation.result import SpecInfo, TrialResult
 from bertft.ablation.spec import Spec, Trial
+from bertft.cache import Cache
 from bertft.config import Config
-from bertft.data import Splits, load_task, task_kind
+from bertft.data import Splits, load_task, splits_nbytes, task_kind
 from bertft.errors import BertftError, TrialDiverged
+from bertft.metrics import entity_counts
+from bertft.trackers import Trackers
 from bertft.train import RunResult, fit
 
 N_ERRORS = 20  # most confident wrong validation predictions kept for the report
 
-# Data settings: trials that agree on these share one loaded dataset (per process).
-DATA_FIELDS = ("task", "data_dir", "train_file", "validation_file", "test_file", "file_format",
-               "encoding", "text_column", "text_pair_column", "label_column", "token_column",
-               "tag_column", "validation_ratio", "test_ratio", "data_seed", "lowercase",
-               "strip_html", "normalize_whitespace", "drop_empty", "drop_duplicates",
-               "max_train_samples")
-_SPLITS: dict[tuple, Splits] = {}
+def process_cache() -> Cache:
+    """The cache this process's trials share (loaded splits, tokenized data, frozen-prefix
+    states): the runner owns one per process, made on first use."""
+    global _PROCESS_CACHE
+    if _PROCESS_CACHE is None:
+        _PROCESS_CACHE = Cache()
+    return _PROCESS_CACHE
 
 
-def load_splits(cfg: Config) -> Splits:
-    key = tuple(getattr(cfg, f) for f in DATA_FIELDS)
-    if key not in _SPLITS:
-        _SPLITS[key] = load_task(cfg)
-    return _SPLITS[key]
+_PROCESS_CACHE: Cache | None = None
+
+
+def load_splits(cfg: Config, cache: Cache | None = None) -> Splits:
+    """The trial's data; trials with equal `data` sections share one loaded copy."""
+    cache = cache if cache is not None else process_cache()
+    return cache.get_or_put("splits", cfg.data, lambda: load_task(cfg.data), splits_nbytes)
 
 
 def spec_info(spec: Spec) -> SpecInfo:
@@ -46,28 +53,51 @@ def spec_info(spec: Spec) -> SpecInfo:
     except ValueError:
         shown = spec.path
     return SpecInfo(spec.name, spec.description, shown, spec.axis_names, spec.baseline,
-                    spec.seeds)
+                    spec.seeds, spec.equivalence_margin, spec.min_seeds)
 
 
-def run_trial(trial: Trial, spec: Spec, measure=None, checkpoint_dir: Path | None = None
-              ) -> TrialResult:
+def run_trial(trial: Trial, spec: Spec, measure=None, checkpoint_dir: Path | None = None,
+              tracking_root: Path | None = None, cache: Cache | None = None) -> TrialResult:
     """Train and evaluate one trial. `measure(fn)` may wrap the training call (pytest-benchmark
     does, to time it); it must call `fn` once and return its value. `checkpoint_dir` is where
-    per-epoch checkpoints go when the trial's config sets `checkpoint_every_epoch`."""
+    per-epoch checkpoints go when the trial's config sets `checkpoint_every_epoch`. The trial
+    is one run of each tracker in `report_to`, under `tracking_dir` or else `tracking_root`
+    (the results folder). `cache` defaults to the process's (`process_cache`)."""
+    start = time.perf_counter()
+    cache = cache if cache is not None else process_cache()
+    trackers = Trackers.open(trial.config.process, tracking_root, spec.name, trial.trial_id,
+                             trial.config.to_dict())
+    result = _run_trial(trial, spec, measure, checkpoint_dir, trackers.log_row, cache)
+    trackers.finish({"validation": result.validation, "test": result.test},
+                    result.environment, ok=result.status == "passed")
+    if trial.config.process.report_to:  # wall time with the trackers', to measure their cost
+        result.timing.update(tracker_seconds=trackers.seconds,
+                             wall_seconds=time.perf_counter() - start)
+    return result
+
+
+def _run_trial(trial: Trial, spec: Spec, measure, checkpoint_dir: Path | None,
+               on_log: Callable[[dict[str, Any]], None], cache: Cache) -> TrialResult:
     start = time.perf_counter()
     base = dict(spec=spec_info(spec), trial_id=trial.trial_id, arm_id=trial.arm_id,
                 overrides=trial.overrides, seed=trial.seed, config=trial.config.to_dict(),
                 config_hash=trial.config.hash(), created=_now(),
-                kind=task_kind(trial.config.task))
+                kind=task_kind(trial.config.data.task))
     last: list[dict[str, Any]] = []
     try:
-        splits = load_splits(trial.config)
+        splits = load_splits(trial.config, cache)
+
+        def log(row: dict[str, Any]) -> None:
+            last.append(row)
+            on_log(row)
 
         def train() -> RunResult:
-            return fit(trial.config, splits=splits, on_log=last.append,
-                       checkpoint_dir=checkpoint_dir)
+            return fit(trial.config, splits=splits, on_log=log, checkpoint_dir=checkpoint_dir,
+                       cache=cache)
 
         run = measure(train) if measure is not None else train()
+        if bad := nonfinite_metrics(run):
+            raise TrialDiverged(f"non-finite metrics ({', '.join(bad)})")
     except TrialDiverged as exc:
         return TrialResult(**base, status="diverged", error=str(exc), history=tuple(last),
                            timing={"wall_seconds": time.perf_counter() - start})
@@ -83,9 +113,38 @@ def run_trial(trial: Trial, spec: Spec, measure=None, checkpoint_dir: Path | Non
         **base, status="passed", label_names=run.label_names, data=run.data,
         history=tuple(run.history), best=run.best, validation=run.validation, test=run.test,
         errors=tuple(confident_errors(run, splits)),
+        predictions=stored_predictions(run, bool(trial.config.loop.ner_strict)),
         timing={**run.timing, "wall_seconds": time.perf_counter() - start},
         environment=run.environment,
     )
+
+
+def nonfinite_metrics(run: RunResult) -> list[str]:
+    """Names of the final scalar metrics that are NaN or infinite (a trial that has any is
+    diverged, never passed)."""
+    return [f"{split}.{k}={v}" for split, metrics in (("validation", run.validation),
+                                                      ("test", run.test))
+            for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
+
+
+def stored_predictions(run: RunResult, ner_strict: bool = False) -> dict[str, dict[str, list]]:
+    """Per-example predictions of each evaluated split, compact (see `TrialResult.predictions`):
+    class ids and the predicted class's probability (3 decimals), or for NER the entity
+    TP / FP / FN of every sentence, counted in the seqeval mode the split was scored in."""
+    out: dict[str, dict[str, list]] = {}
+    names = run.label_names
+    for split, preds in run.predictions.items():
+        if not preds or not preds.get("pred"):
+            continue
+        if run.kind == "classification":
+            out[split] = {"pred": [int(p) for p in preds["pred"]],
+                          "label": [int(g) for g in preds["label"]],
+                          "confidence": [round(float(c), 3) for c in preds["confidence"]]}
+        else:
+            out[split] = entity_counts([[names[t] for t in s] for s in preds["label"]],
+                                       [[names[t] for t in s] for s in preds["pred"]],
+                                       ner_strict)
+    return out
 
 
 def confident_errors(run: RunResult, splits: Splits, n: int = N_ERRORS) -> list[dict[str, Any]]:

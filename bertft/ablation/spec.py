@@ -2,8 +2,9 @@
 
     name = "freezing"
     description = "Which layers to freeze?"
-    seeds = [0, 1, 2]
+    seeds = [0, 1, 2]                     # or adaptive: seeds = { min = 3, max = 10 }
     baseline = { freeze_layers = 0 }      # the reference arm
+    equivalence_margin = 0.01             # arms closer than this are equivalent (1 point)
 
     [base]                                # any Config setting
     task = "bbc-news"
@@ -15,27 +16,33 @@
     head_lr = [1e-3, 1e-4]
     base_lr = [1e-4, 1e-5]
 
-Parsing downloads and loads nothing. Its one side effect: when `freeze_layers` is a number and
-the model is a Hub id that is not in the local Hugging Face cache, the layer-count check
-(`model_problems`) asks the Hub whether the id exists with one HEAD request (5 s timeout, cached
-per process; none when HF_HUB_OFFLINE is set). Every problem in a file (and in the command-line
-overrides) is collected and raised once, naming the file, the key and what is allowed.
+Parsing reads only local files: it downloads, loads and asks the network nothing. The layer-count
+check (`model_problems`) reads the model's config.json when the model is on this machine (a
+built-in, a directory, or the local Hugging Face cache); a Hub model that is not here is checked
+when its trial runs, which names the model and why it cannot load. Every problem in a file (and
+in the command-line overrides) is collected and raised once, naming the file, the key and what
+is allowed.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bertft.ablation.result import DEFAULT_MARGIN
 from bertft.ablation.store import file_stem
 from bertft.config import FIELDS, Config, coerce, unknown_key_message
 from bertft.errors import ConfigError, DataError
 
-TOP_KEYS = ("name", "description", "seeds", "baseline", "base", "grid", "zip", "resources")
+TOP_KEYS = ("name", "description", "seeds", "baseline", "equivalence_margin", "base", "grid",
+            "zip", "resources")
+MAX_MARGIN = 0.1    # 10 points: any wider "equivalence" decides nothing (shipped specs: <= 0.02)
+SEED_LIMIT = 100    # most seeds an adaptive spec may ask for
 RESOURCE_KEYS = ("num_gpus", "num_cpus")  # per trial, for the ray executor
 
 
@@ -54,6 +61,9 @@ class Spec:
     seeds: tuple[int, ...]
     baseline: dict[str, Any]
     resources: dict[str, float] = field(default_factory=dict)  # [resources]: ray task needs
+    equivalence_margin: float = DEFAULT_MARGIN
+    min_seeds: int = 0              # adaptive: seeds every arm runs (then up to len(seeds));
+    #                                 0: a fixed design, every seed runs
 
     @property
     def axis_names(self) -> tuple[str, ...]:
@@ -102,8 +112,10 @@ def expand(spec: Spec) -> list[Trial]:
     return trials
 
 
-def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> Spec:
-    """Parse and validate a spec file; `overrides` (from --bertft-set) replace base settings."""
+def load_spec(path: str | Path, overrides: dict[str, Any] | None = None,
+              max_seeds: int | None = None) -> Spec:
+    """Parse and validate a spec file; `overrides` (from --bertft-set) replace base settings;
+    `max_seeds` (from --bertft-max-seeds) makes the spec adaptive up to that many seeds."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -115,10 +127,11 @@ def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> Spec
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError([f"TOML syntax error: {exc}"], str(path)) from None
-    return parse_spec(data, str(path), overrides or {})
+    return parse_spec(data, str(path), overrides or {}, max_seeds)
 
 
-def parse_spec(data: dict[str, Any], source: str, overrides: dict[str, Any]) -> Spec:
+def parse_spec(data: dict[str, Any], source: str, overrides: dict[str, Any],
+               max_seeds: int | None = None) -> Spec:
     p: list[str] = []
     for key in data:
         if key not in TOP_KEYS:
@@ -127,6 +140,8 @@ def parse_spec(data: dict[str, Any], source: str, overrides: dict[str, Any]) -> 
     if not isinstance(name, str) or not name or not name.replace("-", "").replace("_", "") \
             .isalnum():
         p.append(f"name = {name!r}: expected a non-empty string of letters, digits, - and _")
+    elif len(name.encode()) > 100:  # a folder name under the results and reports folders
+        p.append(f"name = '{name[:20]}...': {len(name.encode())} bytes; allowed: at most 100")
     description = data.get("description", "")
     if not isinstance(description, str):
         p.append(f"description = {description!r}: expected a string")
@@ -144,6 +159,89 @@ def parse_spec(data: dict[str, Any], source: str, overrides: dict[str, Any]) -> 
             axes.append((key,))
             values.append(tuple((v,) for v in vals))
             wheres.append(f"grid.{key}")
+    _zip_axes(data, axes, values, wheres, p)
+    for where, keys, columns in zip(wheres, axes, values, strict=True):
+        p += _id_clashes(where, keys, columns)
+    names = [k for axis in axes for k in axis]
+    for key in {k for k in names if names.count(k) > 1}:
+        p.append(f"{key}: appears in more than one axis (grid and zip, or two zips)")
+    if "seed" in names or "seed" in base:
+        p.append("seed: use the top-level `seeds = [...]` list, not a setting or axis")
+
+    seeds, min_seeds = parse_seeds(data.get("seeds", [0]), max_seeds, p)
+    margin = parse_margin(data.get("equivalence_margin", DEFAULT_MARGIN), p)
+
+    baseline = _baseline(data, axes, values, p)
+
+    p += _baseline_zip_problems(baseline, tuple(axes), tuple(values), wheres)
+
+    resources = _table(data, "resources", p)
+    bad_resources = resource_problems(resources)
+    p += [f"resources.{m}" for m in bad_resources]
+
+    spec = Spec(name if isinstance(name, str) else "", description
+                if isinstance(description, str) else "", source, base, tuple(axes),
+                tuple(values), tuple(seeds), dict(baseline),
+                {} if bad_resources else {k: float(v) for k, v in resources.items()},
+                float(margin), min_seeds)
+    if not p:  # every grid point must make a valid config; each distinct problem once
+        p += _grid_problems(spec)
+    if p:
+        raise SpecError(p, source)
+    return spec
+
+
+def parse_margin(margin: Any, p: list[str]) -> float:
+    """`equivalence_margin`: a number in (0, MAX_MARGIN], in units of the metric."""
+    if isinstance(margin, bool) or not isinstance(margin, int | float) \
+            or not 0 < margin <= MAX_MARGIN:
+        p.append(f"equivalence_margin = {margin!r}: allowed: a number in (0, {MAX_MARGIN}] in "
+                 "units of the metric (0.01 = 1 point; shipped specs use at most 0.02)")
+        return DEFAULT_MARGIN
+    return float(margin)
+
+
+def parse_seeds(seeds: Any, max_seeds: int | None, p: list[str]) -> tuple[list[int], int]:
+    """`seeds = [0, 1, 2]` (fixed: every seed runs) or `seeds = { min = 3, max = 10 }`
+    (adaptive: seeds 0..max-1, the first `min` always run, the others while a comparison is
+    undecided). `max_seeds` (--bertft-max-seeds) replaces max, or makes a list adaptive with
+    min = its length. Returns (seeds, min_seeds; 0 for a fixed design)."""
+    allowed = (f"allowed: a list of distinct integers, or {{ min = M, max = N }} with "
+               f"integers 2 <= M <= N <= {SEED_LIMIT}")
+    if isinstance(seeds, dict):
+        for key in seeds:
+            if key not in ("min", "max"):
+                p.append(f"seeds.{key}: unknown key; allowed: min, max")
+        lo, hi = seeds.get("min"), seeds.get("max", max_seeds)
+        hi = max_seeds if max_seeds is not None else hi
+        bad = [f"seeds.{k} missing" if v is None else f"seeds.{k} = {v!r}"
+               for k, v in (("min", lo), ("max", hi))
+               if isinstance(v, bool) or not isinstance(v, int) or not 2 <= v <= SEED_LIMIT]
+        if bad:
+            p.append(f"{', '.join(bad)}: {allowed}")
+            return [0], 0
+        if lo > hi:
+            where = "--bertft-max-seeds" if max_seeds is not None else "seeds.max"
+            p.append(f"seeds = {{ min = {lo}, max = {hi} }}: min must not exceed max "
+                     f"({where}); {allowed}")
+            return [0], 0
+        return list(range(hi)), (lo if lo < hi else 0)
+    if not isinstance(seeds, list) or not seeds or not all(
+            isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        p.append(f"seeds = {seeds!r}: {allowed}")
+        return [0], 0
+    if len(set(seeds)) != len(seeds):
+        p.append(f"seeds = {seeds!r}: seeds must be distinct")
+    if max_seeds is None or max_seeds <= len(seeds):
+        return list(seeds), 0
+    extra = list(range(max(seeds) + 1, max(seeds) + 1 + max_seeds - len(seeds)))
+    return list(seeds) + extra, max(len(seeds), 2) if max_seeds > 2 else 0
+
+
+def _zip_axes(data: dict[str, Any], axes: list[tuple[str, ...]],
+              values: list[tuple[tuple[Any, ...], ...]], wheres: list[str], p: list[str]
+              ) -> None:
+    """Append each valid [[zip]] group as one axis (its columns are the arms)."""
     zips = data.get("zip", [])
     if not isinstance(zips, list) or not all(isinstance(z, dict) for z in zips):
         p.append("zip: expected [[zip]] tables of equal-length lists")
@@ -163,27 +261,17 @@ def parse_spec(data: dict[str, Any], source: str, overrides: dict[str, Any]) -> 
             wheres.append(f"zip[{i}]")
         elif not group:
             p.append(f"zip[{i}]: empty group; give two or more axes that vary together")
-    for where, keys, columns in zip(wheres, axes, values, strict=True):
-        p += _id_clashes(where, keys, columns)
-    names = [k for axis in axes for k in axis]
-    for key in {k for k in names if names.count(k) > 1}:
-        p.append(f"{key}: appears in more than one axis (grid and zip, or two zips)")
-    if "seed" in names or "seed" in base:
-        p.append("seed: use the top-level `seeds = [...]` list, not a setting or axis")
 
-    seeds = data.get("seeds", [0])
-    if not isinstance(seeds, list) or not seeds or not all(
-            isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-        p.append(f"seeds = {seeds!r}: expected a non-empty list of integers")
-        seeds = [0]
-    elif len(set(seeds)) != len(seeds):
-        p.append(f"seeds = {seeds!r}: seeds must be distinct")
 
+def _baseline(data: dict[str, Any], axes: list[tuple[str, ...]],
+              values: list[tuple[tuple[Any, ...], ...]], p: list[str]) -> dict[str, Any]:
+    """The baseline arm: axis values that must exist among the axes'."""
     baseline = data.get("baseline", {})
     if not isinstance(baseline, dict):
         p.append(f"baseline = {baseline!r}: expected a table of axis values, e.g. "
                  "baseline = { freeze_layers = 0 }")
-        baseline = {}
+        return {}
+    names = [k for axis in axes for k in axis]
     for key, value in baseline.items():
         axis = next((i for i, a in enumerate(axes) if key in a), None)
         if axis is None:
@@ -192,20 +280,7 @@ def parse_spec(data: dict[str, Any], source: str, overrides: dict[str, Any]) -> 
         elif not any(vals[axes[axis].index(key)] == value for vals in values[axis]):
             allowed = [vals[axes[axis].index(key)] for vals in values[axis]]
             p.append(f"baseline.{key} = {value!r}: not among the axis values {allowed}")
-
-    resources = _table(data, "resources", p)
-    bad_resources = resource_problems(resources)
-    p += [f"resources.{m}" for m in bad_resources]
-
-    spec = Spec(name if isinstance(name, str) else "", description
-                if isinstance(description, str) else "", source, base, tuple(axes),
-                tuple(values), tuple(seeds), dict(baseline),
-                {} if bad_resources else {k: float(v) for k, v in resources.items()})
-    if not p:  # every grid point must make a valid config; each distinct problem once
-        p += _grid_problems(spec)
-    if p:
-        raise SpecError(p, source)
-    return spec
+    return baseline
 
 
 def resource_problems(resources: dict[str, Any]) -> list[str]:
@@ -217,11 +292,32 @@ def resource_problems(resources: dict[str, Any]) -> list[str]:
             p.append(f"{key}: unknown key; allowed: {', '.join(RESOURCE_KEYS)}")
         elif isinstance(value, bool) or not isinstance(value, int | float):
             p.append(f"{key} = {value!r}: expected a number")
+        elif not math.isfinite(value):
+            p.append(f"{key} = {value!r}: expected a finite number")
         elif key == "num_gpus" and not (0 <= value <= 1 or value == int(value) > 1):
             p.append(f"num_gpus = {value!r}: allowed: a fraction in [0, 1] or a whole number")
         elif key == "num_cpus" and not value >= 0:
             p.append(f"num_cpus = {value!r}: allowed: a number >= 0")
     return p
+
+
+def _baseline_zip_problems(baseline: dict[str, Any], axes: tuple[tuple[str, ...], ...],
+                           values: tuple[tuple[tuple[Any, ...], ...], ...], wheres: list[str]
+                           ) -> list[str]:
+    """A baseline naming several keys of one [[zip]] group must match one of its columns
+    (each key alone may be among its values while no arm has them together)."""
+    problems = []
+    for keys, columns, where in zip(axes, values, wheres, strict=True):
+        named = {k: baseline[k] for k in keys if k in baseline}
+        if len(named) < 2 or not all(any(c[keys.index(k)] == v for c in columns)
+                                     for k, v in named.items()):
+            continue  # one key, or a value not on the axis at all (reported above)
+        if not any(all(c[keys.index(k)] == v for k, v in named.items()) for c in columns):
+            shown = ", ".join(f"{k} = {v!r}" for k, v in named.items())
+            problems.append(f"baseline: {shown} matches no arm of {where}; its arms: "
+                            + "; ".join(make_id(dict(zip(keys, c, strict=True)))
+                                        for c in columns))
+    return problems
 
 
 def _table(data: dict[str, Any], key: str, p: list[str]) -> dict[str, Any]:
@@ -319,32 +415,32 @@ def task_problems(cfg: Config) -> list[str]:
     from bertft.metrics import metric_problem
 
     try:
-        kind = task_kind(cfg.task)
+        kind = task_kind(cfg.data.task)
     except DataError as exc:
         return [str(exc)]
-    problem = metric_problem(cfg.metric_for_best, kind)
+    problem = metric_problem(cfg.loop.metric_for_best, kind)
     return [problem] if problem else []
 
 
 def model_problems(cfg: Config) -> list[str]:
-    """Checks that need the model's shape, read from a local config.json only (no download;
-    for a Hub id not in the local cache, `resolve_model_path` sends one HEAD request)."""
-    from bertft.models import TINY_BERT, resolve_model_path
+    """Checks that need the model's shape (its layer count, its position limit), read from a
+    config.json on this machine only (no network: a model that is not here is checked when its
+    trial runs)."""
+    from bertft.limits import max_length_problems
+    from bertft.models import local_config, local_depth
 
-    if cfg.freeze_layers == "all" or cfg.freeze_layers == 0:
+    shape = local_config(cfg.model.name)
+    if shape is None:
         return []
-    if cfg.model == "tiny-bert":
-        n = TINY_BERT["num_hidden_layers"]
-    else:
-        try:
-            cfg_file = Path(resolve_model_path(cfg.model)) / "config.json"
-            n = json.loads(cfg_file.read_text())["num_hidden_layers"]
-        except Exception:  # unreadable or a Hub id: the run checks the layer count itself
-            return []
-    if cfg.freeze_layers > n:
-        return [f"freeze_layers = {cfg.freeze_layers}: model {cfg.model} has {n} encoder "
-                f"layers; allowed: 0..{n} or 'all'"]
-    return []
+    problems = max_length_problems(cfg.tokens.max_length, shape, cfg.model.name)
+    n = local_depth(cfg.model.name)
+    if n is None:
+        return problems
+    try:
+        cfg.model.freezing(n)
+    except ConfigError as exc:
+        return exc.problems + problems
+    return problems
 
 
 __all__ = ["Spec", "SpecError", "Trial", "expand", "load_spec", "make_id"]

@@ -4,16 +4,18 @@
     results/<spec>/superseded/<trial id>.<old config hash[:8]>.json
     results/<spec>/.current/trials.json       # the spec's trials and hashes as last collected
 
-A result is reused only if it parses, has the current schema version and the same config hash;
-anything else (missing, stale, corrupted) means the trial runs again. Nothing stored is lost: a
-corrupted file is moved aside to `<trial id>.json.corrupt`, and a stale result (stored under
-other settings, e.g. before a `--bertft-set` override) is moved into `superseded/` before the new
-result is written. Reports read neither, and skip results the spec's current trials do not
-match (`.current/trials.json`).
+A result is reused only if it parses, has the current schema version and the same config hash
+(which covers every result-changing setting and the training code's version); anything else
+(missing, stale, corrupted) means the trial runs again. Nothing stored is lost: a corrupted file
+is moved aside to `<trial id>.json.corrupt`, and a stale result (stored under other settings,
+e.g. before a `--bertft-set` override, or by an older version of the training code) is moved
+into `superseded/` before the new result is written. Reports read neither, and skip results
+the spec's current trials do not match (`.current/trials.json`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -34,10 +36,20 @@ SUPERSEDED = "superseded"
 CURRENT = Path(".current") / "trials.json"
 
 
+MAX_STEM = 160  # leaves room for the suffixes the store adds (.json.corrupt, superseded
+#                 .<hash>.<n>.json, the temporary .<name>.XXXXXXXX.tmp) under a 255-byte name
+
+
 def file_stem(trial_id: str) -> str:
     """The results file name of a trial, without `.json`: characters other than letters,
-    digits and `=,._+-` become `_`."""
-    return _UNSAFE.sub("_", trial_id)
+    digits and `=,._+-` become `_`. An id longer than MAX_STEM keeps its first 143 characters
+    (readable) and ends in `-` and 16 hex digits of its SHA-256, so that any axis value fits
+    in a file name and distinct ids keep distinct files."""
+    stem = _UNSAFE.sub("_", trial_id)
+    if len(stem) <= MAX_STEM:
+        return stem
+    digest = hashlib.sha256(trial_id.encode()).hexdigest()[:16]
+    return f"{stem[:MAX_STEM - 17]}-{digest}"
 
 
 @dataclass(frozen=True)
@@ -45,6 +57,18 @@ class Lookup:
     state: State
     result: TrialResult | None = None
     reason: str = ""
+
+
+def _same_settings(result: TrialResult, config_hash: str) -> bool:
+    """Whether a result stored under another hash was made with the settings that now give
+    `config_hash`: then only the training code's version (`TRAINING_CODE_VERSION`) differs."""
+    from bertft.config import Config
+    from bertft.errors import ConfigError
+
+    try:
+        return Config.from_dict(result.config).hash() == config_hash
+    except ConfigError:  # settings of an older bertft: the spec changed, as far as we can tell
+        return False
 
 
 class ResultStore:
@@ -68,7 +92,9 @@ class ResultStore:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             return Lookup("corrupt", reason=f"{path}: unreadable result ({exc})")
         if result.config_hash != config_hash:
-            return Lookup("stale", result, "the spec changed since this result was stored")
+            why = ("the training code changed" if _same_settings(result, config_hash)
+                   else "the spec changed")
+            return Lookup("stale", result, f"{why} since this result was stored")
         stored = result.data.get("fingerprint")
         if stored and data_fingerprint is not None and stored != data_fingerprint():
             return Lookup("stale", result, "the data changed since this result was stored")

@@ -13,10 +13,11 @@ import pandas as pd
 from tabulate import tabulate
 
 from bertft.ablation.result import TrialResult
+from bertft.data import portable_sources
 from bertft.report import plots
 from bertft.report.load import main_metrics
-from bertft.report.stats import ALPHA
-from bertft.report.table import Arm, aggregate, baseline_arm, group_arms, kind_of, newest
+from bertft.report.decide import ALPHA
+from bertft.report.table import Arm, aggregate, group_arms, kind_of, newest
 
 METRIC_LABELS = {"f1_macro": "F1 (macro)", "accuracy": "accuracy", "f1": "entity F1"}
 TOP_ERRORS = 10
@@ -54,8 +55,10 @@ def fmt_num(x: Any, decimals: int) -> str:
     return f"{x:,.{decimals}f}" if _finite(x) else DASH
 
 
-def fmt_p(p: float) -> str:
-    return "p<0.001" if p < 0.001 else f"p={p:.3f}"
+def fmt_p(p: Any) -> str:
+    if not _finite(p):
+        return DASH
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def fmt_duration(seconds: float) -> str:
@@ -66,17 +69,32 @@ def fmt_duration(seconds: float) -> str:
     return f"{seconds:,.1f} s ({human})"
 
 
-def fmt_diff(row: pd.Series) -> str:
-    """The Δ-to-baseline cell: difference, p value and the verdict."""
-    if row["baseline"]:
-        return "baseline"
-    diff, p, n = row["diff"], row["p_value"], int(row["n_pairs"])
-    if not _finite(diff):
+def points(x: float) -> str:
+    """A metric difference in points (hundredths), signed: `+1.2`, `−15.0`."""
+    return f"{100 * x:+.1f}".replace("-", "−")
+
+
+def fmt_interval(row: pd.Series | dict) -> str:
+    """`−15.0 [−19.1, −10.9]` (points), or a dash."""
+    if not _finite(row["diff"]):
         return DASH
-    if not _finite(p):
-        return f"{diff:+.4f} (n/a: {n} shared seed{'s' if n != 1 else ''})"
-    verdict = "significant" if p < ALPHA else "within noise"
-    return f"{diff:+.4f} ({fmt_p(p)}, {verdict})"
+    if not _finite(row["diff_low"]):
+        return points(row["diff"])
+    return f"{points(row['diff'])} [{points(row['diff_low'])}, {points(row['diff_high'])}]"
+
+
+def fmt_needed(row: pd.Series | dict) -> str:
+    needed = row["seeds_needed"]
+    if needed is None or (isinstance(needed, float) and math.isnan(needed)):
+        return DASH
+    return "no feasible number" if int(needed) < 0 else str(int(needed))
+
+
+def fmt_verdict(row: pd.Series | dict) -> str:
+    verdict = row["verdict"]
+    if verdict is None or (isinstance(verdict, float) and math.isnan(verdict)):
+        return DASH
+    return f"{verdict} ({row['note']})" if isinstance(row.get("note"), str) else str(verdict)
 
 
 def _table(rows: list[list[Any]], headers: list[str]) -> str:
@@ -117,7 +135,7 @@ def _header(results: Sequence[TrialResult], unreadable: Sequence[Any], name: str
         f"- **Spec file:** `{spec.file}`",
         f"- **Model:** {_distinct([r.config.get('model') for r in results])}",
         f"- **Task:** {_distinct([d.get('task') for d in data])} ({kind_of(results)}; source "
-        f"{_distinct([d.get('source') for d in data])})",
+        f"{_distinct([portable_sources(d.get('source')) for d in data])})",
         f"- **Data sizes:** {sizes}",
         f"- **Device:** {device}; **dtype:** {_distinct([e.get('dtype') for e in env])}",
         f"- **Versions:** {versions}",
@@ -139,12 +157,14 @@ def _main_table(df: pd.DataFrame, results: Sequence[TrialResult]) -> list[str]:
     spec = newest(results).spec
     metrics = main_metrics(kind)
     rank = METRIC_LABELS[metrics[0]]
+    split = _decision_split(df)
     axes = list(spec.axes) or ["arm"]
     headers = [*axes,
                *[f"Val {METRIC_LABELS[m]}" for m in metrics],
                *[f"Test {METRIC_LABELS[m]}" for m in metrics],
                "Seeds", "Best epoch", "Train time (s)", "Samples/s", "Tokens/s",
-               "Peak memory (MB)", f"Δ val {rank} vs baseline"]
+               "Peak memory (MB)", "Verdict", f"Δ {split} {rank} (points) [interval]",
+               "Holm p", "Seeds needed"]
     expected = max([len(spec.seeds)] + df["n_seeds"].astype(int).tolist())
     # axis values as stored (pandas would show an int column holding a None as floats)
     values = {a.arm_id: {**a.values, "arm": a.arm_id} for a in group_arms(results)}
@@ -158,7 +178,8 @@ def _main_table(df: pd.DataFrame, results: Sequence[TrialResult]) -> list[str]:
                 for m in metrics]
         row += [seeds, fmt_num(r["best_epoch"], 1), fmt_num(r["train_seconds"], 1),
                 fmt_num(r["samples_per_s"], 1), fmt_num(r["tokens_per_s"], 0),
-                fmt_num(r["peak_memory_mb"], 0), fmt_diff(r)]
+                fmt_num(r["peak_memory_mb"], 0), fmt_verdict(r), fmt_interval(r),
+                fmt_p(r["p_adjusted"]), fmt_needed(r)]
         row = [cell(c) for c in row]
         if r["best"]:
             row = [f"**{c}**" for c in row]
@@ -166,11 +187,8 @@ def _main_table(df: pd.DataFrame, results: Sequence[TrialResult]) -> list[str]:
     lines = ["## Results", "", _table(rows, headers), "",
              f"Metrics are the mean ± the half width of the 95% confidence interval "
              f"(t distribution) over the passed seeds; `n=1` means a single seed, so no interval. "
-             f"**Bold**: the best arm by mean validation {rank}. Δ: mean paired difference in "
-             f"validation {rank} to the baseline arm over the seeds both arms share, with a "
-             f"paired t-test: *significant* at p < {ALPHA} (no correction for multiple "
-             f"comparisons), otherwise *within noise*. Cost figures are means over seeds "
-             f"(peak memory: the maximum).", ""]
+             f"**Bold**: the best arm by mean validation {rank}. Cost figures are means over "
+             f"seeds (peak memory: the maximum).", "", *_decision_note(df, results, rank, split)]
     if not df["baseline"].any():
         lines += ["No arm matches the spec's baseline "
                   f"`{newest(results).spec.baseline}`, so no differences are tested.", ""]
@@ -184,6 +202,46 @@ def _main_table(df: pd.DataFrame, results: Sequence[TrialResult]) -> list[str]:
     if len(short):
         lines.append("")
     return lines
+
+
+def _decision_split(df: pd.DataFrame) -> str:
+    splits = [x for x in df.get("decided_on", []) if isinstance(x, str)]
+    return "val" if splits and splits[0] == "validation" else "test"
+
+
+def _decision_note(df: pd.DataFrame, results: Sequence[TrialResult], rank: str, split: str
+                   ) -> list[str]:
+    """How the verdicts were reached, in words (docs/statistics.md has the details)."""
+    spec = newest(results).spec
+    margin = float(getattr(spec, "equivalence_margin", 0.01))
+    where = ("the **test** split (the validation split picked each trial's best epoch, so "
+             "its figures, kept in the table, are optimistic)" if split == "test" else
+             "the **validation** split (the task has no test split; it also picked each "
+             "trial's best epoch)")
+    lines = [f"**Verdicts** compare each arm with the baseline on {where}: the difference in "
+             f"{rank}, recomputed from every example's stored prediction, paired over seeds "
+             "and over examples (its interval counts both seed-to-seed and example-to-example "
+             f"variation). Holm's correction holds the family-wise error of all {_n_compared(df)} "
+             f"comparisons at {ALPHA}; *better* / *worse*: Holm p < {ALPHA}; *equivalent*: the "
+             f"interval lies within ±{points(margin).lstrip('+')} points (the spec's "
+             "`equivalence_margin`); otherwise *undecided*, with the seeds that would decide "
+             "it at 80% power if the difference is the one observed. Each interval is at the "
+             "level Holm tested it (95% family-wise).", ""]
+    if int(getattr(spec, "min_seeds", 0) or 0):
+        lines += [f"Adaptive seeds: {spec.min_seeds} to {len(spec.seeds)} per arm; the "
+                  "error rate is spent over the looks (docs/statistics.md), so adding seeds "
+                  "to undecided arms does not inflate it.", ""]
+    lacking = sorted({r.trial_id for r in results if r.status == "passed" and not r.predictions})
+    if lacking:
+        shown = ", ".join(f"`{t}`" for t in lacking[:8]) + (" …" if len(lacking) > 8 else "")
+        lines += [f"- ⚠ {len(lacking)} passed result(s) lack per-example predictions (written "
+                  f"before schema version 2), so comparisons using them are undecided: "
+                  f"{shown}", ""]
+    return lines
+
+
+def _n_compared(df: pd.DataFrame) -> int:
+    return int(sum(isinstance(v, str) and v != "baseline" for v in df["verdict"]))
 
 
 def _per_label(best: Arm, kind: str) -> list[str]:
@@ -341,26 +399,37 @@ def render_markdown(results: Sequence[TrialResult], unreadable: Sequence[tuple[P
 # ---- index ------------------------------------------------------------------------------------
 
 def finding(results: Sequence[TrialResult]) -> str:
-    """One line: the best arm, its margin over the baseline and whether it is significant."""
+    """One decided sentence: the verdict counts and the most telling comparison (the largest
+    better/worse difference, else the tightest equivalence), e.g.
+    "`freeze_layers=all`: worse, −15.0 points [−19.1, −10.9]"."""
     if not any(r.status == "passed" for r in results):
         return "no passed trials"
-    kind = kind_of(results)
-    rank = main_metrics(kind)[0]
     df = aggregate(results)
-    best = df[df["best"]].iloc[0]
-    text = (f"best `{best['arm']}`: val {METRIC_LABELS[rank]} "
-            f"{fmt_ci(best[f'val_{rank}_mean'], best[f'val_{rank}_ci'])}")
-    base = baseline_arm(group_arms(results), newest(results).spec)
-    if base is None:
-        return text + "; no baseline arm"
-    if best["baseline"]:
-        return text + "; the baseline is the best arm"
-    diff, p, n = best["diff"], best["p_value"], int(best["n_pairs"])
-    margin = f"{diff:+.4f} over baseline `{base.arm_id}`"
-    if not _finite(p):
-        return f"{text}, {margin} (untested: {n} shared seed{'s' if n != 1 else ''})"
-    verdict = "significant" if p < ALPHA else "within noise"
-    return f"{text}, {margin} ({fmt_p(p)}, {verdict})"
+    if not df["baseline"].any():
+        return f"no baseline arm (none matches {newest(results).spec.baseline})"
+    rows = [r for _, r in df.iterrows() if isinstance(r["verdict"], str)
+            and r["verdict"] != "baseline"]
+    if not rows:
+        return "only the baseline arm"
+    counts = ", ".join(f"{sum(r['verdict'] == v for r in rows)} {v}"
+                       for v in ("better", "worse", "equivalent", "undecided"))
+    moved = [r for r in rows if r["verdict"] in ("better", "worse")]
+    same = [r for r in rows if r["verdict"] == "equivalent"]
+    if moved:
+        top = max(moved, key=lambda r: abs(r["diff"]))
+    elif same:
+        top = min(same, key=lambda r: r["diff_high"] - r["diff_low"])
+    else:
+        top = max(rows, key=lambda r: abs(r["diff"]) if _finite(r["diff"]) else -1)
+    if not _finite(top["diff"]):
+        text = f"`{top['arm']}`: {fmt_verdict(top)}"
+    else:
+        text = f"`{top['arm']}`: {top['verdict']}, {fmt_interval(top)} points"
+        if isinstance(top["note"], str):
+            text += f" ({top['note']})"
+    if top["verdict"] == "undecided" and fmt_needed(top) != DASH:
+        text += f" (seeds needed: {fmt_needed(top)})"
+    return f"{text} ({counts} vs `{df[df['baseline']].iloc[0]['arm']}`)"
 
 
 def render_index(entries: Sequence[tuple[str, Sequence[TrialResult],
@@ -373,6 +442,8 @@ def render_index(entries: Sequence[tuple[str, Sequence[TrialResult],
                      finding(results)])
     return "\n".join([
         "# Ablation reports", "",
-        "One report per spec. Finding: the best arm by mean validation metric over seeds, and "
-        f"its paired difference to the baseline arm (t-test over shared seeds, α = {ALPHA}).", "",
+        "One report per spec. Finding: the most telling arm-vs-baseline verdict (difference in "
+        "points of the decision metric, on the test split, with its family-wise 95% interval), "
+        f"then the count of each verdict (Holm, family-wise α = {ALPHA}; docs/statistics.md).",
+        "",
         _table(rows, ["Spec", "Kind", "Trials", "Finding"]), ""])

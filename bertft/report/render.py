@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
-import math
+import re
 from pathlib import Path
+
+from tabulate import tabulate
 
 from bertft.errors import BertftError
 from bertft.report.load import current_trials, load_results, only_current, result_files
 from bertft.report.markdown import render_index, render_report
 from bertft.report.table import aggregate
+from bertft.rundir import finite_json
 
 FORMATS = ("md", "csv", "json")
 
@@ -60,16 +63,55 @@ def render_all(results_dir: Path, out_dir: Path, fmt: str = "md") -> list[Path]:
         if fmt == "csv":
             df.to_csv(path, index=False, float_format="%.6g")
         else:
-            records = [{k: (None if isinstance(v, float) and math.isnan(v) else v)
-                        for k, v in row.items()} for row in df.to_dict(orient="records")]
-            path.write_text(json.dumps(records, indent=2, default=_plain) + "\n",
+            records = finite_json([{k: _plain(v) for k, v in row.items()}
+                                   for row in df.to_dict(orient="records")])
+            path.write_text(json.dumps(records, indent=2, allow_nan=False) + "\n",
                             encoding="utf-8")
         written.append(path)
     if fmt == "md":
         index = out_dir / "README.md"
-        index.write_text(render_index(entries), encoding="utf-8")
+        old = index.read_text(encoding="utf-8") if index.is_file() else ""
+        keep = {p.stem for p in out_dir.glob("*.md")}  # reports still in the folder
+        index.write_text(merge_index(render_index(entries), old, keep), encoding="utf-8")
         written.append(index)
     return written
+
+
+_ROW = re.compile(r"^\|\s*\[([^\]]+)\]\(")  # an index row: | [spec](spec.md) | ...
+
+
+def _table_rows(text: str) -> tuple[int, int, list[list[str]]]:
+    """Where the index table starts and ends in `text` (line numbers) and its body rows as
+    cells, kept as written (already escaped for markdown)."""
+    lines = text.split("\n")
+    start = next((i for i, ln in enumerate(lines) if ln.startswith("|")), len(lines))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")),
+               len(lines))
+    rows = [[c.strip() for c in re.split(r"(?<!\\)\|", ln)[1:-1]]
+            for ln in lines[start + 2:end] if _ROW.match(ln)]
+    return start, end, rows
+
+
+def merge_index(fresh: str, old: str, keep: set[str]) -> str:
+    """The freshly rendered index plus the rows of the previous index (`old`) for specs not
+    rendered now whose report is still in the folder (`keep`): rendering some specs keeps the
+    others' entries; the index is never truncated to the specs of one run."""
+    start, end, rows = _table_rows(fresh)
+    if not old or start == end:
+        return fresh
+    names = {_ROW.match(f"| {r[0]} |").group(1) for r in rows}
+    _, _, old_rows = _table_rows(old)
+    width = len(rows[0]) if rows else None
+    for row in old_rows:
+        name = _ROW.match(f"| {row[0]} |").group(1)
+        if name not in names and name in keep and len(row) == (width or len(row)):
+            rows.append(row)
+            names.add(name)
+    lines = fresh.split("\n")
+    headers = [c.strip() for c in re.split(r"(?<!\\)\|", lines[start])[1:-1]]
+    rows.sort(key=lambda r: _ROW.match(f"| {r[0]} |").group(1))
+    table = tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+    return "\n".join([*lines[:start], table, *lines[end:]])
 
 
 def note_skipped(text: str, skipped: int) -> str:
@@ -90,8 +132,10 @@ def note_skipped(text: str, skipped: int) -> str:
 
 
 def _plain(value: object) -> object:
-    """numpy scalars to Python ones for json."""
+    """numpy scalars to Python ones for json; other objects as text."""
     item = getattr(value, "item", None)
     if callable(item):
         return item()
+    if value is None or isinstance(value, str | int | float | list | dict):
+        return value
     return str(value)

@@ -11,7 +11,7 @@ import pandas as pd
 
 from bertft.ablation.result import SpecInfo, TrialResult
 from bertft.report.load import main_metrics
-from bertft.report.stats import ALPHA, mean_ci, paired_test
+from bertft.report.stats import mean_ci
 
 
 @dataclass(frozen=True)
@@ -109,13 +109,35 @@ def columns(kind: str, axes: Sequence[str]) -> list[str]:
                    for stat in ("mean", "ci")]
     return ["arm", *axes, "baseline", "best", "n_seeds", "seeds", "n_failed", "n_diverged",
             "fewer_seeds", *metric_cols, "best_epoch", "train_seconds", "samples_per_s",
-            "tokens_per_s", "peak_memory_mb", "diff", "p_value", "n_pairs", "significant"]
+            "tokens_per_s", "peak_memory_mb", *COMPARISON_COLUMNS]
+
+
+COMPARISON_COLUMNS = ("verdict", "decided_on", "metric", "diff", "diff_low", "diff_high",
+                      "interval_level", "p_value", "p_adjusted", "n_pairs", "n_examples",
+                      "seeds_needed", "note")
+"""The arm-vs-baseline decision (bertft.report.compare): the difference arm - baseline in the
+decision split's metric with its interval, Holm-adjusted p, verdict, and for an undecided one
+the seeds needed (-1: no feasible number)."""
+
+
+def _comparison_row(c: Any, is_base: bool) -> dict[str, Any]:
+    if c is None:
+        return {k: (math.nan if k.startswith(("diff", "p_", "interval")) else None)
+                for k in COMPARISON_COLUMNS} | {"verdict": "baseline" if is_base else None,
+                                                 "n_pairs": 0, "n_examples": 0}
+    needed = None if c.verdict != "undecided" or c.note else (
+        -1 if c.seeds_needed is None else c.seeds_needed)
+    return {"verdict": c.verdict, "decided_on": c.split, "metric": c.metric, "diff": c.delta,
+            "diff_low": c.low, "diff_high": c.high, "interval_level": 1 - c.level,
+            "p_value": c.p, "p_adjusted": c.p_adj, "n_pairs": c.n_seeds,
+            "n_examples": c.n_examples, "seeds_needed": needed, "note": c.note or None}
 
 
 def aggregate(results: Sequence[TrialResult]) -> pd.DataFrame:
     """One row per arm: metrics as mean and 95% t half width over passed seeds, cost figures as
-    means (peak memory: the maximum), and the paired test of the ranking metric (validation
-    f1_macro, or f1 for NER) against the baseline arm. `best` marks the arm with the highest
+    means (peak memory: the maximum), and the decision against the baseline arm
+    (`bertft.report.compare`: the ranking metric, f1_macro or f1 for NER, on the test split
+    when every trial has one, from per-example predictions). `best` marks the arm with the highest
     mean ranking metric; `fewer_seeds` arms with fewer passed seeds than the spec asks for or
     another arm has. Arms whose every trial failed keep their row, with nan figures."""
     kind = kind_of(results)
@@ -127,7 +149,9 @@ def aggregate(results: Sequence[TrialResult]) -> pd.DataFrame:
     base = baseline_arm(arms, spec)
     rank = metrics[0]
     expected = max([len(spec.seeds)] + [len(a.passed) for a in arms])
-    base_scores = metric_by_seed(base, "validation", rank) if base else {}
+    from bertft.report.compare import compare  # compare builds on this module's arms
+
+    decided = {c.arm_id: c for c in compare(results)}
     rows = []
     for arm in arms:
         passed = arm.passed
@@ -146,12 +170,7 @@ def aggregate(results: Sequence[TrialResult]) -> pd.DataFrame:
         for k in ("train_seconds", "samples_per_s", "tokens_per_s"):
             row[k] = _mean([t.timing.get(k) for t in passed])
         row["peak_memory_mb"] = _max([t.timing.get("peak_memory_mb") for t in passed])
-        if base is None or arm is base:
-            diff, p, n = math.nan, math.nan, 0
-        else:
-            diff, p, n = paired_test(metric_by_seed(arm, "validation", rank), base_scores)
-        row.update(diff=diff, p_value=p, n_pairs=n,
-                   significant=None if math.isnan(p) else bool(p < ALPHA))
+        row.update(_comparison_row(decided.get(arm.arm_id), arm is base))
         rows.append(row)
     df = pd.DataFrame(rows, columns=columns(kind, spec.axes))
     scores = df[f"val_{rank}_mean"]

@@ -1,0 +1,166 @@
+"""Arm-vs-baseline decisions from stored trial results (the numbers come from `decide`).
+
+The decision split is the test split when every compared trial stored test predictions (the
+validation split chose each trial's best epoch, so its figures are optimistic), else the
+validation split; the metric is the report's ranking metric (macro-F1, or entity F1 for NER),
+recomputed from the stored per-example predictions. Results written before schema version 2
+have none: their comparisons say so and stay undecided.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from bertft.ablation.result import TrialResult
+from bertft.report import decide as dc
+from bertft.report.load import main_metrics
+from bertft.report.table import Arm, baseline_arm, group_arms, kind_of, spec_of
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One arm against the baseline."""
+
+    arm_id: str
+    split: str                      # "test" or "validation"
+    metric: str
+    verdict: str                    # better / worse / equivalent / undecided
+    n_seeds: int = 0                # shared seeds the decision used
+    n_examples: int = 0
+    delta: float = math.nan         # arm - baseline, in metric units
+    low: float = math.nan           # interval at the level Holm tested it (see decide)
+    high: float = math.nan
+    p: float = math.nan
+    p_adj: float = math.nan         # Holm-adjusted (within its look, adaptive runs)
+    seeds_needed: int | None = None  # undecided only; None: no feasible number
+    note: str = ""                  # why it could not be tested, when it could not
+    level: float = math.nan         # the interval's two-sided error level
+
+
+def trial_influence(trial: TrialResult, split: str, metric: str
+                    ) -> tuple[float, np.ndarray, tuple] | None:
+    """(metric value, per-example influence, a key naming the examples) of one trial's stored
+    predictions, or None when it has none for `split`."""
+    preds = trial.predictions.get(split) if isinstance(trial.predictions, dict) else None
+    if not preds:
+        return None
+    if trial.kind == "ner":
+        tp, fp, fn = (np.asarray(preds[k], dtype=float) for k in ("tp", "fp", "fn"))
+        value, psi = dc.entity_f1_influence(tp, fp, fn)
+        return float(value), psi, tuple((tp + fn).astype(int).tolist())  # gold entity counts
+    pred, label = np.asarray(preds["pred"]), np.asarray(preds["label"])
+    if metric == "accuracy":
+        value, psi = dc.accuracy_influence(pred, label)
+    else:
+        value, psi = dc.macro_f1_influence(pred, label, len(trial.label_names))
+    return float(value), psi, tuple(label.tolist())
+
+
+def decision_split(results: Sequence[TrialResult]) -> str:
+    passed = [r for r in results if r.status == "passed" and r.predictions]
+    if passed and all(r.predictions.get("test") for r in passed):
+        return "test"
+    return "validation"
+
+
+def _paired(arm: Arm, base: Arm, split: str, metric: str, order: Sequence[int]
+            ) -> tuple[list[int], np.ndarray, np.ndarray] | str:
+    """Shared seeds (spec order), per-seed differences and influence differences, or why not."""
+    a = {t.seed: t for t in arm.passed}
+    b = {t.seed: t for t in base.passed}
+    shared = [s for s in order if s in a and s in b] + sorted(set(a) & set(b) - set(order))
+    if not shared:
+        return "no seed shared with the baseline"
+    rows = {s: (trial_influence(a[s], split, metric), trial_influence(b[s], split, metric))
+            for s in shared}
+    usable = [s for s in shared if None not in rows[s]]
+    if not usable:
+        return "no per-example predictions (results written before schema version 2)"
+    shared = usable
+    rows_a, rows_b = [rows[s][0] for s in shared], [rows[s][1] for s in shared]
+    keys = {r[2] for r in rows_a + rows_b}
+    if len(keys) != 1:
+        return f"the arms were scored on different {split} examples"
+    assert all(r is not None for r in rows_a + rows_b)
+    diff = np.array([ra[0] - rb[0] for ra, rb in zip(rows_a, rows_b, strict=True)])
+    psi = np.stack([ra[1] - rb[1] for ra, rb in zip(rows_a, rows_b, strict=True)])
+    return shared, diff, psi
+
+
+def compare(results: Sequence[TrialResult], alpha: float = dc.ALPHA, upto: int | None = None
+            ) -> list[Comparison]:
+    """Every non-baseline arm against the baseline, as one family: a fixed design, or the
+    sequential looks of an adaptive one (`spec.min_seeds`). `upto`: replay only the looks at
+    up to that many seeds, leaving out the comparisons still open (what an adaptive run
+    knows when it decides whether to run more seeds)."""
+    if not any(r.status == "passed" for r in results):
+        return []
+    spec = spec_of(results)
+    arms = group_arms(results)
+    base = baseline_arm(arms, spec)
+    if base is None:
+        return []
+    metric, split = main_metrics(kind_of(results))[0], decision_split(results)
+    margin = float(getattr(spec, "equivalence_margin", dc.DEFAULT_MARGIN))
+    data = {arm.arm_id: _paired(arm, base, split, metric, spec.seeds)
+            for arm in arms if arm is not base}
+    out: dict[str, Comparison] = {}
+    for arm_id, d in data.items():
+        if isinstance(d, str):
+            out[arm_id] = Comparison(arm_id, split, metric, "undecided", note=d)
+        elif len(d[0]) < 2:
+            out[arm_id] = Comparison(arm_id, split, metric, "undecided", n_seeds=1,
+                                     n_examples=d[2].shape[-1], delta=float(d[1][0]),
+                                     note="one shared seed: no interval")
+    ready = {a: d for a, d in data.items() if a not in out}
+    m = len(data)
+    min_seeds = int(getattr(spec, "min_seeds", 0) or 0)
+    schedule = dc.looks(min_seeds, len(spec.seeds)) if 0 < min_seeds < len(spec.seeds) \
+        else (max([len(d[0]) for d in ready.values()] or [0]),)
+    spend = dc.alpha_spent(schedule, alpha) if len(schedule) > 1 else (alpha,)
+    for k_look, a_look in zip(schedule, spend, strict=True):
+        if upto is not None and k_look > upto:
+            break
+        last = k_look == schedule[-1] and upto is None
+        _look(ready, out, k_look, a_look, m, margin, split, metric, final=last)
+    return [out[a] for a in data if a in out]
+
+
+def _look(ready: dict, out: dict[str, Comparison], k_look: int, alpha: float, m: int,
+          margin: float, split: str, metric: str, final: bool) -> None:
+    """One look: Holm at `alpha` over the family, comparisons decided earlier (or lacking the
+    seeds of this look) given p = 1; new decisions are recorded, and at the final look every
+    comparison still open is recorded as undecided with the seeds it would need."""
+    ids = list(ready)
+    if not ids:
+        return
+    comps = []
+    for a in ids:
+        seeds, diff, psi = ready[a]
+        k = len(seeds) if final else min(len(seeds), k_look)
+        comps.append(dc.paired_components(diff[:k], psi[:k]))
+    delta = np.array([float(c.delta) for c in comps])
+    var = np.array([float(c.var) for c in comps])
+    df = np.array([float(c.df) for c in comps])
+    p = dc.p_value(delta, var, df)
+    open_ = np.array([a not in out and (final or len(ready[a][0]) >= k_look) for a in ids])
+    p_family = np.concatenate([np.where(open_, p, 1.0), np.ones(m - len(ids))])
+    fam = dc.decide(np.concatenate([delta, np.zeros(m - len(ids))]),
+                    np.concatenate([var, np.ones(m - len(ids))]),
+                    np.concatenate([df, np.ones(m - len(ids))]), margin, alpha, p_family)
+    for i, a in enumerate(ids):
+        verdict = dc.VERDICTS[int(fam.verdict[i])]
+        if not open_[i] or (verdict == "undecided" and not final):
+            continue
+        needed = dc.seeds_needed(comps[i], margin, alpha / m) if verdict == "undecided" \
+            else None
+        out[a] = Comparison(a, split, metric, verdict, comps[i].k, comps[i].n, float(delta[i]),
+                            float(fam.low[i]), float(fam.high[i]), float(p[i]),
+                            float(fam.p_adj[i]), needed, "", float(fam.level[i]))
+
+
+__all__ = ["Comparison", "compare", "decision_split", "trial_influence"]
