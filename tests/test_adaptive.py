@@ -90,7 +90,7 @@ def _fake_predictions(monkeypatch) -> list[str]:
 
     ran: list[str] = []
 
-    def run_trial(trial, spec, measure=None, checkpoint_dir=None):
+    def run_trial(trial, spec, measure=None, checkpoint_dir=None, tracking_root=None):
         ran.append(trial.trial_id)
         rng = np.random.default_rng(zlib.crc32(trial.trial_id.encode()))
         label = np.arange(400) % 2

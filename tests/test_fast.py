@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from bertft import train
+from bertft import state, train
 from bertft.config import Config
 from bertft.data import Example, Splits
 from bertft.features import (
@@ -111,7 +111,7 @@ def test_restored_best_weights_are_not_evaluated_again(monkeypatch):
 
     first = iter([True])
     monkeypatch.setattr(train, "evaluate", counting)
-    monkeypatch.setattr(train, "improves", lambda *a: next(first, False))  # best: epoch 1
+    monkeypatch.setattr(state, "improves", lambda *a: next(first, False))  # best: epoch 1
     cfg = Config.of(model="tiny-bert", epochs=3, batch_size=4, progress=False, save_model=False,
                  max_length=24)
     r = train.fit(cfg, splits=_toy())
