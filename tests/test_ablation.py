@@ -397,7 +397,7 @@ def test_results_of_older_training_code_are_stale_and_say_so(tmp_path, monkeypat
     store.write(TrialResult(spec=spec_info(spec), trial_id=trial.trial_id,
                             arm_id=trial.arm_id, overrides=trial.overrides, seed=trial.seed,
                             config=trial.config.to_dict(), config_hash=old_hash,
-                            status="passed"))
+                            status="passed", validation={"accuracy": 0.9}))
     found = store.lookup(spec.name, trial.trial_id, trial.config.hash())
     assert (found.state, found.reason) == (
         "stale", "the training code changed since this result was stored")

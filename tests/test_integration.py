@@ -11,8 +11,11 @@ from bertft.predict import Predictor
 from bertft.train import fit
 
 pytestmark = pytest.mark.integration
+# 10 to 40 optimizer steps: a run's accuracy moves by +-5 points with the order of its batches
+# (bbc-news, 150 articles: 0.87 / 0.73 / 0.77 over seeds 0-2 in random order, 0.78 / 0.80 /
+# 0.82 with length_buckets), so these runs pin the order their thresholds were set on.
 FAST = dict(model="minilm-l6", progress=False, save_model=False, epochs=1, batch_size=16,
-            head_lr=1e-3, base_lr=1e-4)
+            head_lr=1e-3, base_lr=1e-4, sampling="random")
 
 
 def test_sst2_subset_learns_sentiment(shared_data):

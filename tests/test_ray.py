@@ -96,7 +96,7 @@ def _passed(trial, spec) -> TrialResult:
     return TrialResult(spec=spec_info(spec), trial_id=trial.trial_id, arm_id=trial.arm_id,
                        overrides=trial.overrides, seed=trial.seed,
                        config=trial.config.to_dict(), config_hash=trial.config.hash(),
-                       status="passed")
+                       status="passed", validation={"accuracy": 0.9})
 
 
 def test_plugin_submits_pending_trials_before_running_any(pytester, monkeypatch):
