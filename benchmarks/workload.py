@@ -292,10 +292,10 @@ def warmup(setup: Setup) -> None:
     run_trainer(setup, "dynamic", max_steps=2)
 
 
-def run_grid_bertft(setup: Setup) -> dict[str, Any]:
+def run_grid_bertft(setup: Setup, **overrides: Any) -> dict[str, Any]:
     w = setup.workload
     trials = {k: run_bertft(setup, freeze_layers=k, freeze_embeddings=True,
-                            epochs=w.grid_epochs) for k in w.grid}
+                            epochs=w.grid_epochs, **overrides) for k in w.grid}
     return {"wall_seconds": sum(t["wall_seconds"] for t in trials.values()), "trials": trials}
 
 

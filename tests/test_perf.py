@@ -88,8 +88,8 @@ SINGLE_AND_GRID = {"train_vs_trainer_dynamic", "train_vs_trainer_max_length",
 
 
 @pytest.mark.parametrize("name, expected", [
-    ("floors.toml", SINGLE_AND_GRID | {"short_text_vs_trainer_dynamic", "process_vs_trainer"}),
-    ("floors-gpu.toml", SINGLE_AND_GRID),  # the GPU floors predate the issue-15 ratios
+    ("floors.toml", SINGLE_AND_GRID),
+    ("floors-gpu.toml", SINGLE_AND_GRID),
 ])
 def test_shipped_floors_files_are_valid(name, expected):
     names = {c.name for c in load_floors(ROOT / "benchmarks" / name)}
