@@ -24,6 +24,7 @@ from typing import Any
 from bertft.config import FIELDS, DataConfig
 from bertft.data.readers import (
     _BIO_TAG, entity_types, iob1_to_bio, label_names_from, ner_label_names, sentences_to_examples,
+    text_field,
 )
 from bertft.data.types import Example, Kind, RawSplits, portable_sources
 from bertft.errors import DataError
@@ -193,22 +194,11 @@ def _examples(split_rows: tuple[str, dict[str, list]], cfg: DataConfig, name: st
     out = []
     for i, label in enumerate(cols[cfg.label_column]):
         where = f"{name} split '{split}' row {i + 1}"
-        text = _text(cols[cfg.text_column][i], where, cfg.text_column, cfg.drop_empty)
-        pair = None if pair_col is None else _text(cols[pair_col][i], where, pair_col, True)
+        text = text_field(cols[cfg.text_column][i], where, cfg.text_column, cfg.drop_empty)
+        pair = None if pair_col is None else text_field(cols[pair_col][i], where, pair_col, True)
         out.append(Example(text=text, text_pair=pair, label=_label_id(label, where, names,
                                                                      index, numeric)))
     return tuple(out)
-
-
-def _text(value: Any, where: str, column: Any, allow_empty: bool) -> str:
-    value = "" if value is None else value
-    if not isinstance(value, str):
-        raise DataError(f"{where}: column '{column}' must be text, found "
-                        f"{type(value).__name__} {value!r}")
-    if not value.strip() and not allow_empty:
-        raise DataError(f"{where}: column '{column}' is empty; set drop_empty=true to skip "
-                        "such rows")
-    return value
 
 
 def _label_id(label: Any, where: str, names: tuple[str, ...], index: dict[str, int] | None,

@@ -186,15 +186,15 @@ def _looks_like_data(header: Iterable[Any]) -> bool:
                for c in header)
 
 
-def _text_value(path: Path, record: _Record, column: str, allow_empty: bool) -> str:
-    value = record.values[column]
-    if value is None:
-        value = ""
+def text_field(value: Any, where: str, column: Any, allow_empty: bool) -> str:
+    """A text cell (None reads as empty); `where` locates it for the message. Shared by the
+    file readers and the `datasets` task."""
+    value = "" if value is None else value
     if not isinstance(value, str):
-        raise DataError(f"{path} {record.where}: column '{column}' must be text, found "
+        raise DataError(f"{where}: column '{column}' must be text, found "
                         f"{type(value).__name__} {value!r}")
     if not value.strip() and not allow_empty:
-        raise DataError(f"{path} {record.where}: column '{column}' is empty; fill it in or set "
+        raise DataError(f"{where}: column '{column}' is empty; fill it in or set "
                         "drop_empty=true to skip such rows")
     return value
 
@@ -224,9 +224,11 @@ def read_labeled(path: Path, fmt: str, encoding: str, missing: str, text_column:
     for i, record in enumerate(records):
         if fmt == "jsonl" or i == 0:
             _check_columns(path, record, columns, fmt)
-        text = _text_value(path, record, text_column, allow_empty)
+        text = text_field(record.values[text_column], f"{path} {record.where}", text_column,
+                          allow_empty)
         pair = (None if text_pair_column is None
-                else _text_value(path, record, text_pair_column, allow_empty=True))
+                else text_field(record.values[text_pair_column], f"{path} {record.where}",
+                             text_pair_column, allow_empty=True))
         rows.append(Row(record.where, text, pair, _label_value(path, record, label_column)))
     return rows
 
