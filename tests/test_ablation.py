@@ -45,6 +45,22 @@ def test_shipped_specs_cover_the_seed_questions():
             "ner"} <= names
 
 
+def test_the_shipped_bbc_news_specs_share_their_baseline_trials():
+    """The five bbc-news specs name one baseline: the same settings, so the suite trains each of
+    its seeds once and the other specs copy it (an edit to one spec's [base] breaks this)."""
+    baselines = {}
+    for path in SHIPPED:
+        spec = load_spec(path)
+        if spec.name == "ner":
+            continue
+        baselines[spec.name] = [t.config.hash() for t in expand(spec)
+                                if all(t.overrides[k] == v for k, v in spec.baseline.items())]
+    assert sorted(baselines) == ["batch_size", "early_stopping", "freezing", "learning_rates",
+                                 "small_data"]
+    assert len({tuple(h) for h in baselines.values()}) == 1
+    assert len(baselines["freezing"]) == 3
+
+
 def _spec(**data):
     return parse_spec({"name": "t", "seeds": [0, 1], **data}, "t.toml", {})
 
@@ -298,6 +314,37 @@ def test_an_override_keeps_the_results_it_replaces(pytester, monkeypatch):
            "results of trials no longer in the spec or stored under other settings (kept on " \
            "disk, not in this report)\n" in md
     assert "head_lr=0.001" not in md.split("## Results")[1]
+
+
+def test_a_trial_with_the_settings_of_another_specs_trial_copies_its_result(pytester,
+                                                                            monkeypatch):
+    """Specs sharing a baseline train it once: a trial whose config hash matches a passed result
+    stored for another spec copies it under its own spec and id, naming the source;
+    --bertft-rerun trains it anyway."""
+    ran = _fake_trials(monkeypatch)
+    results = pytester.path / "results"
+    other = pytester.path / "other.toml"
+    other.write_text(SMOKE.read_text().replace('name = "smoke"', 'name = "other"')
+                     .replace("head_lr = [1e-3, 1e-2]", "head_lr = [1e-2, 1e-1]")
+                     .replace("baseline = { head_lr = 1e-3 }", "baseline = { head_lr = 1e-2 }"))
+    _run_smoke(pytester, results).assert_outcomes(passed=4)
+    ran.clear()
+    _run_smoke(pytester, results, str(other)).assert_outcomes(passed=2, skipped=6)
+    assert ran == ["head_lr=0.1,seed=0", "head_lr=0.1,seed=1"]
+    source = json.loads((results / "smoke" / "head_lr=0.01,seed=1.json").read_text())
+    copy = json.loads((results / "other" / "head_lr=0.01,seed=1.json").read_text())
+    assert copy["environment"] == {"reused_from": "smoke/head_lr=0.01,seed=1.json"}
+    assert copy["spec"]["name"] == "other" and copy["spec"]["axes"] == ["head_lr"]
+    assert copy["spec"]["baseline"] == {"head_lr": 0.01}
+    assert {k: v for k, v in copy.items() if k not in ("spec", "environment")} == \
+        {k: v for k, v in source.items() if k not in ("spec", "environment")}
+    ran.clear()
+    _run_smoke(pytester, results, str(other), "--bertft-rerun", "-k", "other").assert_outcomes(
+        passed=4, deselected=4)
+    assert ran == ["head_lr=0.01,seed=0", "head_lr=0.01,seed=1", "head_lr=0.1,seed=0",
+                   "head_lr=0.1,seed=1"]
+    assert "reused_from" not in json.loads(
+        (results / "other" / "head_lr=0.01,seed=1.json").read_text())["environment"]
 
 
 def test_a_result_of_other_data_is_superseded_and_rerun(pytester, monkeypatch):

@@ -10,6 +10,7 @@ Registered through the `pytest11` entry point, so it works from any directory. I
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import threading
@@ -23,7 +24,7 @@ from typing import Any
 import pytest
 
 from bertft.ablation.result import TrialResult
-from bertft.ablation.runner import load_splits, run_trial
+from bertft.ablation.runner import load_splits, run_trial, spec_info
 from bertft.ablation.adaptive import skip_reason
 from bertft.ablation.spec import (
     SEED_LIMIT, Spec, SpecError, Trial, expand, load_spec, resource_problems,
@@ -207,13 +208,30 @@ def run_stored(spec: Spec, trial: Trial, opts: Options, benchmark: Any = None) -
             kept = store.quarantine(spec.name, trial.trial_id)
             warnings.warn(f"{found.reason}; moved to {kept} and running the trial again",
                           stacklevel=1)
-        measure = _measure(benchmark)
-        result = _executor(opts).run(trial, spec, measure)
-        if found.state == "stale":  # stored under other settings: kept, never overwritten
-            assert found.result is not None
-            store.supersede(spec.name, trial.trial_id, found.result.config_hash)
-        store.write(result)
+        with store.settings_lock(config_hash):
+            shared = None if opts.rerun else store.same_settings(config_hash, data_fingerprint)
+            if shared is not None:  # another spec trained these settings: copy its result
+                result = _copy_for(shared, spec, trial, store)
+            else:
+                result = _executor(opts).run(trial, spec, _measure(benchmark))
+            if found.state == "stale":  # stored under other settings: kept, never overwritten
+                assert found.result is not None
+                store.supersede(spec.name, trial.trial_id, found.result.config_hash)
+            store.write(result)
+    if shared is not None:
+        pytest.skip(f"same settings as {result.environment['reused_from']}: result copied "
+                    f"(--bertft-rerun trains it again)")
     return result
+
+
+def _copy_for(result: TrialResult, spec: Spec, trial: Trial, store: ResultStore) -> TrialResult:
+    """A passed result of the same settings, stored for another spec, as this trial's own: the
+    spec's and the trial's names change, the outcome and its provenance do not."""
+    source = store.path(result.spec.name, result.trial_id).relative_to(store.root).as_posix()
+    return dataclasses.replace(
+        result, spec=spec_info(spec), trial_id=trial.trial_id, arm_id=trial.arm_id,
+        overrides=dict(trial.overrides),
+        environment={**result.environment, "reused_from": source})
 
 
 def _data_fingerprint(trial: Trial) -> Callable[[], str]:
@@ -334,16 +352,20 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     _record_current(session.items, store)
     if opts.executor != "ray" or hasattr(session.config, "workerinput"):
         return  # an xdist worker: items submit alone
-    pending = []
+    pending, submitted = [], set()
     for item in session.items:
         spec, trial = getattr(item, "bertft_trial", (None, None))
         if trial is None or (spec.min_seeds and spec.seeds.index(trial.seed) >= spec.min_seeds):
             continue  # adaptive seeds above the minimum are submitted when found needed
-        found = store.lookup(spec.name, trial.trial_id, trial.config.hash(),
-                             _data_fingerprint(trial))
-        # as in run_stored/_reuse: a stored pass or divergence is not run again, a failure is
+        config_hash = trial.config.hash()
+        found = store.lookup(spec.name, trial.trial_id, config_hash, _data_fingerprint(trial))
+        # as in run_stored/_reuse: a stored pass or divergence is not run again, a failure is;
+        # settings another spec stored, or submitted above, are copied when their item runs
         if opts.rerun or found.state != "complete" or found.result.status == "failed":
-            pending.append((trial, spec))
+            if opts.rerun or (config_hash not in submitted
+                              and store.same_settings(config_hash) is None):
+                pending.append((trial, spec))
+                submitted.add(config_hash)
     if pending:
         try:
             _executor(opts).submit(pending)

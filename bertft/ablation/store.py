@@ -3,6 +3,13 @@
     results/<spec>/<trial id>.json
     results/<spec>/superseded/<trial id>.<old config hash[:8]>.json
     results/<spec>/.current/trials.json       # the spec's trials and hashes as last collected
+    results/.settings/<config hash>.json      # where a passed result of those settings is stored
+
+A trial whose settings (config hash, the seed included) match a passed result stored for another
+spec in the same results folder reuses a copy of it instead of training again: the shipped
+specs share their baseline arm, and a trial's outcome depends on its settings, not on the spec
+that names it (`--bertft-rerun` trains it anyway). The copy names its source in
+`environment.reused_from`.
 
 A result is reused only if it parses, has the current schema version and the same config hash
 (which covers every result-changing setting and the training code's version); anything else
@@ -34,6 +41,7 @@ State = Literal["missing", "complete", "stale", "corrupt"]
 _UNSAFE = re.compile(r"[^A-Za-z0-9=,._+-]")
 SUPERSEDED = "superseded"
 CURRENT = Path(".current") / "trials.json"
+SETTINGS = ".settings"
 
 
 MAX_STEM = 160  # leaves room for the suffixes the store adds (.json.corrupt, superseded
@@ -100,13 +108,44 @@ class ResultStore:
             return Lookup("stale", result, "the data changed since this result was stored")
         return Lookup("complete", result)
 
+    def same_settings(self, config_hash: str,
+                      data_fingerprint: Callable[[], str] | None = None) -> TrialResult | None:
+        """A passed result stored (for any spec) under these settings, found through the
+        `.settings/` index; None when there is none, or the file it points to no longer holds
+        a passed result of these settings on the same data."""
+        index = self.root / SETTINGS / f"{file_stem(config_hash)}.json"
+        try:
+            where = self.root / json.loads(index.read_text(encoding="utf-8"))["path"]
+            result = TrialResult.from_json(json.loads(where.read_text(encoding="utf-8")))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if result.config_hash != config_hash or result.status != "passed":
+            return None
+        stored = result.data.get("fingerprint")
+        if stored and data_fingerprint is not None and stored != data_fingerprint():
+            return None
+        return result
+
+    @contextmanager
+    def settings_lock(self, config_hash: str) -> Iterator[None]:
+        """Exclusive right to train one set of settings: a trial of another spec with the same
+        settings waits here, then copies the result (`same_settings`)."""
+        lock = self.root / SETTINGS / ".locks" / f"{file_stem(config_hash)}.lock"
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(lock)):
+            yield
+
     def checkpoint_dir(self, spec: str, trial_id: str) -> Path:
         """Per-epoch checkpoints of a trial in progress (`checkpoint_every_epoch`)."""
         return self.root / spec / ".checkpoints" / self.path(spec, trial_id).stem
 
     def write(self, result: TrialResult) -> Path:
+        """Store a result; a passed one becomes the `.settings/` entry of its config hash."""
         path = self.path(result.spec.name, result.trial_id)
         write_json_atomic(path, result.to_json())
+        if result.status == "passed":
+            write_json_atomic(self.root / SETTINGS / f"{file_stem(result.config_hash)}.json",
+                              {"path": path.relative_to(self.root).as_posix()})
         return path
 
     def supersede(self, spec: str, trial_id: str, old_hash: str) -> Path | None:
