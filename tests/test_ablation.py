@@ -53,12 +53,16 @@ def test_the_shipped_bbc_news_specs_share_their_baseline_trials():
         spec = load_spec(path)
         if spec.name == "ner":
             continue
-        baselines[spec.name] = [t.config.hash() for t in expand(spec)
-                                if all(t.overrides[k] == v for k, v in spec.baseline.items())]
+        baselines[spec.name] = {t.seed: t.config.hash() for t in expand(spec)
+                                if all(t.overrides[k] == v for k, v in spec.baseline.items())}
     assert sorted(baselines) == ["batch_size", "early_stopping", "freezing", "learning_rates",
                                  "small_data"]
-    assert len({tuple(h) for h in baselines.values()}) == 1
-    assert len(baselines["freezing"]) == 3
+    by_seed: dict[int, set[str]] = {}
+    for hashes in baselines.values():
+        for seed, h in hashes.items():
+            by_seed.setdefault(seed, set()).add(h)
+    assert all(len(h) == 1 for h in by_seed.values()) and sorted(by_seed) == [0, 1, 2, 3]
+    assert sorted(baselines["freezing"]) == [0, 1, 2]
 
 
 def _spec(**data):
@@ -338,6 +342,12 @@ def test_a_trial_with_the_settings_of_another_specs_trial_copies_its_result(pyte
     assert copy["spec"]["baseline"] == {"head_lr": 0.01}
     assert {k: v for k, v in copy.items() if k not in ("spec", "environment")} == \
         {k: v for k, v in source.items() if k not in ("spec", "environment")}
+    from bertft.report import render_all
+
+    render_all(results, pytester.path / "reports")
+    md = (pytester.path / "reports" / "other.md").read_text()
+    assert "over 4 trials (2 copied from trials of the same settings in other specs: their " \
+           "time is counted where they ran)\n" in md
     ran.clear()
     _run_smoke(pytester, results, str(other), "--bertft-rerun", "-k", "other").assert_outcomes(
         passed=4, deselected=4)

@@ -126,7 +126,9 @@ def _header(results: Sequence[TrialResult], unreadable: Sequence[Any], name: str
     sizes = " / ".join(f"{split} {_distinct([d.get(split) for d in data])}"
                        for split in ("train", "validation", "test"))
     walls = [r.timing.get("wall_seconds", r.timing.get("train_seconds")) for r in results]
-    wall = sum(w for w in walls if _finite(w))
+    copied = sum(1 for r in results if r.environment.get("reused_from"))
+    wall = sum(w for r, w in zip(results, walls, strict=True)
+               if _finite(w) and not r.environment.get("reused_from"))
     created = [r.created for r in results if isinstance(r.created, str) and r.created]
     lines = [f"# {spec.name}", ""]
     if spec.description:
@@ -141,7 +143,9 @@ def _header(results: Sequence[TrialResult], unreadable: Sequence[Any], name: str
         f"- **Versions:** {versions}",
         f"- **Git commit:** {_distinct([e.get('git_commit') for e in env])}",
         f"- **Date:** {max(created) if created else 'unknown'} (newest result)",
-        f"- **Total wall time:** {fmt_duration(wall)} over {len(results)} trials",
+        f"- **Total wall time:** {fmt_duration(wall)} over {len(results)} trials"
+        + (f" ({copied} copied from trials of the same settings in other specs: their time is "
+           f"counted where they ran)" if copied else ""),
         f"- **Trials:** {_counts(results, unreadable)}",
         f"- **Axes:** {', '.join(f'`{a}`' for a in spec.axes) or 'none'}; **seeds:** "
         f"{', '.join(str(s) for s in spec.seeds)}",
