@@ -69,26 +69,6 @@ def _spec(**data):
     return parse_spec({"name": "t", "seeds": [0, 1], **data}, "t.toml", {})
 
 
-def test_grid_is_the_product_of_axes_and_zip_groups_vary_together():
-    spec = _spec(base={"task": "bbc-news"}, grid={"freeze_layers": [0, 2]},
-                 zip=[{"head_lr": [1e-3, 1e-4], "base_lr": [1e-4, 1e-5]}])
-    trials = expand(spec)
-    assert [t.trial_id for t in trials] == [
-        "freeze_layers=0,head_lr=0.001,base_lr=0.0001,seed=0",
-        "freeze_layers=0,head_lr=0.001,base_lr=0.0001,seed=1",
-        "freeze_layers=0,head_lr=0.0001,base_lr=1e-05,seed=0",
-        "freeze_layers=0,head_lr=0.0001,base_lr=1e-05,seed=1",
-        "freeze_layers=2,head_lr=0.001,base_lr=0.0001,seed=0",
-        "freeze_layers=2,head_lr=0.001,base_lr=0.0001,seed=1",
-        "freeze_layers=2,head_lr=0.0001,base_lr=1e-05,seed=0",
-        "freeze_layers=2,head_lr=0.0001,base_lr=1e-05,seed=1",
-    ]
-    t = trials[3]
-    assert t.arm_id == "freeze_layers=0,head_lr=0.0001,base_lr=1e-05"
-    assert (t.config.optim.head_lr, t.config.optim.base_lr, t.config.loop.seed) == (1e-4, 1e-5, 1)
-    assert t.config.data.task == "bbc-news"
-
-
 def test_float_ids_stay_short_and_distinct_floats_get_distinct_ids():
     assert make_id({"head_lr": 5e-05, "weight_decay": 0.1, "base_lr": 1e-4, "x": 1.0}) == \
         "head_lr=5e-05,weight_decay=0.1,base_lr=0.0001,x=1"
@@ -97,10 +77,11 @@ def test_float_ids_stay_short_and_distinct_floats_get_distinct_ids():
     assert len({t.trial_id for t in trials}) == len({t.config.hash() for t in trials}) == 4
 
 
-def test_expansion_order_ids_and_configs():
-    """Axes in file order, zip groups after the grid, seeds last; ids from the overrides."""
-    spec = _spec(grid={"batch_size": [8, 16]}, zip=[{"head_lr": [1e-3, 1e-4],
-                                                      "base_lr": [1e-4, 1e-5]}])
+def test_grid_is_the_product_of_axes_and_zip_groups_vary_together():
+    """Axes in file order, zip groups after the grid, seeds last; ids from the overrides;
+    [base] settings in every trial."""
+    spec = _spec(base={"task": "bbc-news"}, grid={"batch_size": [8, 16]},
+                 zip=[{"head_lr": [1e-3, 1e-4], "base_lr": [1e-4, 1e-5]}])
     trials = expand(spec)
     assert [t.trial_id for t in trials] == [
         "batch_size=8,head_lr=0.001,base_lr=0.0001,seed=0",
@@ -111,6 +92,10 @@ def test_expansion_order_ids_and_configs():
         "batch_size=16,head_lr=0.001,base_lr=0.0001,seed=1",
         "batch_size=16,head_lr=0.0001,base_lr=1e-05,seed=0",
         "batch_size=16,head_lr=0.0001,base_lr=1e-05,seed=1"]
+    t = trials[3]
+    assert t.arm_id == "batch_size=8,head_lr=0.0001,base_lr=1e-05"
+    assert (t.config.optim.head_lr, t.config.optim.base_lr, t.config.loop.seed) == (1e-4, 1e-5, 1)
+    assert t.config.data.task == "bbc-news"
     last = trials[-1]
     assert (last.arm_id, last.seed) == ("batch_size=16,head_lr=0.0001,base_lr=1e-05", 1)
     assert (last.config.batch.batch_size, last.config.optim.head_lr, last.config.optim.base_lr,
