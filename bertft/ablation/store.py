@@ -79,6 +79,12 @@ def _same_settings(result: TrialResult, config_hash: str) -> bool:
         return False
 
 
+def _same_data(result: TrialResult, data_fingerprint: Callable[[], str] | None) -> bool:
+    """False only when the result recorded a data fingerprint and the data now has another."""
+    stored = result.data.get("fingerprint")
+    return not (stored and data_fingerprint is not None and stored != data_fingerprint())
+
+
 class ResultStore:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
@@ -103,8 +109,7 @@ class ResultStore:
             why = ("the training code changed" if _same_settings(result, config_hash)
                    else "the spec changed")
             return Lookup("stale", result, f"{why} since this result was stored")
-        stored = result.data.get("fingerprint")
-        if stored and data_fingerprint is not None and stored != data_fingerprint():
+        if not _same_data(result, data_fingerprint):
             return Lookup("stale", result, "the data changed since this result was stored")
         return Lookup("complete", result)
 
@@ -121,10 +126,7 @@ class ResultStore:
             return None
         if result.config_hash != config_hash or result.status != "passed":
             return None
-        stored = result.data.get("fingerprint")
-        if stored and data_fingerprint is not None and stored != data_fingerprint():
-            return None
-        return result
+        return result if _same_data(result, data_fingerprint) else None
 
     @contextmanager
     def settings_lock(self, config_hash: str) -> Iterator[None]:

@@ -125,10 +125,10 @@ def _header(results: Sequence[TrialResult], unreadable: Sequence[Any], name: str
                          for k in ("python", "torch", "transformers"))
     sizes = " / ".join(f"{split} {_distinct([d.get(split) for d in data])}"
                        for split in ("train", "validation", "test"))
-    walls = [r.timing.get("wall_seconds", r.timing.get("train_seconds")) for r in results]
-    copied = sum(1 for r in results if r.environment.get("reused_from"))
-    wall = sum(w for r, w in zip(results, walls, strict=True)
-               if _finite(w) and not r.environment.get("reused_from"))
+    trained = [r for r in results if not r.environment.get("reused_from")]  # the rest: copies
+    walls = [r.timing.get("wall_seconds", r.timing.get("train_seconds")) for r in trained]
+    wall = sum(w for w in walls if _finite(w))
+    copied = len(results) - len(trained)
     created = [r.created for r in results if isinstance(r.created, str) and r.created]
     lines = [f"# {spec.name}", ""]
     if spec.description:
