@@ -208,7 +208,7 @@ class Setup:
                 else None)
         self.weights = (host, host.to(self.device) if host is not None else None)
         self.show = cfg.process.progress and sys.stderr.isatty()
-        self.eval_seconds = 0.0  # validation and test, for the trial's time shares
+        self.eval_seconds = {"validation": 0.0, "test": 0.0}  # for the trial's time shares
         self.steplog = StepLog(self.total, enabled=not self.show)  # lines when no bar shows
 
     def train_mode(self) -> None:
@@ -241,7 +241,7 @@ class Setup:
             split, train=False)
         metrics, preds = evaluate(self.model, loader, self.kind, self.names, self.device,
                                   self.dtype, self.cfg.loop.ner_strict, self.forward.logits)
-        self.eval_seconds += time.perf_counter() - t
+        self.eval_seconds[split] += time.perf_counter() - t
         return Evaluation(step, metrics, preds)
 
     def checkpoint(self, state: TrainState) -> dict[str, Any]:
@@ -385,7 +385,7 @@ def _result(s: Setup, state: TrainState, started: float) -> RunResult:
                 "train_tokens": state.tokens, "samples_per_s": state.samples / speed,
                 "tokens_per_s": state.tokens / speed, "optimizer_steps": state.step,
                 "peak_memory_mb": peak_memory_mb(s.device), **s.forward.timing(),
-                **trial_shares(total, state.train_time, s.eval_seconds)},
+                **trial_shares(total, state.train_time, **s.eval_seconds)},
         data={"task": s.splits.task, "source": s.splits.source,
               "fingerprint": s.splits.fingerprint(), **s.splits.sizes(),
               "label_names": list(s.names), "unstratified": list(s.splits.unstratified)},
@@ -394,14 +394,18 @@ def _result(s: Setup, state: TrainState, started: float) -> RunResult:
     )
 
 
-def trial_shares(total: float, train: float, evaluation: float) -> dict[str, float]:
-    """Where a trial's time went: training (with any frozen-prefix precompute), evaluation
-    (validation and test), and the rest (setup: data, tokenization, model build; saving is
-    not included). `non_train_share` is what the loop does not spend training."""
-    total = max(total, train + evaluation, 1e-9)
-    return {"total_seconds": total, "eval_seconds": evaluation,
-            "setup_seconds": total - train - evaluation,
-            "non_train_share": 1 - train / total}
+def trial_shares(total: float, train: float, validation: float, test: float
+                 ) -> dict[str, float]:
+    """Where a trial's time went: training (with any frozen-prefix precompute), validation
+    (choosing the epoch), test (the split verdicts are decided on), and the rest (setup: data,
+    tokenization, model build; saving is not included). `non_train_share` is what the loop does
+    not spend training; `overhead_share` leaves the test split out of it as well: the time
+    spent on neither training nor the measurement the trial exists for."""
+    total = max(total, train + validation + test, 1e-9)
+    setup = total - train - validation - test
+    return {"total_seconds": total, "eval_seconds": validation + test,
+            "validation_seconds": validation, "test_seconds": test, "setup_seconds": setup,
+            "non_train_share": 1 - train / total, "overhead_share": (validation + setup) / total}
 
 
 def _now(device: torch.device) -> float:

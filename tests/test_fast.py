@@ -121,14 +121,19 @@ def test_restored_best_weights_are_not_evaluated_again(monkeypatch):
     t = r.timing
     assert t["total_seconds"] == pytest.approx(t["train_seconds"] + t["eval_seconds"]
                                                + t["setup_seconds"])
-    assert 0 < t["eval_seconds"] < t["total_seconds"]
+    assert t["eval_seconds"] == pytest.approx(t["validation_seconds"] + t["test_seconds"])
+    assert 0 < t["validation_seconds"] and 0 < t["test_seconds"]
+    assert t["eval_seconds"] < t["total_seconds"]
     assert t["non_train_share"] == pytest.approx(1 - t["train_seconds"] / t["total_seconds"])
+    assert t["overhead_share"] == pytest.approx(
+        (t["validation_seconds"] + t["setup_seconds"]) / t["total_seconds"])
 
 
 def test_trial_shares():
-    assert train.trial_shares(10.0, 7.0, 2.0) == {
-        "total_seconds": 10.0, "eval_seconds": 2.0, "setup_seconds": pytest.approx(1.0),
-        "non_train_share": pytest.approx(0.3)}
+    assert train.trial_shares(10.0, 6.0, validation=1.0, test=2.0) == {
+        "total_seconds": 10.0, "eval_seconds": 3.0, "validation_seconds": 1.0,
+        "test_seconds": 2.0, "setup_seconds": pytest.approx(1.0),
+        "non_train_share": pytest.approx(0.4), "overhead_share": pytest.approx(0.2)}
 
 
 @pytest.mark.parametrize("argv, message", [

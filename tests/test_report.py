@@ -442,3 +442,34 @@ def test_unknown_format_names_the_allowed_ones(tmp_path):
     shutil.copytree(RESULTS / NER, tmp_path / NER)
     with pytest.raises(BertftError, match="expected one of md, csv, json"):
         render_all(tmp_path, tmp_path / "out", fmt="html")
+
+
+def test_time_shares_count_trials_that_ran_here(tmp_path):
+    """The header's time shares sum the trials that ran for this spec: a copy of another
+    spec's trial (its time counted where it ran) and a record without the split are left out."""
+    from bertft.report.table import time_shares
+
+    mod = _fixture_module()
+    split = {"train_seconds": 6.0, "validation_seconds": 1.0, "test_seconds": 2.0,
+             "setup_seconds": 1.0}
+    trials = [
+        _trial(mod, trial_id="lr=2e-05,batch_size=32,seed=1", timing=split),
+        _trial(mod, trial_id="lr=2e-05,batch_size=32,seed=2", seed=2,
+               timing={**split, "train_seconds": 16.0}),
+        _trial(mod, trial_id="lr=2e-05,batch_size=32,seed=3", seed=3,  # a copy: left out
+               timing={**split, "train_seconds": 1000.0},
+               environment={**mod.cls_trial(1, 2e-05, 32, 1).environment,
+                            "reused_from": "other/lr=2e-05,batch_size=32,seed=3"}),
+        _trial(mod, trial_id="lr=2e-05,batch_size=32,seed=4", seed=4,  # an older record
+               timing={"train_seconds": 1000.0, "wall_seconds": 1200.0}),
+    ]
+    for t in trials:
+        (tmp_path / f"{t['trial_id']}.json").write_text(json.dumps(t))
+    results, _ = load_results(tmp_path)
+    assert time_shares(results) == {"training": pytest.approx(22 / 30),
+                                    "validation": pytest.approx(2 / 30),
+                                    "test": pytest.approx(4 / 30), "setup": pytest.approx(2 / 30)}
+    assert time_shares(results[3:]) is None
+    md = render_markdown(results, [], tmp_path / "out")
+    assert ("- **Time shares:** training 73%, validation 7%, test 13%, setup 7% (test: the "
+            "split the verdicts are decided on)\n") in md

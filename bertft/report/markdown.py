@@ -17,7 +17,7 @@ from bertft.data import portable_sources
 from bertft.report import plots
 from bertft.report.load import main_metrics
 from bertft.report.decide import ALPHA
-from bertft.report.table import Arm, aggregate, group_arms, kind_of, newest
+from bertft.report.table import Arm, aggregate, group_arms, kind_of, newest, time_shares
 
 METRIC_LABELS = {"f1_macro": "F1 (macro)", "accuracy": "accuracy", "f1": "entity F1"}
 TOP_ERRORS = 10
@@ -129,6 +129,7 @@ def _header(results: Sequence[TrialResult], unreadable: Sequence[Any], name: str
     walls = [r.timing.get("wall_seconds", r.timing.get("train_seconds")) for r in trained]
     wall = sum(w for w in walls if _finite(w))
     copied = len(results) - len(trained)
+    shares = time_shares(results)
     created = [r.created for r in results if isinstance(r.created, str) and r.created]
     lines = [f"# {spec.name}", ""]
     if spec.description:
@@ -146,6 +147,8 @@ def _header(results: Sequence[TrialResult], unreadable: Sequence[Any], name: str
         f"- **Total wall time:** {fmt_duration(wall)} over {len(results)} trials"
         + (f" ({copied} copied from trials of the same settings in other specs: their time is "
            f"counted where they ran)" if copied else ""),
+        *([f"- **Time shares:** {', '.join(f'{k} {v:.0%}' for k, v in shares.items())} (test: "
+           "the split the verdicts are decided on)"] if shares else []),
         f"- **Trials:** {_counts(results, unreadable)}",
         f"- **Axes:** {', '.join(f'`{a}`' for a in spec.axes) or 'none'}; **seeds:** "
         f"{', '.join(str(s) for s in spec.seeds)}",

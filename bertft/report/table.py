@@ -177,3 +177,24 @@ def aggregate(results: Sequence[TrialResult]) -> pd.DataFrame:
     if scores.notna().any():
         df.loc[int(scores.astype(float).idxmax()), "best"] = True  # first arm wins a tie
     return df
+
+
+SHARES = (("train_seconds", "training"), ("validation_seconds", "validation"),
+          ("test_seconds", "test"), ("setup_seconds", "setup"))
+
+
+def time_shares(results: Sequence[TrialResult]) -> dict[str, float] | None:
+    """Where the summed time of the trials that ran here went, as fractions of their total:
+    training, validation (choosing the epoch), test (the decision split) and setup. Only
+    trials that recorded all four count (copies of another spec's trial and records older than
+    the split are left out); None when there are none."""
+    timed = [r.timing for r in results if not r.environment.get("reused_from")
+             and all(_finite_number(r.timing.get(k)) for k, _ in SHARES)]
+    total = sum(sum(t[k] for k, _ in SHARES) for t in timed)
+    if not timed or total <= 0:
+        return None
+    return {label: sum(t[k] for t in timed) / total for k, label in SHARES}
+
+
+def _finite_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
