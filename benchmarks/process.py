@@ -1,16 +1,17 @@
 """Whole process against whole process: `bertft train` (its defaults) against a Trainer script.
 
     python -m benchmarks.process                      # SST-2, 2,000 rows, 875 validation rows
-    python -m benchmarks.process --rows 256 --val-rows 64 --rounds 2
+    python -m benchmarks.process --rows 256 --val-rows 64 --test-rows 256   # the gate's size
 
 Each round starts both as fresh processes, one after the other (interleaved: a burst of load on a
 shared machine hits one round, not one system), and times each from start to exit: interpreter
 start, imports, data, tokenization, model load, training, evaluation. Both do the same evaluation
 work: the same validation rows (bertft's carve, `validation_ratio = val_rows / 67,349`) once, at
-the end of the one epoch, and the 872 GLUE dev rows as the test set, both with evaluation batches
-of 128. The Trainer script is what a user writes with the Trainer's best CPU recipe: dynamic
-padding (`DataCollatorWithPadding`) and `train_sampling_strategy = "group_by_length"`; it takes
-the rows from `bertft.data.load_task` (so both see identical examples) and tokenizes them itself.
+the end of the one epoch, and the 872 GLUE dev rows (or a seeded subset, `--test-rows`) as the
+test set, both with evaluation batches of 128. The Trainer script is what a user writes with the
+Trainer's best CPU recipe (on a GPU: bf16, as bertft's defaults pick there): dynamic padding
+(`DataCollatorWithPadding`) and `train_sampling_strategy = "group_by_length"`; it takes the rows
+from `bertft.data.load_task` (so both see identical examples) and tokenizes them itself.
 Neither writes model files. Printed per system: wall seconds (fastest round) and training
 samples/s; the ratio is the Trainer's wall time over bertft's (higher is better for bertft).
 """
@@ -31,11 +32,19 @@ GLUE_SST2_TRAIN = 67349
 COMMON = dict(epochs=1, batch_size=32, lr=5e-5, max_length=128, eval_batch_size=128)
 
 
-def bertft_argv(data: str, rows: int, val_rows: int, out: str) -> list[str]:
+def _sizes(rows: int, val_rows: int, test_rows: int | None) -> dict:
+    """The data settings both systems load their rows with (`bertft.data.load_task`)."""
+    return {"max_train_samples": rows, "validation_ratio": val_rows / GLUE_SST2_TRAIN,
+            "max_test_samples": test_rows}
+
+
+def bertft_argv(data: str, rows: int, val_rows: int, test_rows: int | None,
+                out: str) -> list[str]:
     """`bertft train` with its defaults and the shared workload settings."""
     c = COMMON
-    sets = {"task": '"sst2"', "data_dir": json.dumps(data), "max_train_samples": rows,
-            "validation_ratio": val_rows / GLUE_SST2_TRAIN, "epochs": c["epochs"],
+    sizes = {k: "none" if v is None else v for k, v in _sizes(rows, val_rows,
+                                                               test_rows).items()}
+    sets = {"task": '"sst2"', "data_dir": json.dumps(data), **sizes, "epochs": c["epochs"],
             "batch_size": c["batch_size"], "head_lr": c["lr"], "base_lr": c["lr"],
             "max_length": c["max_length"], "eval_batch_size": c["eval_batch_size"],
             "save_model": "false", "progress": "false"}
@@ -43,8 +52,9 @@ def bertft_argv(data: str, rows: int, val_rows: int, out: str) -> list[str]:
             *[x for k, v in sets.items() for x in ("--set", f"{k}={v}")]]
 
 
-def trainer_main(data: str, rows: int, val_rows: int) -> dict:
+def trainer_main(data: str, rows: int, val_rows: int, test_rows: int | None) -> dict:
     """The Trainer script (run in its own process by `trainer_argv`)."""
+    import torch
     from transformers import (
         AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
         TrainingArguments,
@@ -55,8 +65,8 @@ def trainer_main(data: str, rows: int, val_rows: int) -> dict:
     from bertft.models import minilm_dir
 
     c = COMMON
-    splits = load_task(Config.of(task="sst2", data_dir=data, max_train_samples=rows,
-                                 validation_ratio=val_rows / GLUE_SST2_TRAIN).data)
+    splits = load_task(Config.of(task="sst2", data_dir=data,
+                                 **_sizes(rows, val_rows, test_rows)).data)
     tok = AutoTokenizer.from_pretrained(minilm_dir())
 
     def encode(examples) -> list[dict]:
@@ -73,7 +83,10 @@ def trainer_main(data: str, rows: int, val_rows: int) -> dict:
             per_device_eval_batch_size=c["eval_batch_size"], learning_rate=c["lr"],
             weight_decay=0.01, num_train_epochs=c["epochs"], lr_scheduler_type="linear",
             seed=0, report_to=[], save_strategy="no", logging_strategy="no",
-            eval_strategy="epoch", disable_tqdm=True, use_cpu=True,
+            eval_strategy="epoch", disable_tqdm=True,
+            # the device and precision bertft's defaults pick: CPU fp32, or a GPU with bf16
+            use_cpu=not torch.cuda.is_available(),
+            bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
             train_sampling_strategy="group_by_length", dataloader_num_workers=0)
         trainer = Trainer(model=model, args=args, data_collator=DataCollatorWithPadding(tok),
                           train_dataset=train, eval_dataset=val)
@@ -86,9 +99,10 @@ def trainer_main(data: str, rows: int, val_rows: int) -> dict:
             "validation": len(val), "test": len(test)}
 
 
-def trainer_argv(data: str, rows: int, val_rows: int) -> list[str]:
+def trainer_argv(data: str, rows: int, val_rows: int, test_rows: int | None) -> list[str]:
     return [sys.executable, "-m", "benchmarks.process", "--trainer-script", "--data", data,
-            "--rows", str(rows), "--val-rows", str(val_rows)]
+            "--rows", str(rows), "--val-rows", str(val_rows),
+            *(["--test-rows", str(test_rows)] if test_rows is not None else [])]
 
 
 def _timed(argv: list[str]) -> tuple[float, str]:
@@ -102,23 +116,25 @@ def _timed(argv: list[str]) -> tuple[float, str]:
     return seconds, out.stdout
 
 
-def measure(data: str, rows: int, val_rows: int, rounds: int) -> dict:
+def measure(data: str, rows: int, val_rows: int, rounds: int,
+            test_rows: int | None = None) -> dict:
     """Interleaved rounds of both processes; the fastest wall time of each counts."""
     walls: dict[str, list[float]] = {"bertft": [], "trainer": []}
     info: dict[str, dict] = {}
     for _ in range(rounds):
         with tempfile.TemporaryDirectory(prefix="bertft-bench-process-") as out:
-            seconds, _ = _timed(bertft_argv(data, rows, val_rows, out))
+            seconds, _ = _timed(bertft_argv(data, rows, val_rows, test_rows, out))
             metrics = json.loads((Path(out) / "metrics.json").read_text())
         walls["bertft"].append(seconds)
         info["bertft"] = {"accuracy": metrics["test"]["accuracy"], **{
             k: metrics["timing"][k] for k in ("train_seconds", "samples_per_s", "eval_seconds",
                                               "setup_seconds", "non_train_share")},
             "validation": metrics["data"]["validation"]}
-        seconds, stdout = _timed(trainer_argv(data, rows, val_rows))
+        seconds, stdout = _timed(trainer_argv(data, rows, val_rows, test_rows))
         walls["trainer"].append(seconds)
         info["trainer"] = json.loads(stdout.strip().splitlines()[-1])
-    return {"rows": rows, "val_rows": val_rows, "rounds": rounds, "wall_seconds": walls,
+    return {"rows": rows, "val_rows": val_rows, "test_rows": test_rows, "rounds": rounds,
+            "wall_seconds": walls,
             "process_vs_trainer": min(walls["trainer"]) / min(walls["bertft"]), **info}
 
 
@@ -129,13 +145,16 @@ def main(argv: list[str] | None = None) -> int:
                    or str(ROOT.parent / "shared" / "data"))
     p.add_argument("--rows", type=int, default=2000)
     p.add_argument("--val-rows", type=int, default=875)
+    p.add_argument("--test-rows", type=int, default=None,
+                   help="a seeded subset of GLUE dev as the test set (default: all 872)")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--trainer-script", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.trainer_script:
-        print(json.dumps(trainer_main(args.data, args.rows, args.val_rows)))
+        print(json.dumps(trainer_main(args.data, args.rows, args.val_rows, args.test_rows)))
         return 0
-    print(json.dumps(measure(args.data, args.rows, args.val_rows, args.rounds), indent=2))
+    print(json.dumps(measure(args.data, args.rows, args.val_rows, args.rounds, args.test_rows),
+                     indent=2))
     return 0
 
 

@@ -157,13 +157,16 @@ def test_process_benchmark_runs_bertft_defaults_on_the_trainers_workload():
     from benchmarks import process
     from bertft.cli import build_parser, config_from_args
 
-    argv = process.bertft_argv("/data", 256, 64, "/tmp/out")
+    argv = process.bertft_argv("/data", 256, 64, 100, "/tmp/out")
     assert argv[1:4] == ["-m", "bertft", "train"]
     cfg = config_from_args(build_parser().parse_args(argv[3:]))
     flat = cfg.to_dict()
-    assert [flat[k] for k in ("task", "data_dir", "max_train_samples", "epochs", "batch_size",
-                              "max_length", "eval_batch_size")] == ["sst2", "/data", 256, 1, 32,
-                                                                    128, 128]
+    assert [flat[k] for k in ("task", "data_dir", "max_train_samples", "max_test_samples",
+                              "epochs", "batch_size", "max_length", "eval_batch_size")] == [
+        "sst2", "/data", 256, 100, 1, 32, 128, 128]
+    every = config_from_args(build_parser().parse_args(
+        process.bertft_argv("/data", 256, 64, None, "/tmp/out")[3:]))
+    assert every.data.max_test_samples is None  # all 872 GLUE dev rows
     assert round(flat["validation_ratio"] * process.GLUE_SST2_TRAIN) == 64
     assert [flat[k] for k in ("sampling", "unpad", "save_model")] == ["length_buckets", True,
                                                                       False]
