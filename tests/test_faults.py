@@ -57,7 +57,10 @@ class Grid:
         self.spec.write_text(SPEC, encoding="utf-8")
         for name in ("home", "tmp", "cache"):
             (root / name).mkdir(exist_ok=True)
-        self.env = {**os.environ, "HOME": str(root / "home"), "TMPDIR": str(root / "tmp"),
+        # a plain pytest run, as a user's, also when these tests run on xdist workers (their
+        # PYTEST_XDIST_* variables make pytest-benchmark warn into the output read here)
+        outer = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
+        self.env = {**outer, "HOME": str(root / "home"), "TMPDIR": str(root / "tmp"),
                     "BERTFT_CACHE_DIR": str(root / "cache"), "HF_HUB_OFFLINE": "1",
                     "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
 
@@ -67,13 +70,20 @@ class Grid:
     def start(self, results: str = "results", *args: str) -> subprocess.Popen:
         argv = [sys.executable, "-m", "pytest", str(self.spec), "--bertft-results",
                 str(self.results(results)), "-p", "no:cacheprovider", "-rs", *args]
+        # SIGINT as a terminal delivers it: a pytest-xdist worker ignores SIGINT, and an
+        # ignored signal stays ignored in its children (Python then installs no handler)
         return subprocess.Popen(argv, cwd=self.root, env=self.env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
+                                stderr=subprocess.STDOUT, text=True,
+                                preexec_fn=_default_sigint)
 
     def run(self, results: str = "results", *args: str) -> tuple[int, str]:
         proc = self.start(results, *args)
         out, _ = proc.communicate(timeout=300)
         return proc.returncode, out
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def stored(folder: Path) -> dict[str, dict]:

@@ -88,7 +88,7 @@ SINGLE_AND_GRID = {"train_vs_trainer_dynamic", "train_vs_trainer_max_length",
 
 
 @pytest.mark.parametrize("name, expected", [
-    ("floors.toml", SINGLE_AND_GRID | {"defaults_vs_trainer_dynamic"}),
+    ("floors.toml", SINGLE_AND_GRID | {"defaults_vs_trainer_dynamic", "process_vs_trainer"}),
     ("floors-gpu.toml", SINGLE_AND_GRID),
 ])
 def test_shipped_floors_files_are_valid(name, expected):
