@@ -23,6 +23,18 @@ def _isolated_cache(tmp_path_factory):
         os.environ["BERTFT_CACHE_DIR"] = old
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _threads_per_worker():
+    """On pytest-xdist workers, the cores split between them: N workers with torch's default
+    of one thread per core each would run N threads per core and slow every test down."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+    yield
+
+
 @pytest.fixture
 def shared_data() -> Path:
     if not (SHARED_DATA / "sst2").is_dir():
