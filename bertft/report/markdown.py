@@ -17,7 +17,9 @@ from bertft.data import portable_sources
 from bertft.report import plots
 from bertft.report.load import main_metrics
 from bertft.report.decide import ALPHA
-from bertft.report.table import Arm, aggregate, group_arms, kind_of, newest, time_shares
+from bertft.report.table import (
+    Arm, aggregate, finite, finite_mean, group_arms, kind_of, newest, ran_here, time_shares,
+)
 
 METRIC_LABELS = {"f1_macro": "F1 (macro)", "accuracy": "accuracy", "f1": "entity F1"}
 TOP_ERRORS = 10
@@ -38,25 +40,21 @@ def truncate(text: Any, limit: int) -> str:
     return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
 
 
-def _finite(x: Any) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
-
-
 def fmt_ci(mean: float, half: float) -> str:
     """`0.8123 ± 0.0123`; one seed gives `0.8123 (n=1)`; no seed gives a dash."""
-    if not _finite(mean):
+    if not finite(mean):
         return DASH
-    if not _finite(half):
+    if not finite(half):
         return f"{mean:.4f} (n=1)"
     return f"{mean:.4f} ± {half:.4f}"
 
 
 def fmt_num(x: Any, decimals: int) -> str:
-    return f"{x:,.{decimals}f}" if _finite(x) else DASH
+    return f"{x:,.{decimals}f}" if finite(x) else DASH
 
 
 def fmt_p(p: Any) -> str:
-    if not _finite(p):
+    if not finite(p):
         return DASH
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
@@ -76,9 +74,9 @@ def points(x: float) -> str:
 
 def fmt_interval(row: pd.Series | dict) -> str:
     """`−15.0 [−19.1, −10.9]` (points), or a dash."""
-    if not _finite(row["diff"]):
+    if not finite(row["diff"]):
         return DASH
-    if not _finite(row["diff_low"]):
+    if not finite(row["diff_low"]):
         return points(row["diff"])
     return f"{points(row['diff'])} [{points(row['diff_low'])}, {points(row['diff_high'])}]"
 
@@ -125,9 +123,9 @@ def _header(results: Sequence[TrialResult], unreadable: Sequence[Any], name: str
                          for k in ("python", "torch", "transformers"))
     sizes = " / ".join(f"{split} {_distinct([d.get(split) for d in data])}"
                        for split in ("train", "validation", "test"))
-    trained = [r for r in results if not r.environment.get("reused_from")]  # the rest: copies
+    trained = ran_here(results)  # the rest: copies
     walls = [r.timing.get("wall_seconds", r.timing.get("train_seconds")) for r in trained]
-    wall = sum(w for w in walls if _finite(w))
+    wall = sum(w for w in walls if finite(w))
     copied = len(results) - len(trained)
     shares = time_shares(results)
     created = [r.created for r in results if isinstance(r.created, str) and r.created]
@@ -259,7 +257,7 @@ def _per_label(best: Arm, kind: str) -> list[str]:
         for label, figures in (t.validation.get(key) or {}).items():
             if isinstance(figures, dict):
                 for k in ("precision", "recall", "f1", "support"):
-                    if _finite(figures.get(k)):
+                    if finite(figures.get(k)):
                         stats.setdefault(str(label), {}).setdefault(k, []).append(
                             float(figures[k]))
     if not stats:
@@ -268,8 +266,7 @@ def _per_label(best: Arm, kind: str) -> list[str]:
     order = [n for n in names if n in stats] + sorted(n for n in stats if n not in names)
 
     def mean(label: str, k: str) -> float:
-        xs = stats[label].get(k, [])
-        return sum(xs) / len(xs) if xs else math.nan
+        return finite_mean(stats[label].get(k, []))
 
     rows = [[label, fmt_num(mean(label, "precision"), 4), fmt_num(mean(label, "recall"), 4),
              fmt_num(mean(label, "f1"), 4), fmt_num(mean(label, "support"), 0)]
@@ -308,13 +305,13 @@ def _errors(best: Arm) -> list[str]:
             key = (" ".join(str(e.get("text", "")).split()), str(e.get("gold", DASH)),
                    str(e.get("pred", DASH)))
             c = e.get("confidence")
-            conf = float(c) if _finite(c) else math.nan
+            conf = float(c) if finite(c) else math.nan
             old, seeds = merged.get(key, (math.nan, []))
             merged[key] = (conf if math.isnan(old) or conf > old else old, seeds + [t.seed])
     if not merged:
         return lines + ["No wrong predictions were stored for this arm.", ""]
     top = sorted(merged.items(),
-                 key=lambda kv: (-kv[1][0] if _finite(kv[1][0]) else math.inf, kv[0]))
+                 key=lambda kv: (-kv[1][0] if finite(kv[1][0]) else math.inf, kv[0]))
     rows = [[truncate(text, TEXT_CHARS), gold, pred, fmt_num(conf, 4),
              ", ".join(str(s) for s in sorted(set(seeds)))]
             for (text, gold, pred), (conf, seeds) in top[:TOP_ERRORS]]
@@ -427,8 +424,8 @@ def finding(results: Sequence[TrialResult]) -> str:
     elif same:
         top = min(same, key=lambda r: r["diff_high"] - r["diff_low"])
     else:
-        top = max(rows, key=lambda r: abs(r["diff"]) if _finite(r["diff"]) else -1)
-    if not _finite(top["diff"]):
+        top = max(rows, key=lambda r: abs(r["diff"]) if finite(r["diff"]) else -1)
+    if not finite(top["diff"]):
         text = f"`{top['arm']}`: {fmt_verdict(top)}"
     else:
         text = f"`{top['arm']}`: {top['verdict']}, {fmt_interval(top)} points"

@@ -91,15 +91,19 @@ def metric_by_seed(arm: Arm, split: str, metric: str) -> dict[int, float]:
     return out
 
 
-def _mean(values: Sequence[Any]) -> float:
-    xs = [float(v) for v in values
-          if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)]
+def finite(value: Any) -> bool:
+    """A real number (not a bool, NaN or infinity): what tables and sums may use."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def finite_mean(values: Sequence[Any]) -> float:
+    """The mean of the finite numbers among `values` (NaN when there are none)."""
+    xs = [float(v) for v in values if finite(v)]
     return sum(xs) / len(xs) if xs else math.nan
 
 
 def _max(values: Sequence[Any]) -> float:
-    xs = [float(v) for v in values
-          if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)]
+    xs = [float(v) for v in values if finite(v)]
     return max(xs) if xs else math.nan
 
 
@@ -166,9 +170,9 @@ def aggregate(results: Sequence[TrialResult]) -> pd.DataFrame:
             for m in metrics:
                 mean, ci = mean_ci(list(metric_by_seed(arm, key, m).values()))
                 row[f"{split}_{m}_mean"], row[f"{split}_{m}_ci"] = mean, ci
-        row["best_epoch"] = _mean([t.best.get("epoch") for t in passed])
+        row["best_epoch"] = finite_mean([t.best.get("epoch") for t in passed])
         for k in ("train_seconds", "samples_per_s", "tokens_per_s"):
-            row[k] = _mean([t.timing.get(k) for t in passed])
+            row[k] = finite_mean([t.timing.get(k) for t in passed])
         row["peak_memory_mb"] = _max([t.timing.get("peak_memory_mb") for t in passed])
         row.update(_comparison_row(decided.get(arm.arm_id), arm is base))
         rows.append(row)
@@ -183,18 +187,20 @@ SHARES = (("train_seconds", "training"), ("validation_seconds", "validation"),
           ("test_seconds", "test"), ("setup_seconds", "setup"))
 
 
+def ran_here(results: Sequence[TrialResult]) -> list[TrialResult]:
+    """The trials that trained for this results folder: not copies of a trial with the same
+    settings in another spec (`environment.reused_from`), whose time counts where they ran."""
+    return [r for r in results if not r.environment.get("reused_from")]
+
+
 def time_shares(results: Sequence[TrialResult]) -> dict[str, float] | None:
     """Where the summed time of the trials that ran here went, as fractions of their total:
     training, validation (choosing the epoch), test (the decision split) and setup. Only
     trials that recorded all four count (copies of another spec's trial and records older than
     the split are left out); None when there are none."""
-    timed = [r.timing for r in results if not r.environment.get("reused_from")
-             and all(_finite_number(r.timing.get(k)) for k, _ in SHARES)]
+    timed = [r.timing for r in ran_here(results)
+             if all(finite(r.timing.get(k)) for k, _ in SHARES)]
     total = sum(sum(t[k] for k, _ in SHARES) for t in timed)
     if not timed or total <= 0:
         return None
     return {label: sum(t[k] for t in timed) / total for k, label in SHARES}
-
-
-def _finite_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
