@@ -249,7 +249,7 @@ def test_trial_configs_are_full_configs():
 def _fake_trials(monkeypatch) -> list[str]:
     """The plugin's runner returns a passed result at once; returns the trial ids it ran."""
     import bertft.ablation.plugin as plugin
-    from bertft.ablation.result import TrialResult
+    from bertft.results import TrialResult
     from bertft.ablation.runner import spec_info
 
     ran: list[str] = []
@@ -425,7 +425,7 @@ def test_results_of_older_training_code_are_stale_and_say_so(tmp_path, monkeypat
     """A result whose settings match but whose hash came from an older TRAINING_CODE_VERSION
     is stale (it reruns, the old file is superseded, never deleted), with the reason."""
     from bertft import config
-    from bertft.ablation.result import TrialResult
+    from bertft.results import TrialResult
     from bertft.ablation.runner import spec_info
     from bertft.ablation.store import ResultStore
 

@@ -85,7 +85,7 @@ def _fake_predictions(monkeypatch) -> list[str]:
     """A passed result with 400 test predictions: head_lr=0.1 is wrong far more often (decided
     at the first look); head_lr=0.01 behaves like the baseline, coin flips (stays open)."""
     import bertft.ablation.plugin as plugin
-    from bertft.ablation.result import TrialResult
+    from bertft.results import TrialResult
     from bertft.ablation.runner import spec_info
 
     ran: list[str] = []
@@ -140,7 +140,7 @@ def aa_results(tmp: Path, model: str, seeds: int, **settings) -> list:
     0..k-1, arm `b` with seeds 100..100+k-1 (relabelled 0..k-1 to pair them)."""
     import dataclasses
 
-    from bertft.ablation.result import SpecInfo
+    from bertft.results import SpecInfo
     from bertft.ablation.runner import run_trial
     from bertft.ablation.spec import expand
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from bertft.ablation.result import SCHEMA_VERSION
+from bertft.results import SCHEMA_VERSION
 from bertft.ablation.spec import SpecError, expand, load_spec
 from bertft.ablation.store import Lookup, ResultStore
 

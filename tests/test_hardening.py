@@ -507,7 +507,7 @@ def test_long_axis_values_get_readable_hashed_file_names(tmp_path: Path) -> None
 
 def test_a_foreign_created_date_does_not_break_rerun() -> None:
     from bertft.ablation.plugin import Options, _written_since
-    from bertft.ablation.result import TrialResult
+    from bertft.results import TrialResult
 
     result = TrialResult.from_json({**json.loads(RECORD.read_text()), "created": "yesterday"})
     opts = Options({}, Path("r"), True, "local", None, started=0.0)

@@ -15,7 +15,7 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from bertft.ablation import ray_executor  # noqa: E402
-from bertft.ablation.result import TrialResult  # noqa: E402
+from bertft.results import TrialResult  # noqa: E402
 from bertft.ablation.runner import spec_info  # noqa: E402
 from bertft.ablation.spec import expand, load_spec  # noqa: E402
 from bertft.ablation.store import ResultStore  # noqa: E402

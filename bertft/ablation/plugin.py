@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from bertft.ablation.result import TrialResult
+from bertft.results import TrialResult
 from bertft.ablation.runner import load_splits, run_trial, spec_info
 from bertft.ablation.adaptive import skip_reason
 from bertft.ablation.spec import (

@@ -38,7 +38,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from bertft.ablation.result import TrialResult
+from bertft.results import TrialResult
 from bertft.ablation.runner import spec_info
 from bertft.ablation.spec import Spec, Trial, resource_problems
 from bertft.ablation.store import ResultStore

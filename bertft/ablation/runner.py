@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bertft.ablation.result import SpecInfo, TrialResult
+from bertft.results import SpecInfo, TrialResult
 from bertft.ablation.spec import Spec, Trial
 from bertft.cache import Cache
 from bertft.config import Config

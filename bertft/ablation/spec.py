@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bertft.ablation.result import DEFAULT_MARGIN
+from bertft.results import DEFAULT_MARGIN
 from bertft.ablation.store import file_stem
 from bertft.config import FIELDS, Config, coerce, unknown_key_message
 from bertft.errors import ConfigError, DataError

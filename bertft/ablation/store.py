@@ -34,7 +34,7 @@ from typing import Literal
 
 from filelock import FileLock
 
-from bertft.ablation.result import TrialResult
+from bertft.results import TrialResult
 from bertft.rundir import write_json_atomic
 
 State = Literal["missing", "complete", "stale", "corrupt"]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bertft.ablation.result import TrialResult
+from bertft.results import TrialResult
 from bertft.report import decide as dc
 from bertft.report.load import main_metrics
 from bertft.report.table import Arm, baseline_arm, group_arms, kind_of, spec_of

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from bertft.ablation.result import DEFAULT_MARGIN
+from bertft.results import DEFAULT_MARGIN
 
 ALPHA = 0.05
 """Family-wise error rate of a report's verdicts (better / worse / equivalent)."""

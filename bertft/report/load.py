@@ -6,7 +6,7 @@ import json
 import math
 from pathlib import Path
 
-from bertft.ablation.result import TrialResult
+from bertft.results import TrialResult
 from bertft.ablation.store import CURRENT
 
 MAIN_METRICS = {"classification": ("f1_macro", "accuracy"), "ner": ("f1",)}

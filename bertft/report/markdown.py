@@ -12,7 +12,7 @@ from urllib.parse import quote
 import pandas as pd
 from tabulate import tabulate
 
-from bertft.ablation.result import TrialResult
+from bertft.results import TrialResult
 from bertft.data import portable_sources
 from bertft.report import plots
 from bertft.report.load import main_metrics

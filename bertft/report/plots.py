@@ -12,7 +12,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from bertft.ablation.result import SpecInfo
+from bertft.results import SpecInfo
 from bertft.report.stats import mean_ci
 from bertft.report.table import Arm, metric_by_seed, sort_key
 

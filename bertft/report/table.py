@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from bertft.ablation.result import SpecInfo, TrialResult
+from bertft.results import SpecInfo, TrialResult
 from bertft.report.load import main_metrics
 from bertft.report.stats import mean_ci
 
