@@ -35,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from bertft.results import DEFAULT_MARGIN
+from bertft.ablation.meaning import (baseline_arm_problems, grid_data_problems, name_problems,
+                                    outside_key_problems, override_problems, value_problem)
 from bertft.ablation.store import file_stem
 from bertft.config import FIELDS, Config, coerce, unknown_key_message
 from bertft.errors import ConfigError, DataError
@@ -137,11 +139,7 @@ def parse_spec(data: dict[str, Any], source: str, overrides: dict[str, Any],
         if key not in TOP_KEYS:
             p.append(f"unknown top-level key '{key}'; allowed: {', '.join(TOP_KEYS)}")
     name = data.get("name", Path(source).stem)
-    if not isinstance(name, str) or not name or not name.replace("-", "").replace("_", "") \
-            .isalnum():
-        p.append(f"name = {name!r}: expected a non-empty string of letters, digits, - and _")
-    elif len(name.encode()) > 100:  # a folder name under the results and reports folders
-        p.append(f"name = '{name[:20]}...': {len(name.encode())} bytes; allowed: at most 100")
+    p += name_problems(name)  # a folder under the results and a file stem in the reports
     description = data.get("description", "")
     if not isinstance(description, str):
         p.append(f"description = {description!r}: expected a string")
@@ -167,13 +165,16 @@ def parse_spec(data: dict[str, Any], source: str, overrides: dict[str, Any],
         p.append(f"{key}: appears in more than one axis (grid and zip, or two zips)")
     if "seed" in names or "seed" in base:
         p.append("seed: use the top-level `seeds = [...]` list, not a setting or axis")
+    p += override_problems(overrides, axes, wheres) + outside_key_problems(axes, wheres)
 
     seeds, min_seeds = parse_seeds(data.get("seeds", [0]), max_seeds, p)
     margin = parse_margin(data.get("equivalence_margin", DEFAULT_MARGIN), p)
 
+    known = len(p)
     baseline = _baseline(data, axes, values, p)
-
     p += _baseline_zip_problems(baseline, tuple(axes), tuple(values), wheres)
+    if len(p) == known:  # each value on its axis: together they must pick one arm
+        p += baseline_arm_problems(baseline, axes, values)
 
     resources = _table(data, "resources", p)
     bad_resources = resource_problems(resources)
@@ -277,9 +278,9 @@ def _baseline(data: dict[str, Any], axes: list[tuple[str, ...]],
         if axis is None:
             axes_text = ", ".join(names) or "none"
             p.append(f"baseline.{key}: not an axis of this spec; axes: {axes_text}")
-        elif not any(vals[axes[axis].index(key)] == value for vals in values[axis]):
-            allowed = [vals[axes[axis].index(key)] for vals in values[axis]]
-            p.append(f"baseline.{key} = {value!r}: not among the axis values {allowed}")
+        elif problem := value_problem(key, value, [v[axes[axis].index(key)]
+                                                   for v in values[axis]]):
+            p.append(problem)
     return baseline
 
 
@@ -387,6 +388,7 @@ def _show(column: tuple[Any, ...]) -> str:
 def _grid_problems(spec: Spec) -> list[str]:
     problems: list[str] = []
     files: dict[str, str] = {}  # results file stem -> the first arm stored under it
+    points: list[tuple[str, Config]] = []
     for combo in itertools.product(*spec.values):
         point = {k: v for keys, vals in zip(spec.axes, combo, strict=True)
                  for k, v in zip(keys, vals, strict=True)}
@@ -405,7 +407,8 @@ def _grid_problems(spec: Spec) -> list[str]:
             continue
         problems += [f"[{arm}] {m}" for m in model_problems(cfg) + task_problems(cfg)
                      if not any(m in q for q in problems)]
-    return problems
+        points.append((arm, cfg))
+    return problems + grid_data_problems(points)
 
 
 def task_problems(cfg: Config) -> list[str]:
