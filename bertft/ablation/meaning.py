@@ -170,7 +170,8 @@ def data_file_problems(cfg: Config) -> list[str]:
 
 def _toml(value: Any) -> str:
     """A value as written in TOML (true, 0.001, "all")."""
-    return json.dumps(value) if isinstance(value, bool | str) or value is None else repr(value)
+    return json.dumps(value) if isinstance(value, bool | str | list) or value is None \
+        else repr(value)
 
 
 def _kind(value: Any) -> str:
