@@ -390,7 +390,8 @@ def test_report_leaves_out_results_the_current_trials_do_not_match(tmp_path):
 
     render_all(results, tmp_path / "out")
     md = (tmp_path / "out" / f"{NER}.md").read_text()
-    assert "- **Trials:** 1 passed, 0 failed, 0 diverged, 0 unreadable\n- **Skipped:** 3 stored " \
+    assert "- **Trials:** 1 passed, 0 failed, 0 diverged, 0 unreadable; 2 of 3 trials missing\n" \
+           "- **Skipped:** 3 stored " \
            "results of trials no longer in the spec or stored under other settings (kept on " \
            "disk, not in this report)\n" in md
     ResultStore(results).write_current(NER, {})

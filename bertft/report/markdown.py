@@ -17,6 +17,7 @@ from bertft.data import portable_sources
 from bertft.report import plots
 from bertft.report.load import main_metrics
 from bertft.report.decide import ALPHA
+from bertft.report.missing import Missing, missing_suffix
 from bertft.report.table import (
     Arm, aggregate, finite, finite_mean, group_arms, kind_of, newest, ran_here, time_shares,
 )
@@ -402,10 +403,12 @@ def render_markdown(results: Sequence[TrialResult], unreadable: Sequence[tuple[P
 
 # ---- index ------------------------------------------------------------------------------------
 
-def finding(results: Sequence[TrialResult]) -> str:
+def finding(results: Sequence[TrialResult], missing: Missing | None = None) -> str:
     """One decided sentence: the verdict counts and the most telling comparison (the largest
     better/worse difference, else the tightest equivalence), e.g.
-    "`freeze_layers=all`: worse, −15.0 points [−19.1, −10.9]"."""
+    "`freeze_layers=all`: worse, −15.0 points [−19.1, −10.9]"; none while trials are missing."""
+    if missing:
+        return f"no finding: {missing.text}"
     if not any(r.status == "passed" for r in results):
         return "no passed trials"
     df = aggregate(results)
@@ -437,13 +440,15 @@ def finding(results: Sequence[TrialResult]) -> str:
 
 
 def render_index(entries: Sequence[tuple[str, Sequence[TrialResult],
-                                         Sequence[tuple[Path, str]]]]) -> str:
+                                         Sequence[tuple[Path, str]]]],
+                 missing: dict[str, Missing] | None = None) -> str:
     """`README.md` of the reports folder: one row per spec (name, results, unreadable files)."""
     rows = []
     for name, results, unreadable in sorted(entries, key=lambda e: e[0]):
         kind = kind_of(results) if results else DASH
-        rows.append([f"[{name}]({quote(name)}.md)", kind, _counts(results, unreadable),
-                     finding(results)])
+        gap = (missing or {}).get(name)  # declared trials not stored
+        rows.append([f"[{name}]({quote(name)}.md)", kind,
+                     _counts(results, unreadable) + missing_suffix(gap), finding(results, gap)])
     return "\n".join([
         "# Ablation reports", "",
         "One report per spec. Finding: the most telling arm-vs-baseline verdict (difference in "

@@ -11,6 +11,7 @@ from tabulate import tabulate
 from bertft.errors import BertftError
 from bertft.report.load import current_trials, load_results, only_current, result_files
 from bertft.report.markdown import render_index, render_report
+from bertft.report.missing import Missing, missing_trials, note_missing
 from bertft.report.table import aggregate
 from bertft.rundir import finite_json
 
@@ -46,13 +47,16 @@ def render_all(results_dir: Path, out_dir: Path, fmt: str = "md") -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     entries = []
+    missing: dict[str, Missing] = {}  # declared trials not stored, per spec folder
     for spec_dir in dirs:
         results, unreadable = load_results(spec_dir)
-        results, skipped = only_current(results, current_trials(spec_dir))
+        current = current_trials(spec_dir)
+        results, skipped = only_current(results, current)
         name = spec_dir.name
+        missing[name] = missing_trials(results, current)
         if fmt == "md":
             text, pngs = render_report(results, unreadable, out_dir, name)
-            text = note_skipped(text, skipped)
+            text = note_missing(note_skipped(text, skipped), missing[name])
             path = out_dir / f"{name}.md"
             path.write_text(text, encoding="utf-8")
             written += [path, *pngs]
@@ -72,7 +76,7 @@ def render_all(results_dir: Path, out_dir: Path, fmt: str = "md") -> list[Path]:
         index = out_dir / "README.md"
         old = index.read_text(encoding="utf-8") if index.is_file() else ""
         keep = {p.stem for p in out_dir.glob("*.md")}  # reports still in the folder
-        index.write_text(merge_index(render_index(entries), old, keep), encoding="utf-8")
+        index.write_text(merge_index(render_index(entries, missing), old, keep), encoding="utf-8")
         written.append(index)
     return written
 
