@@ -497,6 +497,64 @@ def _(d):
         return "silent", f"not JSON: {exc}"
 
 
+# ---- issue 22: specs mean what they say ----
+def meaning_case(title: str, text: str, *needles: str, args: tuple[str, ...] = ()) -> None:
+    """A spec whose meaning differs from what it says: one collection error, nothing trained."""
+    @case("specs", title)
+    def _(d):
+        (d / "data.csv").write_text("text,label\n" + "".join(f"t {i},{i % 2}\n"
+                                                              for i in range(16)))
+        spec = d / "s.toml"
+        spec.write_text(text)
+        p = bertft("ablate", str(spec), *args, "--results", str(d / "results"), "--no-report",
+                   "-q", cwd=d)
+        out = p.stdout + p.stderr
+        if "INTERNALERROR" in out or "Traceback" in out:
+            return "unclear", "traceback"
+        stored = list((d / "results").rglob("*=*.json")) if (d / "results").exists() else []
+        if p.returncode in (2, 4) and all(n in out for n in needles) and not stored:
+            return "clean", next(ln for ln in out.splitlines() if needles[0] in ln)[:200]
+        return ("silent" if p.returncode == 0 else "unclear"), out[-300:]
+
+
+GRID = SPEC + "[grid]\nepochs = [1, 2]\n"
+meaning_case("--set epochs=2 where epochs is a grid axis", GRID, "epochs = 2 given on the "
+             "command line", "the axis grid.epochs", args=("--set", "epochs=2"))
+meaning_case("a baseline fixing one of two axes (matches 2 arms)",
+             GRID.replace('name = "s"', 'name = "s"\nbaseline = { epochs = 1 }')
+             + "freeze_layers = [0, 1]\n", "matches 2 arms", "add freeze_layers to it")
+meaning_case("baseline = { freeze_embeddings = 0 } on a boolean axis",
+             SPEC.replace('name = "s"', 'name = "s"\nbaseline = { freeze_embeddings = 0 }')
+             + "[grid]\nfreeze_embeddings = [false, true]\n",
+             "baseline.freeze_embeddings = 0: not among the axis values [false, true]")
+meaning_case("a spec named README (the reports index)", GRID.replace('"s"', '"README"'),
+             "name = 'README': reserved")
+meaning_case("a grid over data files, one missing",
+             SPEC.replace('"bbc-news"', '"text-file"')
+             + '[grid]\ntrain_file = ["data.csv", "gone.csv"]\n',
+             "train_file = 'gone.csv': file not found (arm train_file=gone.csv)")
+meaning_case("a grid over num_threads (outside the result key)",
+             SPEC + "[grid]\nnum_threads = [1, 2]\n",
+             "grid.num_threads: num_threads does not change a trial's result")
+
+
+@case("reports", "report after a run stopped after 1 of 3 trials")
+def _(d):
+    spec = d / "s.toml"
+    spec.write_text(SPEC.replace("seeds = [0]", "seeds = [0, 1, 2]\nbaseline = { epochs = 1 }")
+                    + "[grid]\nepochs = [1]\n")
+    p = bertft("ablate", f"{spec}::s[epochs=1,seed=0]", "--results", str(d / "r"),
+               "--no-report", "-q")
+    if p.returncode != 0:
+        return "unclear", (p.stdout + p.stderr)[-300:]
+    p = bertft("report", str(d / "r"), "--out", str(d / "out"))
+    index = (d / "out" / "README.md").read_text() if p.returncode == 0 else ""
+    if "1 passed, 0 failed, 0 diverged, 0 unreadable; 2 of 3 trials missing" in index \
+            and "no finding: 2 of 3 trials missing" in index:
+        return "clean", "index: 2 of 3 trials missing; no finding"
+    return "silent", index[-300:]
+
+
 def main() -> None:
     os.environ.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     scratch = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/bertft-adversarial")
