@@ -146,8 +146,9 @@ def test_an_axis_over_a_setting_that_does_not_change_the_result_is_refused(
     text = SPEC.replace("baseline = { head_lr = 1e-3 }", "") + f"{axis} = {values}\n"
     assert _problems(text, tmp_path) == [
         f"grid.{axis}: {axis} does not change a trial's result (it is in the [process] "
-        "settings, outside the key that identifies a result), so every arm would be a copy of "
-        "the first, its speed included; set it in [base] or with --set"]
+        "settings, outside the key that identifies a result), so arms that differ only in it "
+        "would be copies of one stored result, its speed included; set it in [base] or "
+        "with --set"]
 
 
 def test_a_setting_outside_the_key_in_base_is_fine(tmp_path: Path) -> None:

@@ -6,7 +6,8 @@
   every arm's value and the spec would run something other than its grid;
 - its axes vary only settings that change a result: a setting outside the reuse key
   (`Config.hash`: the sections with `affects_results = False`, e.g. `num_threads`) would give arms
-  with equal keys, so every arm after the first would be a copy of it;
+  with equal keys, so every arm after the first would be a copy of it (a throughput study over
+  threads is a benchmark, not an ablation: benchmarks/);
 - its baseline picks exactly one arm, its values compared with the axis values by type (a
   `0` is not `false`);
 - the data files of every grid point exist, are readable files and have a format the task can
@@ -65,8 +66,9 @@ def override_problems(overrides: dict[str, Any], axes: Sequence[tuple[str, ...]]
 def outside_key_problems(axes: Sequence[tuple[str, ...]], wheres: Sequence[str]) -> list[str]:
     """Axes over settings that do not change a result (outside `Config.hash`)."""
     return [f"{where}: {key} does not change a trial's result (it is in the [{SECTION_OF[key]}] "
-            "settings, outside the key that identifies a result), so every arm would be a copy "
-            "of the first, its speed included; set it in [base] or with --set"
+            "settings, outside the key that identifies a result), so arms that differ only in "
+            "it would be copies of one stored result, its speed included; set it in [base] or "
+            "with --set"
             for keys, where in zip(axes, wheres, strict=True) for key in keys
             if not SECTIONS[SECTION_OF[key]].affects_results]
 
