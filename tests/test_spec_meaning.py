@@ -13,6 +13,8 @@ from bertft.ablation.meaning import RESERVED_NAMES
 from bertft.ablation.spec import SpecError, expand, load_spec, parse_spec
 from bertft.cli import main
 
+pytest_plugins = ["pytester"]
+
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = """
 name = "s"
@@ -192,3 +194,17 @@ def test_a_local_dataset_folder_that_is_not_there_is_refused_and_a_hub_id_is_not
     assert _problems(text, tmp_path) == [
         "dataset = './absent': no such folder; expected a folder of csv/json/parquet files or "
         "one written by save_to_disk (arm dataset=./absent)"]
+
+
+def test_two_specs_whose_names_differ_only_in_case_are_a_collection_error(
+        pytester: pytest.Pytester) -> None:
+    """results/Smoke and results/smoke are one folder where the file system ignores case."""
+    for stem, name in (("a", "smoke"), ("b", "Smoke")):
+        pytester.makefile(".toml", **{stem: SPEC.replace('name = "s"', f'name = "{name}"')})
+    result = pytester.runpytest_inprocess(str(pytester.path / "a.toml"),
+                                          str(pytester.path / "b.toml"), "--collect-only",
+                                          "-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    assert f"name = 'Smoke': also the name of {pytester.path / 'a.toml'}; results are stored " \
+           "by spec name, so each collected spec needs its own (names are compared ignoring " \
+           "case, as some file systems do)" in " ".join(result.stdout.str().split())

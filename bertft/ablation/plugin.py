@@ -149,11 +149,12 @@ class SpecFile(pytest.File):
         except SpecError as exc:
             raise self.CollectError(str(exc)) from None
         names = self.config.stash.setdefault(SPEC_NAMES, {})
-        other = names.setdefault(spec.name, self.path)
+        other = names.setdefault(spec.name.lower(), self.path)  # some file systems ignore case
         if other != self.path:  # both would store under results/<name>/, undoing each other
             raise self.CollectError(f"{self.path}: 1 problem:\n  - name = {spec.name!r}: also "
                                     f"the name of {other}; results are stored by spec name, so "
-                                    "each collected spec needs its own")
+                                    "each collected spec needs its own (names are compared "
+                                    "ignoring case, as some file systems do)")
         try:  # before any training: a tracker asked for but not installed
             check_installed(sorted({t for trial in trials
                                     for t in trial.config.process.report_to}))
