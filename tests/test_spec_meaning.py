@@ -208,3 +208,14 @@ def test_two_specs_whose_names_differ_only_in_case_are_a_collection_error(
     assert f"name = 'Smoke': also the name of {pytester.path / 'a.toml'}; results are stored " \
            "by spec name, so each collected spec needs its own (names are compared ignoring " \
            "case, as some file systems do)" in " ".join(result.stdout.str().split())
+
+
+def test_a_data_dir_that_is_not_a_folder_is_refused_for_the_tasks_that_read_one(
+        tmp_path: Path) -> None:
+    text = SPEC.replace('task = "bbc-news"', f'task = "sst2"\ndata_dir = "{tmp_path}/nowhere"')
+    assert _problems(text, tmp_path) == [
+        f"data_dir = '{tmp_path}/nowhere': no such folder; expected a local copy of sst2 in its "
+        "original layout (arms head_lr=0.001; head_lr=0.01)"]
+    bbc = SPEC.replace('task = "bbc-news"', f'task = "bbc-news"\ndata_dir = "{tmp_path}/x"')
+    (tmp_path / "bbc.toml").write_text(bbc, encoding="utf-8")
+    assert load_spec(tmp_path / "bbc.toml").base["data_dir"]  # bbc-news reads no data_dir

@@ -37,6 +37,7 @@ RESERVED_NAMES = {
 
 FILE_KEYS = ("train_file", "validation_file", "test_file")
 FILE_TASKS = ("text-file", "conll-file")  # the tasks that read FILE_KEYS
+DIR_TASKS = ("sst2", "imdb", "conll2003")  # the tasks that read a data_dir (data/tasks.py)
 
 
 def name_problems(name: Any) -> list[str]:
@@ -57,10 +58,11 @@ def override_problems(overrides: dict[str, Any], axes: Sequence[tuple[str, ...]]
     """A command-line setting that names an axis of the spec would be replaced by every arm's
     value (or replace them all): refused, naming the axis."""
     where = {k: w for keys, w in zip(axes, wheres, strict=True) for k in keys}
-    return [f"{key} = {_toml(value)} given on the command line (--set / --bertft-set) is the "
-            f"axis {where[key]} of this spec; a command-line setting cannot change an axis: "
-            f"edit the spec's axis, or select arms with -k" for key, value in overrides.items()
-            if key in where]
+    flags = {"data_dir": "--data-dir / --bertft-data-dir / --set"}  # the plugin's own flag
+    return [f"{key} = {_toml(value)} given on the command line "
+            f"({flags.get(key, '--set / --bertft-set')}) is the axis {where[key]} of this spec; "
+            "a command-line setting cannot change an axis: edit the spec's axis, or select arms "
+            "with -k" for key, value in overrides.items() if key in where]
 
 
 def outside_key_problems(axes: Sequence[tuple[str, ...]], wheres: Sequence[str]) -> list[str]:
@@ -135,7 +137,8 @@ def _arms(arms: Sequence[str]) -> str:
 
 def data_file_problems(cfg: Config) -> list[str]:
     """The data files a trial reads: each exists, is a readable file, and (text-file) has a
-    format the reader knows. Cheap: nothing is read but the file's metadata."""
+    format the reader knows; a local dataset or data_dir folder exists. Cheap: nothing is read
+    but the files' metadata."""
     from bertft.data.readers import _file_format
     from bertft.errors import DataError
 
@@ -149,6 +152,10 @@ def data_file_problems(cfg: Config) -> list[str]:
             return [f"dataset = {data.dataset!r}: {what}; expected a folder of "
                     "csv/json/parquet files or one written by save_to_disk"]
         return []
+    if data.task in DIR_TASKS and data.data_dir \
+            and not Path(data.data_dir).expanduser().is_dir():
+        return [f"data_dir = {data.data_dir!r}: no such folder; expected a local copy of "
+                f"{data.task} in its original layout"]
     if data.task not in FILE_TASKS:
         return []
     problems = []
