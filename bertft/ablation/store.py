@@ -103,15 +103,17 @@ def stale_reason(result: TrialResult, config_hash: str, config: Config | None = 
         return ("the settings changed since this result was stored (its settings no longer "
                 "load in this bertft)")
     what = []
-    changes = stored.changes(config) if config is not None else []
-    if changes:
-        what.append(f"the settings ({', '.join(changes)})")
+    if config is not None:
+        if changes := stored.changes(config):
+            what.append(f"the settings ({', '.join(changes)})")
+    elif stored.hash() != config_hash:
+        what.append("the settings")
     version = code_version(result)
     if version != TRAINING_CODE_VERSION:
         what.append(f"the training code (version {version or 'unrecorded'} -> "
                     f"{TRAINING_CODE_VERSION})")
-    if not what:  # hash-only callers, or a hash an older bertft computed otherwise
-        what.append("the settings" if stored.hash() != config_hash else "the settings hash")
+    if not what:  # a hash an older bertft computed over other settings
+        what.append("the settings hash")
     return f"{' and '.join(what)} changed since this result was stored"
 
 
