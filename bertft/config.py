@@ -5,7 +5,9 @@ beside every result. Settings are grouped in frozen sections (`cfg.data`, `cfg.t
 `cfg.batch`, `cfg.model`, `cfg.optim`, `cfg.loop`, `cfg.runtime`, `cfg.process`); helpers take
 the section they need, and the keys that decide what may be shared are derived from them: equal
 `data` sections load the same splits, `data` + `tokens` (+ the tokenizer) the same tokenized
-features, and every section but `process` goes into the result reuse key (`Config.hash`).
+features, and every section but `process` goes into the settings hash (`Config.hash`: versioned,
+so that a setting added later stales no stored result), which with the data fingerprint and the
+model files' checksums makes a stored result's reuse key (`bertft.ablation.store`).
 Outside the core, settings are flat keys (`head_lr`, `model`): the CLI flags, the spec keys,
 `--set`, `from_dict`/`to_dict` and the stored results all use them, and names are unique.
 Variants are made with `Config.replace(key=value)` / `with_overrides`, never by mutation. Each

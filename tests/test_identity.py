@@ -68,6 +68,12 @@ def test_stored_hashes_keep_their_values() -> None:
     assert Config.of(model="tiny-bert", seed=3, train_file="x").hash() == "566762f288622ad2"
 
 
+def test_every_setting_of_the_hash_schema_still_exists() -> None:
+    """Removing (or renaming) one of them changes every stored hash: that needs a
+    TRAINING_CODE_VERSION bump, so the stale reason says why, and a new HASH_SCHEMA."""
+    assert config_module.HASH_SCHEMA <= set(config_module.FIELDS)
+
+
 def test_a_result_names_the_training_code_version_it_was_trained_under() -> None:
     trial = expand(load_spec(SMOKE))[0]
     version = config_module.TRAINING_CODE_VERSION
