@@ -115,6 +115,25 @@ def test_changed_model_weights_make_a_stored_result_stale(tmp_path) -> None:
         "smoke", trial.trial_id, cfg).reason
 
 
+def test_a_hub_model_is_identified_by_its_cached_revision(tmp_path, monkeypatch) -> None:
+    from huggingface_hub import constants
+
+    from bertft.models import changed_files, model_files
+
+    repo = tmp_path / "models--org--bert"
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    assert model_files("org/bert") == {}  # not cached: nothing to compare
+    for commit in ("aaa111", "bbb222"):
+        (repo / "snapshots" / commit).mkdir(parents=True)
+        (repo / "snapshots" / commit / "config.json").write_text("{}")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("aaa111")
+    first = model_files("org/bert")
+    assert first == {"revision": "aaa111", "config.json": "44136fa355b3678a"}
+    (repo / "refs" / "main").write_text("bbb222")  # a newer revision downloaded
+    assert changed_files(first, model_files("org/bert")) == ["revision"]
+
+
 def test_a_grid_over_a_local_model_reruns_after_its_weights_change(pytester, monkeypatch):
     """The plugin: the second run reuses, the third (weights rewritten) trains again and says
     why; the old result is kept under superseded/."""
