@@ -555,6 +555,143 @@ def _(d):
     return "silent", index[-300:]
 
 
+# ---- issue 22: result identity ----
+@case("identity", "ablate, rewrite the local model's weights, ablate again")
+def _(d):
+    model = d / "model"
+    shutil.copytree(minilm_dir(), model, ignore=shutil.ignore_patterns("1_Pooling"))
+    spec = d / "s.toml"
+    spec.write_text(SPEC.replace('"tiny-bert"', json.dumps(str(model))) + "[grid]\nepochs = [1]\n")
+    args = ["ablate", str(spec), "--results", str(d / "r"), "--no-report", "-q", "-rs",
+            "-W", "always"]
+    first = bertft(*args)
+    if first.returncode != 0:
+        return "lost", (first.stdout + first.stderr)[-200:]
+    weights = model / "model.safetensors"  # another pre-trained model of the same shape
+    blob = bytearray(weights.read_bytes())
+    blob[-1000:] = bytes(1000)
+    weights.write_bytes(bytes(blob))
+    p = bertft(*args)
+    out = p.stdout + p.stderr
+    if "stored result reused" in out:
+        return "silent", "the old result was reused"
+    if p.returncode == 0 and "the model files changed since this result was stored" in out:
+        return "clean", "trained again: the model files changed (model.safetensors)"
+    return "unclear", out[-200:]
+
+
+@case("identity", "a tokenizer with truncation_side = left after one with right")
+def _(d):
+    from bertft.cache import Cache
+    from bertft.config import Config
+    from bertft.data import load_task
+    from bertft.features import encode_splits
+    from bertft.models import load_tokenizer
+
+    rows = "".join(f"first{i} words differ from the last words {i % 5},c{i % 2}\n"
+                   for i in range(40))
+    (d / "t.csv").write_text("text,label\n" + rows, encoding="utf-8")
+    cfg = Config.of(model="tiny-bert", task="text-file", train_file=str(d / "t.csv"),
+                    max_length=8)
+    splits, cache = load_task(cfg.data), Cache()
+    right, left = load_tokenizer(cfg.model), load_tokenizer(cfg.model)
+    left.truncation_side = "left"
+    a = encode_splits(splits, right, cfg.tokens, cache).train
+    b = encode_splits(splits, left, cfg.tokens, cache).train
+    same = [x["input_ids"] == y["input_ids"] for x, y in zip(a, b, strict=True)]
+    return ("silent", "left-truncating tokenizer got the first one's features") if all(same) \
+        else ("clean", f"{same.count(False)} of {len(same)} examples truncated on the left")
+
+
+@case("identity", "report over a store without .current, training-code versions 1 and 2")
+def _(d):
+    import warnings
+
+    shutil.copytree(ROOT / "tests/fixtures/report/results", d / "results")
+    folder = next(p for p in sorted((d / "results").iterdir()) if p.is_dir())
+    shutil.rmtree(folder / ".current", ignore_errors=True)
+    from bertft.report.load import load_one
+
+    paths = [p for p in sorted(folder.glob("*.json")) if _loads(load_one, p)]
+    for i, path in enumerate(paths):  # one result of version 1 among results of version 2
+        rec = json.loads(path.read_text())
+        rec["environment"]["training_code_version"] = 1 if i == 0 else 2
+        path.write_text(json.dumps(rec))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p = bertft("report", str(d / "results"), "--out", str(d / "reports"))
+    md = (d / "reports" / f"{folder.name}.md").read_text() if p.returncode == 0 else ""
+    if "training-code versions 1 and 2 are not compared" in md:
+        return "clean", "version 1 left out, named in the report"
+    return ("silent" if p.returncode == 0 else "unclear"), (p.stderr or md)[-200:]
+
+
+def _loads(load: Callable[[Path], object], path: Path) -> bool:
+    try:
+        return bool(load(path))
+    except ValueError:
+        return False
+
+
+@case("identity", "train killed with checkpoints, data file reordered, same command again")
+def _(d):
+    from unittest import mock
+
+    from bertft import checkpoint
+
+    data = csv_file(d / "t.csv", n=40)
+    args = ("--checkpoint-every-epoch", "true", "--epochs", "2")
+    with mock.patch.object(checkpoint, "remove", lambda directory: None):  # as if killed
+        first = train(d, "run", *args, data=data)
+    if first.returncode != 0:
+        return "lost", first.stderr[-200:]
+    lines = data.read_text().splitlines()
+    data.write_text("\n".join([lines[0], *reversed(lines[1:])]) + "\n")
+    p = train(d, "run", *args, data=data)
+    if p.returncode == 0 and "was trained on other data" in p.stderr:
+        return "clean", "started over: the checkpoint was trained on other data"
+    return ("silent" if p.returncode == 0 else "unclear"), p.stderr[-200:]
+
+
+@case("identity", "eval --split test after the data file's rows were reordered")
+def _(d):
+    data = csv_file(d / "t.csv", n=40)
+    if train(d, "run", data=data).returncode != 0:
+        return "lost", "training failed"
+    lines = data.read_text().splitlines()
+    data.write_text("\n".join([lines[0], *reversed(lines[1:])]) + "\n")
+    return one_error(bertft("eval", str(d / "run"), "--split", "test"),
+                     "the data differ from the data the run was trained on", str(data))
+
+
+@case("identity", "a setting added with a default: the stored result is still reused")
+def _(d):
+    import dataclasses
+    from unittest import mock
+
+    from bertft import config
+    from bertft.ablation.store import ResultStore
+    from bertft.results import SpecInfo, TrialResult
+
+    cfg = config.Config.of(model="tiny-bert")
+    store = ResultStore(d / "r")
+    store.write(TrialResult(SpecInfo("s", "", "s.toml", (), {}, (0,)), "seed=0", "", {}, 0,
+                            cfg.to_dict(), cfg.hash(), "passed", validation={"accuracy": 1.0}))
+    settings = cfg.to_dict()  # as a spec written before the setting existed
+    newer = dataclasses.make_dataclass("OptimConfig", [("knob", int, dataclasses.field(
+        default=0))], bases=(config.OptimConfig,), frozen=True)
+    with mock.patch.dict(config.SECTIONS, optim=newer), \
+            mock.patch.dict(config.FIELDS, knob=dataclasses.fields(newer)[-1]), \
+            mock.patch.dict(config.SECTION_OF, knob="optim"), \
+            mock.patch.dict(config.HINTS, knob=int):
+        now = config.Config.from_dict(settings)
+        found = store.lookup("s", "seed=0", now)
+        other = store.lookup("s", "seed=0", now.replace(knob=2))
+    if found.state == "complete" and "knob 0 -> 2" in other.reason:
+        return "clean", f"reused; with knob = 2: {other.reason}"
+    return "silent", f"{found.state}: {found.reason}"
+
+
 def main() -> None:
     os.environ.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     scratch = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/bertft-adversarial")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bertft.config import (
-    FIELDS, Config, coerce, describe_type, help_text, parse_overrides, parse_value,
+    FIELDS, SECTION_OF, Config, coerce, describe_type, help_text, parse_overrides, parse_value,
     unknown_key_message,
 )
 from bertft.errors import BertftError, ConfigError, TrialDiverged
@@ -198,14 +198,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from bertft.data import load_task
     from bertft.features import encode_splits, make_loader
     from bertft.predict import Predictor
-    from bertft.rundir import read_run_config
+    from bertft.rundir import check_run_data, read_run_config
     from bertft.runtime import resolve_precision
     from bertft.train import evaluate
 
     cfg, _, _ = read_run_config(args.run_dir)
-    cfg = cfg.with_overrides(parse_overrides(args.overrides))
+    overrides = parse_overrides(args.overrides)
+    cfg = cfg.with_overrides(overrides)
     pred = Predictor.from_run(args.run_dir, device=cfg.runtime.device)
     splits = load_task(cfg.data)
+    if not any(SECTION_OF[k] == "data" for k in overrides):  # --set data=...: other data asked
+        check_run_data(args.run_dir, cfg, splits.fingerprint(), args.split)
     if splits.label_names != pred.label_names:
         raise BertftError(f"{args.run_dir}: the task's labels {list(splits.label_names)} differ "
                           f"from the model's {list(pred.label_names)}")

@@ -5,7 +5,9 @@ beside every result. Settings are grouped in frozen sections (`cfg.data`, `cfg.t
 `cfg.batch`, `cfg.model`, `cfg.optim`, `cfg.loop`, `cfg.runtime`, `cfg.process`); helpers take
 the section they need, and the keys that decide what may be shared are derived from them: equal
 `data` sections load the same splits, `data` + `tokens` (+ the tokenizer) the same tokenized
-features, and every section but `process` goes into the result reuse key (`Config.hash`).
+features, and every section but `process` goes into the settings hash (`Config.hash`: versioned,
+so that a setting added later stales no stored result), which with the data fingerprint and the
+model files' checksums makes a stored result's reuse key (`bertft.ablation.store`).
 Outside the core, settings are flat keys (`head_lr`, `model`): the CLI flags, the spec keys,
 `--set`, `from_dict`/`to_dict` and the stored results all use them, and names are unique.
 Variants are made with `Config.replace(key=value)` / `with_overrides`, never by mutation. Each
@@ -36,10 +38,11 @@ from bertft.sections import (
 TRAINING_CODE_VERSION = 2
 
 __all__ = [
-    "FIELDS", "HINTS", "SECTIONS", "SECTION_OF", "TRAINING_CODE_VERSION", "BatchConfig",
-    "Config", "DataConfig", "Freezing", "LoopConfig", "ModelConfig", "OptimConfig",
-    "ProcessConfig", "RuntimeConfig", "TokenConfig", "coerce", "describe_type", "help_text",
-    "parse_overrides", "parse_value", "unknown_key_message",
+    "FIELDS", "HASH_SCHEMA", "HINTS", "SECTIONS", "SECTION_OF", "TRAINING_CODE_VERSION",
+    "BatchConfig", "Config", "DataConfig", "Freezing", "LoopConfig", "ModelConfig",
+    "OptimConfig", "ProcessConfig", "RuntimeConfig", "TokenConfig", "code_version_of", "coerce",
+    "describe_type", "help_text", "parse_overrides", "parse_value", "settings_hash",
+    "unknown_key_message",
 ]
 
 
@@ -113,14 +116,27 @@ class Config:
         """Only the settings that differ from the defaults (how a run is summarised)."""
         return {k: v for k, v in self.to_dict().items() if v != _plain(FIELDS[k].default)}
 
-    def hash(self) -> str:
-        """Stable hash of every setting that can change a result (the sections that do) and
-        of the training code's version."""
-        payload = {k: v for k, v in self.to_dict().items()
-                   if SECTIONS[SECTION_OF[k]].affects_results}
-        payload["training_code_version"] = TRAINING_CODE_VERSION
-        blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    def hash(self, code_version: int | None = None) -> str:
+        """The settings' part of the result reuse key: 16 hex digits of SHA-256 over the
+        result-changing settings (every section but `process`) and the training code's version
+        (`code_version`, default TRAINING_CODE_VERSION; another value recomputes the hash an
+        older bertft gave these settings).
+
+        Versioned so that adding a setting stales nothing: the settings of HASH_SCHEMA (those
+        the hash covered when it became versioned) always enter it, defaults included, so their
+        hashes keep the values stored results carry; a setting added since enters it only when
+        it differs from its default. A new setting's default must therefore reproduce what the
+        code did before the setting existed; changing a default later changes results silently
+        for the configs that rely on it, so it comes with a TRAINING_CODE_VERSION bump. A stored
+        result lacking a new key reads as its default (`from_dict`) and keeps its hash."""
+        return settings_hash(self.to_dict(), code_version)
+
+    def changes(self, other: Config) -> list[str]:
+        """`key old -> new` for every result-changing setting `other` sets differently (the
+        stale reason of a stored result: `self` its settings, `other` the trial's)."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return [f"{k} {mine[k]!r} -> {theirs[k]!r}" for k in mine
+                if mine[k] != theirs[k] and SECTIONS[SECTION_OF[k]].affects_results]
 
 
 SECTIONS: dict[str, type[Section]] = {
@@ -134,6 +150,53 @@ SECTION_OF: dict[str, str] = {
 HINTS: dict[str, Any] = {
     flat_key(f): typing.get_type_hints(section)[f.name]
     for section in SECTIONS.values() for f in dataclasses.fields(section)}
+
+
+# The settings `Config.hash` covered, defaults included, when it became versioned. A historical
+# record, never edited: these always enter the hash (so stored results keep their hashes); a
+# setting added since enters it only when it differs from its default (see `Config.hash`).
+HASH_SCHEMA: frozenset[str] = frozenset({
+    "task", "data_dir", "train_file", "validation_file", "test_file", "file_format", "encoding",
+    "text_column", "text_pair_column", "label_column", "header", "dataset", "dataset_config",
+    "train_split", "validation_split", "test_split", "tokens_column", "tags_column",
+    "token_column", "tag_column", "validation_ratio", "test_ratio", "data_seed", "lowercase",
+    "strip_html", "normalize_whitespace", "drop_empty", "drop_duplicates", "max_train_samples",
+    "max_eval_samples", "max_test_samples", "max_length", "label_all_subtokens", "batch_size",
+    "eval_batch_size", "padding", "pad_to_multiple_of", "sampling", "model", "trust_remote_code",
+    "head_dropout", "encoder_dropout", "freeze_embeddings", "freeze_layers", "unfreeze_at_epoch",
+    "head_lr", "base_lr", "layer_lr_decay", "weight_decay", "adam_beta1", "adam_beta2",
+    "adam_eps", "lr_schedule", "warmup_steps", "warmup_ratio", "max_grad_norm",
+    "grad_accum_steps", "class_weights", "optimizer_impl", "epochs", "max_steps", "eval_steps",
+    "metric_for_best", "ner_strict", "early_stopping_patience", "restore_best", "log_every",
+    "seed", "device", "precision", "deterministic", "compile", "compile_mode", "cache_frozen",
+    "unpad", "unpad_min_padding",
+})
+
+
+def settings_hash(values: dict[str, Any], code_version: int | None = None) -> str:
+    """`Config.hash` of flat settings (`Config.to_dict()`), under the training code's version
+    `code_version` (default: the current one)."""
+    payload = {k: v for k, v in values.items() if SECTIONS[SECTION_OF[k]].affects_results
+               and (k in HASH_SCHEMA or v != _plain(FIELDS[k].default))}
+    payload["training_code_version"] = (TRAINING_CODE_VERSION if code_version is None
+                                        else code_version)
+    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def code_version_of(settings: dict[str, Any], config_hash: str, recorded: Any = None
+                    ) -> int | None:
+    """The TRAINING_CODE_VERSION a stored result was trained under: `recorded` (its
+    environment's `training_code_version`) when that is an integer, else the version under
+    which its `settings` hash to its `config_hash`; None when neither tells."""
+    if isinstance(recorded, int) and not isinstance(recorded, bool):
+        return recorded
+    try:
+        values = Config.from_dict(settings).to_dict()
+    except ConfigError:  # settings this bertft no longer reads
+        return None
+    return next((v for v in range(TRAINING_CODE_VERSION, 0, -1)
+                 if settings_hash(values, v) == config_hash), None)
 
 
 def _plain(value: Any) -> Any:

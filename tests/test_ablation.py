@@ -441,11 +441,17 @@ def test_results_of_older_training_code_are_stale_and_say_so(tmp_path, monkeypat
                             arm_id=trial.arm_id, overrides=trial.overrides, seed=trial.seed,
                             config=trial.config.to_dict(), config_hash=old_hash,
                             status="passed", validation={"accuracy": 0.9}))
-    found = store.lookup(spec.name, trial.trial_id, trial.config.hash())
+    version = config.TRAINING_CODE_VERSION
+    found = store.lookup(spec.name, trial.trial_id, trial.config)
     assert (found.state, found.reason) == (
-        "stale", "the training code changed since this result was stored")
-    other = store.lookup(spec.name, trial.trial_id, trial.config.replace(seed=7).hash())
-    assert other.reason == "the spec changed since this result was stored"
+        "stale", f"the training code (version {version - 1} -> {version}) changed since this "
+        "result was stored")
+    other = store.lookup(spec.name, trial.trial_id, trial.config.replace(seed=7))
+    assert other.reason == (f"the settings (seed 0 -> 7) and the training code (version "
+                            f"{version - 1} -> {version}) changed since this result was stored")
+    by_hash = store.lookup(spec.name, trial.trial_id, trial.config.replace(seed=7).hash())
+    assert by_hash.reason == (f"the settings and the training code (version {version - 1} -> "
+                              f"{version}) changed since this result was stored")
     kept = store.supersede(spec.name, trial.trial_id, old_hash)
     assert kept.parent.name == "superseded" and json.loads(kept.read_text())["config_hash"] \
         == old_hash

@@ -184,7 +184,7 @@ def _trial_test(spec: Spec, trial: Trial):
 def _skip_if_decided(spec: Spec, trial: Trial, opts: Options) -> None:
     """Adaptive seeds: skip a seed above the minimum whose comparison is already decided
     (bertft.ablation.adaptive); a stored result is reused as usual."""
-    found = ResultStore(opts.results).lookup(spec.name, trial.trial_id, trial.config.hash(),
+    found = ResultStore(opts.results).lookup(spec.name, trial.trial_id, trial.config,
                                              _data_fingerprint(trial))
     if found.state == "complete" and not opts.rerun:
         return
@@ -198,11 +198,11 @@ def run_stored(spec: Spec, trial: Trial, opts: Options, benchmark: Any = None) -
     store = ResultStore(opts.results)
     config_hash = trial.config.hash()
     data_fingerprint = _data_fingerprint(trial)
-    found = store.lookup(spec.name, trial.trial_id, config_hash, data_fingerprint)
+    found = store.lookup(spec.name, trial.trial_id, trial.config, data_fingerprint)
     if found.state == "complete" and not opts.rerun:
         _reuse(found.result, store, spec, trial)
     with store.lock(spec.name, trial.trial_id):
-        found = store.lookup(spec.name, trial.trial_id, config_hash, data_fingerprint)
+        found = store.lookup(spec.name, trial.trial_id, trial.config, data_fingerprint)
         if found.state == "complete" and (not opts.rerun or _written_since(found.result, opts)):
             _reuse(found.result, store, spec, trial)  # another run wrote it while we waited
         if found.state == "corrupt":
@@ -217,7 +217,9 @@ def run_stored(spec: Spec, trial: Trial, opts: Options, benchmark: Any = None) -
                 result = _executor(opts).run(trial, spec, _measure(benchmark))
             if found.state == "stale":  # stored under other settings: kept, never overwritten
                 assert found.result is not None
-                store.supersede(spec.name, trial.trial_id, found.result.config_hash)
+                kept = store.supersede(spec.name, trial.trial_id, found.result.config_hash)
+                warnings.warn(f"stored result not reused: {found.reason}; kept as {kept}",
+                              stacklevel=1)
             store.write(result)
     if shared is not None:
         pytest.skip(f"same settings as {result.environment['reused_from']}: result copied "
@@ -359,7 +361,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         if trial is None or (spec.min_seeds and spec.seeds.index(trial.seed) >= spec.min_seeds):
             continue  # adaptive seeds above the minimum are submitted when found needed
         config_hash = trial.config.hash()
-        found = store.lookup(spec.name, trial.trial_id, config_hash, _data_fingerprint(trial))
+        found = store.lookup(spec.name, trial.trial_id, trial.config, _data_fingerprint(trial))
         # as in run_stored/_reuse: a stored pass or divergence is not run again, a failure is;
         # settings another spec stored, or submitted above, are copied when their item runs
         if opts.rerun or found.state != "complete" or found.result.status == "failed":

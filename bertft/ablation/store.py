@@ -11,9 +11,11 @@ specs share their baseline arm, and a trial's outcome depends on its settings, n
 that names it (`--bertft-rerun` trains it anyway). The copy names its source in
 `environment.reused_from`.
 
-A result is reused only if it parses, has the current schema version and the same config hash
-(which covers every result-changing setting and the training code's version); anything else
-(missing, stale, corrupted) means the trial runs again. Nothing stored is lost: a corrupted file
+A result is reused only if it parses, has the current schema version, the same config hash
+(which covers every result-changing setting and the training code's version), and the data and
+model files it recorded are unchanged (its reuse key: settings, training code, data, model
+files); anything else (missing, stale, corrupted) means the trial runs again, and a stale
+result's reason names what differs (`stale_reason`). Nothing stored is lost: a corrupted file
 is moved aside to `<trial id>.json.corrupt`, and a stale result (stored under other settings,
 e.g. before a `--bertft-set` override, or by an older version of the training code) is moved
 into `superseded/` before the new result is written. Reports read neither, and skip results
@@ -30,12 +32,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from filelock import FileLock
 
 from bertft.results import TrialResult
 from bertft.rundir import write_json_atomic
+
+if TYPE_CHECKING:
+    from bertft.config import Config
 
 State = Literal["missing", "complete", "stale", "corrupt"]
 _UNSAFE = re.compile(r"[^A-Za-z0-9=,._+-]")
@@ -67,22 +72,78 @@ class Lookup:
     reason: str = ""
 
 
-def _same_settings(result: TrialResult, config_hash: str) -> bool:
-    """Whether a result stored under another hash was made with the settings that now give
-    `config_hash`: then only the training code's version (`TRAINING_CODE_VERSION`) differs."""
+def code_version(result: TrialResult) -> int | None:
+    """The TRAINING_CODE_VERSION a result was trained under (`config.code_version_of`)."""
+    from bertft.config import code_version_of
+
+    return code_version_of(result.config, result.config_hash,
+                           result.environment.get("training_code_version"))
+
+
+def _settings(result: TrialResult) -> Config | None:
+    """A stored result's settings (a key added since reads as its default); None when they no
+    longer load (a setting since removed or restricted)."""
     from bertft.config import Config
     from bertft.errors import ConfigError
 
     try:
-        return Config.from_dict(result.config).hash() == config_hash
-    except ConfigError:  # settings of an older bertft: the spec changed, as far as we can tell
-        return False
+        return Config.from_dict(result.config)
+    except ConfigError:
+        return None
 
 
-def _same_data(result: TrialResult, data_fingerprint: Callable[[], str] | None) -> bool:
-    """False only when the result recorded a data fingerprint and the data now has another."""
+def stale_reason(result: TrialResult, config_hash: str, config: Config | None = None) -> str:
+    """Why a result stored under another config hash cannot stand for the trial whose hash is
+    `config_hash` (settings `config`, when known): the settings that differ, with their stored
+    and current values, and the training code's versions when they differ."""
+    from bertft.config import TRAINING_CODE_VERSION
+
+    stored = _settings(result)
+    if stored is None:
+        return ("the settings changed since this result was stored (its settings no longer "
+                "load in this bertft)")
+    what = []
+    if config is not None:
+        if changes := stored.changes(config):
+            what.append(f"the settings ({', '.join(changes)})")
+    elif stored.hash() != config_hash:
+        what.append("the settings")
+    version = code_version(result)
+    if version != TRAINING_CODE_VERSION:
+        what.append(f"the training code (version {version or 'unrecorded'} -> "
+                    f"{TRAINING_CODE_VERSION})")
+    if not what:  # a hash an older bertft computed over other settings
+        what.append("the settings hash")
+    return f"{' and '.join(what)} changed since this result was stored"
+
+
+def _data_change(result: TrialResult, data_fingerprint: Callable[[], str] | None) -> str:
+    """Why the data no longer matches the result, or '' (also when the result recorded no
+    fingerprint, or the current one is not asked for)."""
     stored = result.data.get("fingerprint")
-    return not (stored and data_fingerprint is not None and stored != data_fingerprint())
+    if not stored or data_fingerprint is None or stored == (now := data_fingerprint()):
+        return ""
+    return f"the data changed since this result was stored (fingerprint {stored} -> {now})"
+
+
+def _model_change(result: TrialResult) -> str:
+    """Why the model's files no longer match the result, or '' (also when the result recorded
+    none, or they are not on this machine)."""
+    from bertft.errors import BertftError
+    from bertft.models import changed_files, model_files
+
+    stored = result.environment.get("model_files")
+    name = result.config.get("model")
+    if not isinstance(stored, dict) or not stored or not isinstance(name, str):
+        return ""
+    try:
+        changed = changed_files(stored, model_files(name))
+    except (BertftError, OSError):  # not here: the trial itself will say so
+        return ""
+    if not changed:
+        return ""
+    return (f"the model files changed since this result was stored ({', '.join(changed)} of "
+            f"model {name})")
 
 
 class ResultStore:
@@ -92,12 +153,15 @@ class ResultStore:
     def path(self, spec: str, trial_id: str) -> Path:
         return self.root / spec / f"{file_stem(trial_id)}.json"
 
-    def lookup(self, spec: str, trial_id: str, config_hash: str,
+    def lookup(self, spec: str, trial_id: str, config: Config | str,
                data_fingerprint: Callable[[], str] | None = None) -> Lookup:
-        """The stored result and whether it can stand for this trial. `data_fingerprint` gives
-        the fingerprint of the data the trial would load now; it is called only for a result
-        that recorded one (`data.fingerprint`), which must then match (an edited data file or
-        an upgraded data package makes the result stale)."""
+        """The stored result and whether it can stand for this trial: `config` the trial's
+        settings (or only their hash: a stale reason then names no setting), `data_fingerprint`
+        gives the fingerprint of the data the trial would load now. A stored result stands for
+        the trial when its config hash is the trial's and the data and model files it recorded
+        (`data.fingerprint`, `environment.model_files`) are still the same; otherwise it is
+        stale, with a reason naming what differs."""
+        config_hash = config if isinstance(config, str) else config.hash()
         path = self.path(spec, trial_id)
         if not path.exists():
             return Lookup("missing")
@@ -106,18 +170,16 @@ class ResultStore:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             return Lookup("corrupt", reason=f"{path}: unreadable result ({exc})")
         if result.config_hash != config_hash:
-            why = ("the training code changed" if _same_settings(result, config_hash)
-                   else "the spec changed")
-            return Lookup("stale", result, f"{why} since this result was stored")
-        if not _same_data(result, data_fingerprint):
-            return Lookup("stale", result, "the data changed since this result was stored")
-        return Lookup("complete", result)
+            known = None if isinstance(config, str) else config
+            return Lookup("stale", result, stale_reason(result, config_hash, known))
+        why = _data_change(result, data_fingerprint) or _model_change(result)
+        return Lookup("stale", result, why) if why else Lookup("complete", result)
 
     def same_settings(self, config_hash: str,
                       data_fingerprint: Callable[[], str] | None = None) -> TrialResult | None:
         """A passed result stored (for any spec) under these settings, found through the
         `.settings/` index; None when there is none, or the file it points to no longer holds
-        a passed result of these settings on the same data."""
+        a passed result of these settings on the same data and model files."""
         index = self.root / SETTINGS / f"{file_stem(config_hash)}.json"
         try:
             where = self.root / json.loads(index.read_text(encoding="utf-8"))["path"]
@@ -126,7 +188,9 @@ class ResultStore:
             return None
         if result.config_hash != config_hash or result.status != "passed":
             return None
-        return result if _same_data(result, data_fingerprint) else None
+        if _data_change(result, data_fingerprint) or _model_change(result):
+            return None
+        return result
 
     @contextmanager
     def settings_lock(self, config_hash: str) -> Iterator[None]:
@@ -192,4 +256,5 @@ class ResultStore:
             yield
 
 
-__all__ = ["CURRENT", "SUPERSEDED", "Lookup", "ResultStore", "file_stem"]
+__all__ = ["CURRENT", "SUPERSEDED", "Lookup", "ResultStore", "code_version", "file_stem",
+           "stale_reason"]

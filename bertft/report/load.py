@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bertft.results import TrialResult
 from bertft.ablation.store import CURRENT
+from bertft.config import code_version_of
 
 MAIN_METRICS = {"classification": ("f1_macro", "accuracy"), "ner": ("f1",)}
 """Metrics shown per arm, the first being the one arms are ranked and tested on."""
@@ -129,3 +130,26 @@ def only_current(results: list[TrialResult], current: dict[str, str] | None
         return list(results), 0
     kept = [r for r in results if current.get(r.trial_id) == r.config_hash]
     return kept, len(results) - len(kept)
+
+
+def newest_code_version(results: list[TrialResult]) -> tuple[list[TrialResult], str]:
+    """The results of the newest training-code version among them (`config.code_version_of`; a
+    result whose version nothing tells counts as the oldest), and a note naming the versions
+    left out ('' when all are of one version). Results of different training-code versions
+    are never compared with each other: a store without `.current/trials.json`, or results
+    copied in by hand, may hold several."""
+    versions = {id(r): code_version_of(r.config, r.config_hash,
+                                       r.environment.get("training_code_version")) or 0
+                for r in results}
+    if len(set(versions.values())) <= 1:
+        return list(results), ""
+    newest = max(versions.values())
+    kept = [r for r in results if versions[id(r)] == newest]
+    old = sorted({v for v in versions.values() if v != newest})
+    shown = ", ".join(str(v) if v else "unrecorded" for v in old)
+    n = len(results) - len(kept)
+    noun = "result" if n == 1 else "results"
+    return kept, (f"{n} stored {noun} of training-code version {shown} left out: results of "
+                  f"training-code versions {shown} and {newest} are not compared; this report "
+                  f"shows version {newest} (the newest) only: run the spec again to replace "
+                  "them")

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from pathlib import Path
 
 from tabulate import tabulate
 
 from bertft.errors import BertftError
-from bertft.report.load import current_trials, load_results, only_current, result_files
+from bertft.report.load import (
+    current_trials, load_results, newest_code_version, only_current, result_files,
+)
 from bertft.report.markdown import render_index, render_report
 from bertft.report.missing import Missing, missing_trials, note_missing
 from bertft.report.table import aggregate
@@ -52,11 +55,14 @@ def render_all(results_dir: Path, out_dir: Path, fmt: str = "md") -> list[Path]:
         results, unreadable = load_results(spec_dir)
         current = current_trials(spec_dir)
         results, skipped = only_current(results, current)
+        results, stale = newest_code_version(results)
         name = spec_dir.name
         missing[name] = missing_trials(results, current)
+        if stale:
+            warnings.warn(f"{spec_dir}: {stale}", stacklevel=2)
         if fmt == "md":
             text, pngs = render_report(results, unreadable, out_dir, name)
-            text = note_missing(note_skipped(text, skipped), missing[name])
+            text = note_missing(note_skipped(text, skipped, stale), missing[name])
             path = out_dir / f"{name}.md"
             path.write_text(text, encoding="utf-8")
             written += [path, *pngs]
@@ -118,20 +124,22 @@ def merge_index(fresh: str, old: str, keep: set[str]) -> str:
     return "\n".join([*lines[:start], table, *lines[end:]])
 
 
-def note_skipped(text: str, skipped: int) -> str:
-    """The report with one line saying how many stored results it leaves out (under the
-    header's trial counts, else under the title)."""
-    if not skipped:
-        return text
+def note_skipped(text: str, skipped: int, stale: str = "") -> str:
+    """The report with a line saying how many stored results it leaves out, and one for results
+    of older training code (`stale`, from `newest_code_version`), under the header's trial
+    counts, else under the title."""
     noun = "result" if skipped == 1 else "results"
-    line = (f"- **Skipped:** {skipped} stored {noun} of trials no longer in the spec or stored "
-            "under other settings (kept on disk, not in this report)")
+    notes = [f"- **Skipped:** {skipped} stored {noun} of trials no longer in the spec or stored "
+             "under other settings (kept on disk, not in this report)"] if skipped else []
+    notes += [f"- **Older training code:** {stale}"] if stale else []
+    if not notes:
+        return text
     lines = text.split("\n")
     at = next((i + 1 for i, row in enumerate(lines) if row.startswith("- **Trials:**")), None)
     if at is None:
-        lines[2:2] = [line, ""]
+        lines[2:2] = [*notes, ""]
     else:
-        lines.insert(at, line)
+        lines[at:at] = notes
     return "\n".join(lines)
 
 
