@@ -25,6 +25,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from bertft.auto import hashed
 from bertft.errors import ConfigError
 from bertft.sections import (
     BatchConfig, DataConfig, Freezing, LoopConfig, ModelConfig, OptimConfig, ProcessConfig,
@@ -128,7 +129,9 @@ class Config:
         it differs from its default. A new setting's default must therefore reproduce what the
         code did before the setting existed; changing a default later changes results silently
         for the configs that rely on it, so it comes with a TRAINING_CODE_VERSION bump. A stored
-        result lacking a new key reads as its default (`from_dict`) and keeps its hash."""
+        result lacking a new key reads as its default (`from_dict`) and keeps its hash. A
+        device-aware setting left to "auto" is hashed as the fixed default it replaced
+        (`bertft.auto.HASHED_AS`), so stored CPU results keep their keys."""
         return settings_hash(self.to_dict(), code_version)
 
     def changes(self, other: Config) -> list[str]:
@@ -136,7 +139,8 @@ class Config:
         stale reason of a stored result: `self` its settings, `other` the trial's)."""
         mine, theirs = self.to_dict(), other.to_dict()
         return [f"{k} {mine[k]!r} -> {theirs[k]!r}" for k in mine
-                if mine[k] != theirs[k] and SECTIONS[SECTION_OF[k]].affects_results]
+                if hashed(k, mine[k]) != hashed(k, theirs[k])
+                and SECTIONS[SECTION_OF[k]].affects_results]
 
 
 SECTIONS: dict[str, type[Section]] = {
@@ -176,6 +180,7 @@ HASH_SCHEMA: frozenset[str] = frozenset({
 def settings_hash(values: dict[str, Any], code_version: int | None = None) -> str:
     """`Config.hash` of flat settings (`Config.to_dict()`), under the training code's version
     `code_version` (default: the current one)."""
+    values = {k: hashed(k, v) for k, v in values.items()}  # "auto" as the default it replaced
     payload = {k: v for k, v in values.items() if SECTIONS[SECTION_OF[k]].affects_results
                and (k in HASH_SCHEMA or v != _plain(FIELDS[k].default))}
     payload["training_code_version"] = (TRAINING_CODE_VERSION if code_version is None

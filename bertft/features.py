@@ -25,6 +25,7 @@ from transformers import (
 )
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
+from bertft import auto
 from bertft.cache import Cache
 from bertft.checkpoint import atomic_torch_save
 from bertft.config import BatchConfig, TokenConfig
@@ -172,12 +173,42 @@ def _write_cache(obj: Any, path: Path, cache: Cache | None) -> None:
 
 
 def collator(tokenizer: PreTrainedTokenizerBase, kind: str, cfg: BatchConfig, max_length: int):
-    """Pads each batch: to its longest sequence (dynamic) or to max_length."""
-    padding = "max_length" if cfg.padding == "max_length" else "longest"
+    """Pads each batch: to its longest sequence (dynamic) or to max_length; with
+    `pad_to_multiple_of`, dynamic widths are rounded up to a multiple of it, never past
+    max_length (`auto.bucket_length`; "auto" unresolved here reads the CPU's column)."""
+    multiple = auto.value("pad_to_multiple_of", cfg.pad_to_multiple_of)
     cls = DataCollatorWithPadding if kind == "classification" else \
         DataCollatorForTokenClassification
-    return cls(tokenizer=tokenizer, padding=padding, max_length=max_length,
-               pad_to_multiple_of=cfg.pad_to_multiple_of, return_tensors="pt")
+    if cfg.padding == "max_length":
+        return cls(tokenizer=tokenizer, padding="max_length", max_length=max_length,
+                   pad_to_multiple_of=multiple, return_tensors="pt")
+    pad = cls(tokenizer=tokenizer, padding="longest", max_length=max_length,
+              return_tensors="pt")
+    if not multiple:
+        return pad
+
+    def bucketed(items: list) -> dict[str, torch.Tensor]:
+        batch = pad(items)
+        width = batch["input_ids"].shape[1]
+        return pad_width(batch, auto.bucket_length(width, multiple, max_length),
+                         tokenizer.pad_token_id or 0)
+    return bucketed
+
+
+# What each batch key is padded with: padding is never attended to nor labelled.
+PAD_VALUES = {"attention_mask": 0, "token_type_ids": 0, "labels": IGNORE_INDEX}
+
+
+def pad_width(batch: dict[str, torch.Tensor], width: int, pad_id: int
+              ) -> dict[str, torch.Tensor]:
+    """A padded batch widened to `width` positions (input ids with `pad_id`, the rest as
+    `PAD_VALUES` says); 1-D keys (classification labels) are left alone."""
+    out = {}
+    for k, v in batch.items():
+        extra = width - v.shape[1] if v.dim() == 2 else 0
+        out[k] = (torch.nn.functional.pad(v, (0, extra), value=PAD_VALUES.get(k, pad_id))
+                  if extra > 0 else v)
+    return out
 
 
 def length_bucket_order(lengths: list[int], batch_size: int, generator: torch.Generator
@@ -222,9 +253,10 @@ def train_sampler(features: list[Feature], cfg: BatchConfig, generator: torch.Ge
                   ) -> Sampler:
     """The training order `cfg.sampling` names, drawn from `generator`."""
     lengths = [len(f["input_ids"]) for f in features]  # type: ignore[arg-type]
-    if cfg.sampling == "length_buckets":
+    sampling = auto.value("sampling", cfg.sampling)  # `fit` passes it resolved
+    if sampling == "length_buckets":
         return LengthBucketSampler(lengths, cfg.batch_size, generator)
-    if cfg.sampling == "group_by_length":
+    if sampling == "group_by_length":
         return LengthGroupedSampler(cfg.batch_size, lengths=lengths, generator=generator)
     return RandomSampler(features, generator=generator)
 

@@ -46,14 +46,14 @@ from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 from transformers.masking_utils import create_bidirectional_mask
 
-from bertft import unpad
+from bertft import auto, graphs, unpad
 from bertft.cache import Cache
 from bertft.config import Config
 from bertft.features import (
     IGNORE_INDEX, Encoded, Feature, eval_order, make_loader, real_tokens, train_sampler,
 )
 from bertft.models import encoder_parts
-from bertft.runtime import autocast, synchronize
+from bertft.runtime import autocast, resolve_settings, resolved_config, synchronize
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 GPU_CACHE_FRACTION = 0.25  # on a GPU the states live beside the model, optimizer and activations
@@ -105,11 +105,12 @@ class FullForward:
 
     def __init__(self, encoded: Encoded, tokenizer: PreTrainedTokenizerBase, kind: str,
                  cfg: Config, why: str = "", pin_memory: bool = False,
-                 unpadded: bool = False) -> None:
+                 unpadded: bool = False, fixed_batch: bool = False) -> None:
         self.encoded, self.tokenizer, self.kind, self.cfg, self.why = (
             encoded, tokenizer, kind, cfg, why)
         self.pin_memory = pin_memory  # page-locked batches: host-to-GPU copies do not block
         self.unpadded = unpadded
+        self.fixed_batch = fixed_batch  # training batches filled up to batch_size rows
 
     def loader(self, split: str, *, train: bool, seed: int = 0) -> DataLoader:
         loader = make_loader(self.encoded.split(split), self.tokenizer, self.kind, self.cfg.batch,
@@ -118,6 +119,10 @@ class FullForward:
         if self.unpadded:
             loader.collate_fn = _with_token_index(loader.collate_fn,
                                                   self.cfg.runtime.unpad_min_padding)
+        if self.fixed_batch and train:  # one batch shape per length bucket (CUDA graphs)
+            tok = self.tokenizer
+            loader.collate_fn = graphs.with_fillers(loader.collate_fn, self.cfg.batch.batch_size,
+                                                    tok.cls_token_id, tok.pad_token_id or 0)
         return loader
 
     def logits(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -125,13 +130,17 @@ class FullForward:
             return unpad.logits(model, batch, self.kind)
         return forward_logits(model, batch)
 
-    tokens = staticmethod(real_tokens)
+    @staticmethod
+    def tokens(batch: dict[str, torch.Tensor]) -> int:
+        return real_tokens(batch) - graphs.fillers(batch)  # a filler row attends to [CLS]
 
     def compile(self, model: nn.Module) -> None:
         # In place: state_dict keys stay the same (no `_orig_mod.`), so restore_best and saving
-        # work. Each new padded length is a new shape: after the second one torch.compile
-        # switches to dynamic shapes; pad_to_multiple_of keeps the number of shapes small.
-        model.compile(mode=self.cfg.runtime.compile_mode)
+        # work; once per model object (`graphs.PROCESS` keeps it for later trials). Each new
+        # padded length is a new shape: with fixed batches, one static graph per length bucket;
+        # else after the second shape torch.compile switches to dynamic shapes.
+        graphs.PROCESS.compile(model, graphs.compile_fn(self.cfg.runtime.compile_mode,
+                                                        static=self.fixed_batch))
 
     def timing(self) -> dict[str, float]:
         return {"frozen_cache": 0.0, "frozen_precompute_seconds": 0.0,
@@ -211,9 +220,10 @@ class CachedForward:
         if self.cls_only:
             return 1
         batching = self.cfg.batch
-        width = self.cfg.tokens.max_length if batching.padding == "max_length" else longest
-        m = batching.pad_to_multiple_of
-        return -(-width // m) * m if m else width
+        m = auto.value("pad_to_multiple_of", batching.pad_to_multiple_of)
+        if batching.padding == "max_length":
+            return -(-self.cfg.tokens.max_length // m) * m if m else self.cfg.tokens.max_length
+        return auto.bucket_length(longest, m, self.cfg.tokens.max_length)
 
     def logits(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         h, mask = batch["hidden_states"], batch["attention_mask"]
@@ -233,7 +243,8 @@ class CachedForward:
 
     def compile(self, model: nn.Module) -> None:
         for layer in self.top:  # frozen layers never run per step; compiling them is waste
-            layer.compile(mode=self.cfg.runtime.compile_mode)
+            graphs.PROCESS.compile(layer, graphs.compile_fn(self.cfg.runtime.compile_mode,
+                                                            static=False))
 
     def timing(self) -> dict[str, float]:
         return {"frozen_cache": 1.0, "frozen_cache_hit": float(self.hit),
@@ -250,15 +261,19 @@ def choose_forward(model: nn.Module, encoded: Encoded, tokenizer: PreTrainedToke
                    cache: Cache | None = None) -> Forward:
     """The cached path when the config freezes a prefix for the whole run and the
     architecture is supported and the states fit `cache_limit(cache, device)`; else the full
-    path. Frozen-prefix states are kept in `cache` (default: a fresh one, shared with nothing)."""
+    path. Frozen-prefix states are kept in `cache` (default: a fresh one, shared with nothing).
+    Device-aware settings left to "auto" are resolved for `device` here (`bertft.auto`)."""
     cache = cache if cache is not None else Cache()
+    fixed = resolve_settings(cfg, device)["fixed_batch"]
+    cfg = resolved_config(cfg, device)
     k = cached_depth(cfg, len(encoder_parts(model).layers))
     pin = device.type == "cuda"
     # compile wants the padded model's static (bucketed) shapes, not per-batch token counts
-    unpadded = (cfg.runtime.unpad and not cfg.runtime.compile
+    unpadded = (cfg.runtime.unpad is True and not cfg.runtime.compile
                 and unpad.unsupported_reason(model, kind) is None)
     if k == 0:
-        return FullForward(encoded, tokenizer, kind, cfg, "no frozen prefix", pin, unpadded)
+        return FullForward(encoded, tokenizer, kind, cfg, "no frozen prefix", pin, unpadded,
+                           fixed)
     why = unsupported_reason(model, kind)
     if why is None:
         needed = estimate_bytes(encoded, model.config.hidden_size,
@@ -269,7 +284,7 @@ def choose_forward(model: nn.Module, encoded: Encoded, tokenizer: PreTrainedToke
             why = (f"states would take {needed / 2**30:.2f} GiB, over the cache limit of "
                    f"{limit / 2**30:.2f} GiB on {device.type}")
     if why is not None:
-        return FullForward(encoded, tokenizer, kind, cfg, why, pin, unpadded)
+        return FullForward(encoded, tokenizer, kind, cfg, why, pin, unpadded, fixed)
     return CachedForward(model, encoded, tokenizer, kind, cfg, k, device, dtype, cache, unpadded)
 
 

@@ -9,11 +9,16 @@ import random
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
+from bertft import auto
 from bertft.errors import BertftError
+
+if TYPE_CHECKING:
+    from bertft.config import Config
 
 
 def resolve_device(name: str) -> torch.device:
@@ -34,12 +39,33 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def bf16_supported(device: torch.device) -> bool:
+    """Whether "auto" may pick bf16 on `device` (a CUDA device that supports it; the CPU's
+    column says fp32 anyway)."""
+    return device.type != "cuda" or torch.cuda.is_bf16_supported()
+
+
+def resolve_settings(cfg: Config, device: torch.device) -> dict[str, Any]:
+    """Every device-aware setting of `cfg` resolved for `device` (`bertft.auto.resolve`)."""
+    flat = cfg.to_dict()
+    return auto.resolve({k: flat[k] for k in auto.SETTINGS}, device.type,
+                        bf16_supported(device))
+
+
+def resolved_config(cfg: Config, device: torch.device) -> Config:
+    """`cfg` with no "auto" left in its device-aware settings (resolving twice changes
+    nothing). Its hash is the requested config's only where both resolve alike."""
+    settings = resolve_settings(cfg, device)
+    changed = {k: settings[k] for k in auto.SETTINGS if settings[k] != cfg.to_dict()[k]}
+    return cfg.replace(**changed) if changed else cfg
+
+
 def resolve_precision(name: str, device: torch.device) -> torch.dtype:
-    """`auto`: bf16 autocast on a GPU that supports it, else fp32. Returns the autocast dtype."""
-    if name == "auto":
-        if device.type == "cuda" and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return torch.float32
+    """`auto`: bf16 autocast on a GPU that supports it, else fp32 (`bertft.auto`). Returns the
+    autocast dtype."""
+    if name == auto.AUTO:
+        name = auto.resolve({k: auto.AUTO for k in auto.SETTINGS}, device.type,
+                            bf16_supported(device))["precision"]
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
     if dtype == torch.float16 and device.type == "cpu":
         raise BertftError("precision = 'fp16': not supported on cpu; use 'fp32' or 'bf16'")

@@ -20,12 +20,13 @@ from bertft.errors import ConfigError
 from bertft.limits import range_problems
 
 Padding = Literal["dynamic", "max_length"]
-Sampling = Literal["length_buckets", "random", "group_by_length"]
+Sampling = Literal["auto", "length_buckets", "random", "group_by_length"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 Schedule = Literal["linear", "constant"]
 ClassWeights = Literal["none", "balanced"]
 FileFormat = Literal["auto", "csv", "tsv", "jsonl"]
-CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
+CompileMode = Literal["auto", "default", "reduce-overhead", "max-autotune",
+                      "max-autotune-no-cudagraphs"]
 OptimizerImpl = Literal["auto", "fused", "foreach", "for-loop"]
 TRACKERS = ("tensorboard", "mlflow", "wandb")  # report_to
 
@@ -181,8 +182,11 @@ class BatchConfig(Section):
                               "examples are evaluated longest first, so batches pad little).")
     padding: Padding = _f("dynamic", "dynamic: pad each batch to its longest sequence; "
                           "max_length: pad every sequence to max_length.")
-    pad_to_multiple_of: int | None = _f(None, "Round padded lengths up to a multiple of this.")
-    sampling: Sampling = _f("length_buckets", "Training order. length_buckets: seeded shuffle, "
+    pad_to_multiple_of: int | None | Literal["auto"] = _f(
+        "auto", "Round padded lengths up to a multiple of this (never past max_length); auto: "
+        "none on CPU, 32 on CUDA (few shapes for CUDA graphs; bertft/auto.py).")
+    sampling: Sampling = _f("auto", "Training order (auto: length_buckets on every device; "
+                            "bertft/auto.py). length_buckets: seeded shuffle, "
                             "cut into mega-batches of min(50, n / (4 * batch_size)) batches, "
                             "each sorted by length and cut into batches, then the batches "
                             "shuffled (the longest first); random: seeded shuffle; "
@@ -192,7 +196,7 @@ class BatchConfig(Section):
     def _check(self, need: Callable[[bool, str], None]) -> None:
         for key in ("batch_size", "eval_batch_size"):
             need(getattr(self, key) >= 1, f"{key} = {getattr(self, key)!r}: must be >= 1")
-        need(self.pad_to_multiple_of is None or self.pad_to_multiple_of >= 1,
+        need(self.pad_to_multiple_of in (None, "auto") or self.pad_to_multiple_of >= 1,
              f"pad_to_multiple_of = {self.pad_to_multiple_of!r}: must be >= 1 or None")
 
 
@@ -318,16 +322,22 @@ class RuntimeConfig(Section):
     """Where and how the math runs: device, precision, compilation, the compute shortcuts."""
 
     device: str = _f("auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps.")
-    precision: Precision = _f("auto", "auto: bf16 autocast on GPUs that support it, else fp32.")
+    precision: Precision = _f("auto", "auto: bf16 autocast on GPUs that support it, else fp32 "
+                              "(bertft/auto.py).")
     deterministic: bool = _f(False, "Use torch's deterministic algorithms (GPU).")
-    compile: bool = _f(False, "torch.compile the model (GPU; use with pad_to_multiple_of).")
-    compile_mode: CompileMode = _f("default", "torch.compile mode; reduce-overhead replays CUDA "
-                                   "graphs (static shapes: use padding = 'max_length').")
+    compile: bool | Literal["auto"] = _f(
+        "auto", "torch.compile the model, reused by later trials of the process that share its "
+        "architecture, dtype and device; auto: on CUDA (CUDA graphs over length buckets), "
+        "not on CPU (bertft/auto.py).")
+    compile_mode: CompileMode = _f("auto", "torch.compile mode; reduce-overhead replays CUDA "
+                                   "graphs; auto: reduce-overhead on CUDA, default elsewhere.")
     cache_frozen: bool = _f(True, "When the embeddings and the bottom K layers are frozen for the "
                             "whole run, compute their outputs once and train the top layers only.")
-    unpad: bool = _f(True, "Run BERT encoders on the real tokens of each batch only (no compute "
-                     "on padding; attention pads per batch). Off with compile = true and for "
-                     "architectures it does not support.")
+    unpad: bool | Literal["auto"] = _f(
+        "auto", "Run BERT encoders on the real tokens of each batch only (no compute on "
+        "padding; attention pads per batch). Off with compile = true and for architectures it "
+        "does not support; auto: on CPU, off on CUDA, where it costs more than it saves "
+        "(bertft/auto.py).")
     unpad_min_padding: float = _f(0.05, "With unpad: a batch runs unpadded only when at least "
                                   "this share of it is padding (below, the scatter and gather "
                                   "cost what they save). It decides each batch's dropout masks.")

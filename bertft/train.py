@@ -24,13 +24,13 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from bertft import checkpoint, optim
+from bertft import checkpoint, graphs, optim
 from bertft import frozen as frozen_prefix
 from bertft.cache import Cache
 from bertft.config import TRAINING_CODE_VERSION, Config
 from bertft.data import Splits, load_task
 from bertft.errors import ConfigError, TrialDiverged
-from bertft.features import IGNORE_INDEX, Encoded, encode_splits
+from bertft.features import IGNORE_INDEX, Encoded, cache_dir, encode_splits
 from bertft.frozen import forward_logits
 from bertft.metrics import best_metric_name, classification_metrics, metric_problem, ner_metrics
 from bertft.limits import max_length_problems
@@ -38,7 +38,8 @@ from bertft.models import build_model, load_tokenizer, model_files
 from bertft.progress import StepLog
 from bertft.runtime import (
     autocast, configure_determinism, configure_threads, environment, peak_memory_mb,
-    reset_peak_memory, resolve_device, resolve_precision, set_seed, synchronize,
+    reset_peak_memory, resolve_device, resolve_precision, resolve_settings, resolved_config,
+    set_seed, synchronize,
 )
 from bertft.state import Evaluation, Running, TrainState
 
@@ -96,7 +97,7 @@ def accumulate(model: nn.Module, forward: frozen_prefix.Forward,
     total = max(sum(loss_denominator(b["labels"], host_weight) for b in window), 1e-12)
     samples = tokens = 0
     for batch in window:
-        samples += batch["labels"].shape[0]
+        samples += batch["labels"].shape[0] - graphs.fillers(batch)  # host copy: no sync
         tokens += forward.tokens(batch)  # counted on the host copy: no device sync
         own = max(loss_denominator(batch["labels"], host_weight), 1e-12)
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
@@ -176,26 +177,25 @@ class Setup:
         self.cfg, self.splits, self.kind, self.names = (
             cfg, splits, splits.kind, splits.label_names)
         self.device = resolve_device(cfg.runtime.device)
-        self.dtype = resolve_precision(cfg.runtime.precision, self.device)
+        # "auto" settings resolved for the device (bertft.auto); cfg stays the requested one
+        self.resolved = resolve_settings(cfg, self.device)
+        self.run = resolved_config(cfg, self.device)
+        self.dtype = resolve_precision(self.run.runtime.precision, self.device)
         if problem := metric_problem(cfg.loop.metric_for_best, self.kind):
             raise ConfigError([problem])
         self.tokenizer = load_tokenizer(cfg.model)
         self.encoded: Encoded = encode_splits(splits, self.tokenizer, cfg.tokens, cache)
         set_seed(cfg.loop.seed)  # head init, dropout and data order all follow from here
-        self.model = build_model(cfg.model, self.kind, self.names).to(self.device)
-        if too_long := max_length_problems(cfg.tokens.max_length, self.model.config.to_dict(),
-                                           cfg.model.name):
-            raise ConfigError(too_long)  # a tensor-size error at the first step otherwise
-        self.frozen = optim.frozen_parameter_names(self.model, cfg.model)
-        optim.apply_freezing(self.model, self.frozen)
+        self.model, self.frozen, self.reused = self._build_model()
         self.frozen_modules = _frozen_modules(self.model, self.frozen)
         self.optimizer = optim.build_optimizer(self.model, cfg.optim, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
         # full model on token ids, or top layers on cached frozen-prefix states (precompute here)
         self.forward = frozen_prefix.choose_forward(self.model, self.encoded, self.tokenizer,
-                                                    self.kind, cfg, self.device, self.dtype,
-                                                    cache)
-        if cfg.runtime.compile:
+                                                    self.kind, self.run, self.device,
+                                                    self.dtype, cache)
+        self.compiled_before = graphs.compile_seconds()  # compiling happens in the first steps
+        if self.run.runtime.compile:
             self.forward.compile(self.model)
         self.train_loader = self.forward.loader("train", train=True, seed=cfg.loop.seed)
         self.val_loader = self.forward.loader("validation", train=False)
@@ -210,6 +210,33 @@ class Setup:
         self.show = cfg.process.progress and sys.stderr.isatty()
         self.eval_seconds = {"validation": 0.0, "test": 0.0}  # for the trial's time shares
         self.steplog = StepLog(self.total, enabled=not self.show)  # lines when no bar shows
+
+    def _build_model(self) -> tuple[nn.Module, set[str], bool]:
+        """The seeded model with its frozen parameters; when compiled, the process's kept
+        model of the same architecture, frozen set, device and dtype with these weights loaded
+        (`graphs.PROCESS`: compiled once per process). Returns (model, frozen names, reused)."""
+        cfg = self.cfg
+        model = build_model(cfg.model, self.kind, self.names).to(self.device)
+        if too_long := max_length_problems(cfg.tokens.max_length, model.config.to_dict(),
+                                           cfg.model.name):
+            raise ConfigError(too_long)  # a tensor-size error at the first step otherwise
+        frozen = optim.frozen_parameter_names(model, cfg.model)
+        optim.apply_freezing(model, frozen)
+        if not self.run.runtime.compile:
+            return model, frozen, False
+        graphs.inductor_cache(cache_dir())  # compiled code kept on disk for later processes
+        key = graphs.reuse_key(model, frozen, self.device, self.dtype,
+                               self.run.runtime.compile_mode)
+        model, reused = graphs.PROCESS.take(key, model)
+        return model, frozen, reused
+
+    def compile_facts(self) -> dict[str, float]:
+        """Compile time spent by this run so far and whether its compiled model was reused
+        (compiled runs only: the timing of other runs keeps its keys)."""
+        if not self.run.runtime.compile:
+            return {}
+        return {"compile_seconds": graphs.compile_seconds() - self.compiled_before,
+                "compiled_model_reused": float(self.reused)}
 
     def train_mode(self) -> None:
         """Train mode, except the frozen modules: they run without dropout (eval mode)."""
@@ -385,12 +412,14 @@ def _result(s: Setup, state: TrainState, started: float) -> RunResult:
         test=test.metrics, history=state.history, best=state.best,
         environment={**environment(s.device), "dtype": str(s.dtype).replace("torch.", ""),
                      "optimizer_impl": optim.optimizer_impl(s.cfg.optim, s.device),
+                     "resolved": s.resolved,
                      "training_code_version": TRAINING_CODE_VERSION,
                      "model_files": model_files(s.cfg.model.name)},
         timing={"train_seconds": state.train_time, "train_samples": state.samples,
                 "train_tokens": state.tokens, "samples_per_s": state.samples / speed,
                 "tokens_per_s": state.tokens / speed, "optimizer_steps": state.step,
                 "peak_memory_mb": peak_memory_mb(s.device), **s.forward.timing(),
+                **s.compile_facts(),
                 **trial_shares(total, state.train_time, **s.eval_seconds)},
         data={"task": s.splits.task, "source": s.splits.source,
               "fingerprint": s.splits.fingerprint(), **s.splits.sizes(),
