@@ -43,7 +43,7 @@ def test_every_problem_is_reported_at_once():
     ({"epochs": 1.5}, "epochs = 1.5: expected an integer"),
     ({"lowercase": "yes"}, "lowercase = 'yes': expected true/false"),
     ({"validation_ratio": 0.6, "test_ratio": 0.5}, "validation_ratio + test_ratio: must be < 1"),
-    ({"compile_mode": "fast"}, "compile_mode = 'fast': expected one of 'default', "
+    ({"compile_mode": "fast"}, "compile_mode = 'fast': expected one of 'auto', 'default', "
                                "'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs'"),
 ])
 def test_bad_values_name_the_field_and_what_is_allowed(values, message):

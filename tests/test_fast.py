@@ -18,7 +18,7 @@ from bertft.features import (
     collator, encode_splits, eval_order, length_bucket_order, make_loader, train_sampler,
 )
 from bertft.models import build_model, load_tokenizer
-from bertft.runtime import set_seed
+from bertft.runtime import resolve_settings, set_seed
 from tests.conftest import ROOT
 
 
@@ -59,7 +59,7 @@ def test_length_buckets_are_seeded_and_change_every_epoch():
         length_bucket_order(lengths, 8, _generator(2))
     sampler = train_sampler([{"input_ids": [0] * n} for n in lengths],
                             Config.of(batch_size=8).batch, _generator(1))
-    assert Config().batch.sampling == "length_buckets"
+    assert Config().batch.sampling == "auto"  # length_buckets on every device (bertft.auto)
     assert type(sampler).__name__ == "LengthBucketSampler"  # the default sampling
     assert list(sampler) != list(sampler)  # the generator advances: a new order each epoch
     # fewer rows than four batches: one mega-batch of one batch
@@ -168,5 +168,6 @@ def test_process_benchmark_runs_bertft_defaults_on_the_trainers_workload():
         process.bertft_argv("/data", 256, 64, None, "/tmp/out")[3:]))
     assert every.data.max_test_samples is None  # all 872 GLUE dev rows
     assert round(flat["validation_ratio"] * process.GLUE_SST2_TRAIN) == 64
-    assert [flat[k] for k in ("sampling", "unpad", "save_model")] == ["length_buckets", True,
-                                                                      False]
+    assert [flat[k] for k in ("sampling", "unpad", "save_model")] == ["auto", "auto", False]
+    on_cpu = resolve_settings(cfg, torch.device("cpu"))
+    assert [on_cpu[k] for k in ("sampling", "unpad")] == ["length_buckets", True]
