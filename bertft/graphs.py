@@ -138,10 +138,21 @@ def inductor_cache(root: str | os.PathLike | None) -> str | None:
     return os.environ.get("TORCHINDUCTOR_CACHE_DIR")
 
 
+# Graphs one static-shape model may hold: (train, eval) x length buckets x batch shapes, for
+# every trial of the process that reuses it (torch's default limit of 8 would fall back to
+# eager after a few).
+STATIC_RECOMPILE_LIMIT = 64
+
+
 def compile_fn(mode: str, static: bool) -> Callable[[nn.Module], None]:
     """`Module.compile` in place (state_dict keys unchanged), static shapes when `static`
     (one graph per length bucket, not dynamic shapes that CUDA graphs re-record)."""
     def run(module: nn.Module) -> None:
+        if static:
+            import torch._dynamo.config as dynamo
+
+            name = "recompile_limit" if hasattr(dynamo, "recompile_limit") else "cache_size_limit"
+            setattr(dynamo, name, max(getattr(dynamo, name), STATIC_RECOMPILE_LIMIT))
         module.compile(mode=mode, dynamic=False if static else None)
     return run
 
