@@ -175,7 +175,9 @@ def run_bertft(setup: Setup, **overrides: Any) -> dict[str, Any]:
             "accuracy": r.test.get("accuracy"), "peak_memory_mb": t["peak_memory_mb"],
             "frozen_cache": t.get("frozen_cache", 0.0), "unpadded": t.get("unpadded", 0.0),
             "frozen_precompute_seconds": t.get("frozen_precompute_seconds", 0.0),
-            "epoch_seconds": epochs,
+            "epoch_seconds": epochs, "compile_seconds": t.get("compile_seconds"),
+            "compiled_model_reused": t.get("compiled_model_reused"),
+            "resolved": r.environment.get("resolved"),
             "mfu": _mfu(setup, r.model, lengths, cfg.loop.epochs, t["train_seconds"]),
             "mfu_last_epoch": _mfu(setup, r.model, lengths, 1, epochs[-1]) if epochs else None}
 
