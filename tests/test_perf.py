@@ -115,3 +115,31 @@ def test_benchmark_data_check_looks_for_the_task_it_reads(tmp_path, monkeypatch,
     assert gpu.main(["--random-init"]) == 2
     assert capsys.readouterr().err == ("benchmarks.gpu: needs imdb/imdb_train_sample.csv under "
                                        "BERTFT_DATA_DIR (default ../shared/data)\n")
+
+
+def test_short_questions_keep_texts_of_6_to_14_words():
+    from benchmarks.check import GATE, GATE_QUESTIONS
+    from benchmarks.workload import SHORT_QUESTIONS, keep_words
+    from bertft.data import Example, Splits
+
+    rows = tuple(Example(text=" ".join(["w"] * n), label=n % 2) for n in (3, 6, 20, 14, 9, 15))
+    splits = Splits("toy", "classification", ("a", "b"), rows, rows[:1], rows[:1], "test")
+    kept = keep_words(splits, SHORT_QUESTIONS.words, 3)
+    assert [len(e.text.split()) for e in kept.train] == [6, 14, 9]
+    assert keep_words(splits, None, 3) is splits
+    with pytest.raises(SystemExit, match="only 3 training texts of 6-14 words; asked for 4"):
+        keep_words(splits, (6, 14), 4)
+    assert (SHORT_QUESTIONS.train_rows, SHORT_QUESTIONS.words) == (5452, (6, 14))  # TREC-6
+    assert (GATE_QUESTIONS.train_rows, GATE_QUESTIONS.words) == (GATE.train_rows, (6, 14))
+
+
+def test_candidate_defaults_are_validated_before_anything_runs(capsys):
+    from benchmarks import defaults
+
+    assert defaults.candidates(["unpad_min_padding=0.15", "unpad=false,sampling=random"]) == {
+        "bertft-unpad_min_padding=0.15": {"unpad_min_padding": 0.15},
+        "bertft-unpad=false,sampling=random": {"unpad": False, "sampling": "random"}}
+    with pytest.raises(SystemExit):
+        defaults.main(["--also", "unpad_min_pading=0.2"])
+    assert "--also: 1 problem:\n  - unknown setting 'unpad_min_pading' (did you mean " in \
+        capsys.readouterr().err
