@@ -21,6 +21,7 @@ import json
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from typing import Any
 
 import torch
 from torch import nn
@@ -119,6 +120,28 @@ class StepReuse:
 
 
 PROCESS = StepReuse()  # the process's compiled models, shared by its trials
+
+
+def kept_model(model: nn.Module, frozen: set[str], device: torch.device, dtype: torch.dtype,
+               runtime: Any, cache_root: str | os.PathLike | None
+               ) -> tuple[nn.Module, bool]:
+    """(model, reused): for a compiled run (`runtime`: the resolved runtime section) the
+    process's kept model of the same `reuse_key` holding `model`'s weights (`PROCESS.take`),
+    with compiled code kept on disk under `cache_root`; else `model` itself."""
+    if not runtime.compile:
+        return model, False
+    inductor_cache(cache_root)
+    return PROCESS.take(reuse_key(model, frozen, device, dtype, runtime.compile_mode), model)
+
+
+def facts(compiled: bool, reused: bool, seconds_before: float) -> dict[str, float]:
+    """A compiled run's timing entries: seconds compiling since `seconds_before`
+    (`compile_seconds()` when the run began) and whether its model was reused. Eager runs add
+    none (their timing keeps its keys)."""
+    if not compiled:
+        return {}
+    return {"compile_seconds": compile_seconds() - seconds_before,
+            "compiled_model_reused": float(reused)}
 
 
 def inductor_cache(root: str | os.PathLike | None) -> str | None:

@@ -186,7 +186,15 @@ class Setup:
         self.tokenizer = load_tokenizer(cfg.model)
         self.encoded: Encoded = encode_splits(splits, self.tokenizer, cfg.tokens, cache)
         set_seed(cfg.loop.seed)  # head init, dropout and data order all follow from here
-        self.model, self.frozen, self.reused = self._build_model()
+        model = build_model(cfg.model, self.kind, self.names).to(self.device)
+        if too_long := max_length_problems(cfg.tokens.max_length, model.config.to_dict(),
+                                           cfg.model.name):
+            raise ConfigError(too_long)  # a tensor-size error at the first step otherwise
+        self.frozen = optim.frozen_parameter_names(model, cfg.model)
+        optim.apply_freezing(model, self.frozen)
+        # compiled: the process's kept model of this architecture, with these weights
+        self.model, self.reused = graphs.kept_model(model, self.frozen, self.device, self.dtype,
+                                                    self.run.runtime, cache_dir())
         self.frozen_modules = _frozen_modules(self.model, self.frozen)
         self.optimizer = optim.build_optimizer(self.model, cfg.optim, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
@@ -210,33 +218,6 @@ class Setup:
         self.show = cfg.process.progress and sys.stderr.isatty()
         self.eval_seconds = {"validation": 0.0, "test": 0.0}  # for the trial's time shares
         self.steplog = StepLog(self.total, enabled=not self.show)  # lines when no bar shows
-
-    def _build_model(self) -> tuple[nn.Module, set[str], bool]:
-        """The seeded model with its frozen parameters; when compiled, the process's kept
-        model of the same architecture, frozen set, device and dtype with these weights loaded
-        (`graphs.PROCESS`: compiled once per process). Returns (model, frozen names, reused)."""
-        cfg = self.cfg
-        model = build_model(cfg.model, self.kind, self.names).to(self.device)
-        if too_long := max_length_problems(cfg.tokens.max_length, model.config.to_dict(),
-                                           cfg.model.name):
-            raise ConfigError(too_long)  # a tensor-size error at the first step otherwise
-        frozen = optim.frozen_parameter_names(model, cfg.model)
-        optim.apply_freezing(model, frozen)
-        if not self.run.runtime.compile:
-            return model, frozen, False
-        graphs.inductor_cache(cache_dir())  # compiled code kept on disk for later processes
-        key = graphs.reuse_key(model, frozen, self.device, self.dtype,
-                               self.run.runtime.compile_mode)
-        model, reused = graphs.PROCESS.take(key, model)
-        return model, frozen, reused
-
-    def compile_facts(self) -> dict[str, float]:
-        """Compile time spent by this run so far and whether its compiled model was reused
-        (compiled runs only: the timing of other runs keeps its keys)."""
-        if not self.run.runtime.compile:
-            return {}
-        return {"compile_seconds": graphs.compile_seconds() - self.compiled_before,
-                "compiled_model_reused": float(self.reused)}
 
     def train_mode(self) -> None:
         """Train mode, except the frozen modules: they run without dropout (eval mode)."""
@@ -419,7 +400,7 @@ def _result(s: Setup, state: TrainState, started: float) -> RunResult:
                 "train_tokens": state.tokens, "samples_per_s": state.samples / speed,
                 "tokens_per_s": state.tokens / speed, "optimizer_steps": state.step,
                 "peak_memory_mb": peak_memory_mb(s.device), **s.forward.timing(),
-                **s.compile_facts(),
+                **graphs.facts(s.run.runtime.compile, s.reused, s.compiled_before),
                 **trial_shares(total, state.train_time, **s.eval_seconds)},
         data={"task": s.splits.task, "source": s.splits.source,
               "fingerprint": s.splits.fingerprint(), **s.splits.sizes(),
