@@ -64,9 +64,9 @@ TABLES: dict[str, Table] = {
         "trainer-max_length": {TRAINER: "max_length"},
         "bertft-eager-padded": {**EAGER, "unpad": False},
         "bertft-old-defaults": OLD_DEFAULTS,
-        "bertft-old-defaults-random": {**OLD_DEFAULTS, "sampling": "random"},
         "bertft-graphs-max_length": {"compile": True, "compile_mode": "reduce-overhead",
                                      "padding": "max_length", "pad_to_multiple_of": None},
+        "bertft-old-defaults-random": {**OLD_DEFAULTS, "sampling": "random"},
     }),
     "long": Table("Long text: IMDb, 2,048 rows, max_length 128, batch 32, 3 epochs",
                   Workload(task="imdb", train_rows=2048, val_rows=256, test_rows=512,
@@ -119,13 +119,16 @@ def summarise(name: str, r: dict[str, Any], setup: Setup, random_init: bool) -> 
 
 def markdown(table: Table, rows: list[dict[str, Any]], facts: dict[str, Any]) -> str:
     """The table as markdown, ratios against the Trainer's dynamic recipe of the same run."""
-    base = next((r["samples_per_s_last_epoch"] for r in rows if r["row"] == "trainer-dynamic"),
-                None)
+    base = next((r.get("samples_per_s_last_epoch") for r in rows
+                 if r["row"] == "trainer-dynamic"), None)
     out = [f"{table.title} ({facts.get('device')}, torch {facts.get('torch')}, "
            f"{facts.get('model')}{' random init' if facts.get('random_init') else ''})", "",
            "| run | samples/s | vs Trainer dynamic | MFU | first epoch s | compile s |",
            "| --- | --- | --- | --- | --- | --- |"]
     for r in rows:
+        if "error" in r:
+            out.append(f"| {r['row']} | failed: {r['error'][:120]} | | | | |")
+            continue
         sps, m = r["samples_per_s_last_epoch"], r["mfu_last_epoch"]
         first = r["epoch_seconds"][0] if r["epoch_seconds"] else None
         out.append("| " + " | ".join([
@@ -151,7 +154,13 @@ def measure(table: Table, names: list[str], model: str, random_init: bool, out: 
     rows: list[dict[str, Any]] = []
     for name in names:
         t0 = time.perf_counter()
-        r = run_row(setup, table.rows[name])
+        try:
+            r = run_row(setup, table.rows[name])
+        except Exception as exc:  # a failing row is a finding; the table goes on without it
+            rows.append({"row": name, "error": f"{type(exc).__name__}: {exc}"[:2000],
+                         "wall_seconds": round(time.perf_counter() - t0, 1)})
+            print(json.dumps(rows[-1]), flush=True)
+            continue
         rows.append({**summarise(name, r, setup, random_init),
                      "wall_seconds": round(time.perf_counter() - t0, 1)})
         print(json.dumps(rows[-1]), flush=True)

@@ -62,13 +62,13 @@ def parts(random_init: bool) -> list[Part]:
     py = sys.executable
     init = ("--random-init",) if random_init else ()
     return [
-        Part("tests", 100, (py, "-m", "pytest", "tests/test_gpu.py", "-m", "gpu", "-q",
+        Part("tests", 110, (py, "-m", "pytest", "tests/test_gpu.py", "-m", "gpu", "-q",
                             "-p", "no:cacheprovider"), "GPU test tier"),
         Part("short", 130, (py, "-m", "benchmarks.gpu", "--table", "short", *init,
                             "--out", str(WORK / "short.json")), "short-text table"),
-        Part("long", 110, (py, "-m", "benchmarks.gpu", "--table", "long", *init,
+        Part("long", 120, (py, "-m", "benchmarks.gpu", "--table", "long", *init,
                            "--out", str(WORK / "long.json")), "long-text table, MFU"),
-        Part("suite", 120, (py, "-m", "pytest", "ablations", *_plugin(),
+        Part("suite", 100, (py, "-m", "pytest", "ablations", *_plugin(),
                             "-q", "-p", "no:cacheprovider", "--bertft-results",
                             str(WORK / "suite-results")),
              "shipped suite, random-init minilm-l6"),

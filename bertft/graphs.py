@@ -11,7 +11,9 @@ A CUDA graph replays one captured shape. With `compile` on (the CUDA default, `b
 - the compiled model is kept for the process (`StepReuse`): a later trial with the same
   architecture, head, frozen set, device, dtype and compile mode loads its freshly initialised
   weights into the same parameters (same addresses, which CUDA graphs replay on) instead of
-  compiling again. Compiled code also persists on disk (`inductor_cache`).
+  compiling again. Compiled code also persists on disk (`inductor_cache`). So the `model` of a
+  compiled run's `RunResult` is the process's kept model: a later compiled trial overwrites its
+  weights (`fit(out_dir=...)` saves them before that).
 """
 
 from __future__ import annotations

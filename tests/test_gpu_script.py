@@ -93,6 +93,9 @@ def _setup():
     class _Setup:
         splits = _Splits()
         workload = Workload()
+
+        def facts(self) -> dict:
+            return {"device": "test"}
     return _Setup()
 
 
@@ -107,3 +110,21 @@ def test_pack_copies_packages_without_weights_and_the_data(tmp_path):
     assert not (minilm / "model.safetensors").exists()
     assert (tmp_path / "carry" / "data" / "imdb" / "train.tsv").read_text() == "x\n"
     assert size < 32 * 2**20  # well inside the device tool's 64 MiB
+
+
+def test_a_failing_row_is_reported_and_the_table_goes_on(monkeypatch, tmp_path, capsys):
+    table = gpu.Table("t", Workload(), {"trainer-dynamic": {gpu.TRAINER: "dynamic"},
+                                        "bertft-defaults": {}})
+
+    def row(setup, overrides):
+        if gpu.TRAINER not in overrides:
+            raise RuntimeError("graph capture failed")
+        return {"epoch_seconds": [4.0, 4.0]}
+
+    monkeypatch.setattr(gpu, "run_row", row)
+    monkeypatch.setattr(gpu.Setup, "load", staticmethod(lambda w: _setup()))
+    assert gpu.measure(table, list(table.rows), "m", True, tmp_path / "t.json") == 0
+    saved = json.loads((tmp_path / "t.json").read_text())["rows"]
+    assert saved[1]["error"] == "RuntimeError: graph capture failed"
+    assert "| bertft-defaults | failed: RuntimeError: graph capture failed | | | | |" in \
+        (tmp_path / "t.md").read_text()
