@@ -155,14 +155,10 @@ def measure(table: Table, names: list[str], model: str, random_init: bool, out: 
     for name in names:
         t0 = time.perf_counter()
         try:
-            r = run_row(setup, table.rows[name])
+            row = summarise(name, run_row(setup, table.rows[name]), setup, random_init)
         except Exception as exc:  # a failing row is a finding; the table goes on without it
-            rows.append({"row": name, "error": f"{type(exc).__name__}: {exc}"[:2000],
-                         "wall_seconds": round(time.perf_counter() - t0, 1)})
-            print(json.dumps(rows[-1]), flush=True)
-            continue
-        rows.append({**summarise(name, r, setup, random_init),
-                     "wall_seconds": round(time.perf_counter() - t0, 1)})
+            row = {"row": name, "error": f"{type(exc).__name__}: {exc}"[:2000]}
+        rows.append({**row, "wall_seconds": round(time.perf_counter() - t0, 1)})
         print(json.dumps(rows[-1]), flush=True)
         out.write_text(json.dumps({"table": table.title, "facts": facts, "rows": rows},
                                   indent=2, default=str))  # a killed run keeps its rows
