@@ -204,6 +204,28 @@ def test_a_second_trial_reuses_the_compiled_model_and_trains_as_a_fresh_one(monk
     assert frozen.model is not first.model and graphs.PROCESS.compiles == 2
 
 
+def test_the_cuda_path_trains_as_the_eager_padded_path_on_the_cpu(monkeypatch):
+    """The CUDA column's batching (widths bucketed, short batches filled, the compiled model
+    kept) through the whole of `fit`, on the CPU: the CPU column is patched to ask for fixed
+    batches and compiling is counted, not done. Same losses, samples and metrics as eager
+    padded training of the same batches."""
+    monkeypatch.setitem(auto.DEVICE_DEFAULTS["fixed_batch"], "cpu", True)
+    monkeypatch.setattr(graphs, "PROCESS", graphs.StepReuse())
+    monkeypatch.setattr(graphs, "compile_fn", _FakeCompile())
+    common = {**NO_DROPOUT, "epochs": 2, "batch_size": 4, "unpad": False,
+              "pad_to_multiple_of": 16}  # 10 rows: batches of 4, 4 and 2 (filled up to 4)
+    graphed = fit(Config.of(**common, compile=True), splits=_toy())
+    eager = fit(Config.of(**common, compile=False), splits=_toy())
+    assert graphed.environment["resolved"]["fixed_batch"] is True
+    assert graphed.timing["train_samples"] == eager.timing["train_samples"] == 20
+    assert graphed.timing["train_tokens"] == eager.timing["train_tokens"]
+    assert [r["train_loss"] for r in graphed.history] == pytest.approx(
+        [r["train_loss"] for r in eager.history], abs=1e-6)
+    assert [r["train_accuracy"] for r in graphed.history] == [
+        r["train_accuracy"] for r in eager.history]
+    assert graphed.validation["loss"] == pytest.approx(eager.validation["loss"], abs=1e-6)
+
+
 def test_the_result_records_requested_and_resolved_settings(tmp_path):
     r = fit(Config.of(**NO_DROPOUT, epochs=1, batch_size=4), splits=_toy())
     assert r.environment["resolved"] == ON_CPU
