@@ -63,6 +63,8 @@ def test_the_reuse_key_of_cpu_results_is_unchanged():
         "594733fd94972c90"
     assert Config.of(compile=True, pad_to_multiple_of=8).hash() == "e6c6b3a5ed9be6c3"
     assert Config.of(unpad=False).hash() != Config().hash()
+    # a stored result's stale reason does not name "auto" against the value it stands for
+    assert Config.of(unpad=True, seed=1).changes(Config()) == ["seed 1 -> 0"]
 
 
 @pytest.mark.parametrize("value, message", [
