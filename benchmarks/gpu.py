@@ -43,6 +43,9 @@ from benchmarks.workload import ROOT, Setup, Workload, data_dir, run_bertft, run
 EAGER = {"compile": False}
 # bertft's defaults before issue 23 (what `auto` gave on every device): eager, unpadded
 OLD_DEFAULTS = {"compile": False, "unpad": True, "pad_to_multiple_of": None}
+# CUDA graphs over length buckets of 32 with fixed batch rows: "auto" on CUDA once this run
+# shows them right (tests/test_gpu.py) and faster than eager (bertft/auto.py)
+GRAPHS = {"compile": True}
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ TABLES: dict[str, Table] = {
         "trainer-max_length": {TRAINER: "max_length"},
         "bertft-eager-padded": {**EAGER, "unpad": False},
         "bertft-old-defaults": OLD_DEFAULTS,
+        "bertft-graphs-bucketed": GRAPHS,  # the candidate CUDA default (auto.py keeps it opt-in)
         "bertft-graphs-max_length": {"compile": True, "compile_mode": "reduce-overhead",
                                      "padding": "max_length", "pad_to_multiple_of": None},
         "bertft-old-defaults-random": {**OLD_DEFAULTS, "sampling": "random"},
@@ -74,6 +78,8 @@ TABLES: dict[str, Table] = {
         "trainer-dynamic": {TRAINER: "dynamic"},
         "bertft-defaults": {},
         "bertft-defaults-bs128": {"batch_size": 128},
+        "bertft-graphs-bucketed": GRAPHS,
+        "bertft-graphs-bucketed-bs128": {**GRAPHS, "batch_size": 128},
         "bertft-eager-padded": {**EAGER, "unpad": False},
         "bertft-old-defaults": OLD_DEFAULTS,
         "bertft-compile-default-mode": {"compile": True, "compile_mode": "default"},

@@ -69,6 +69,7 @@ def parts(random_init: bool) -> list[Part]:
         Part("long", 120, (py, "-m", "benchmarks.gpu", "--table", "long", *init,
                            "--out", str(WORK / "long.json")), "long-text table, MFU"),
         Part("suite", 100, (py, "-m", "pytest", "ablations", *_plugin(),
+                            "--bertft-set", "compile=true",  # graphs: their compile share
                             "-q", "-p", "no:cacheprovider", "--bertft-results",
                             str(WORK / "suite-results")),
              "shipped suite, random-init minilm-l6"),

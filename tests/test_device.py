@@ -21,8 +21,8 @@ ALL_AUTO = {k: "auto" for k in auto.SETTINGS}
 ON_CPU = {"unpad": True, "sampling": "length_buckets", "pad_to_multiple_of": None,
           "precision": "fp32", "compile": False, "compile_mode": "default", "fixed_batch": False}
 ON_CUDA = {"unpad": False, "sampling": "length_buckets", "pad_to_multiple_of": 32,
-           "precision": "bf16", "compile": True, "compile_mode": "reduce-overhead",
-           "fixed_batch": True}
+           "precision": "bf16", "compile": False, "compile_mode": "reduce-overhead",
+           "fixed_batch": False}  # graphs opt-in on CUDA until the GPU run checks them
 
 
 @pytest.mark.parametrize("device_type, expected", [
