@@ -47,6 +47,7 @@ RANGES: dict[str, Range] = {
     "validation_ratio": Range(0, 1, True, True),
     "test_ratio": Range(0, 1, True, True),
     "data_seed": Range(0, SEED_MAX),
+    "first_label_id": Range(0, BIG),
     "seed": Range(0, SEED_MAX),
     "token_column": Range(-100, 99, note="negative: from the end"),
     "tag_column": Range(-100, 99, note="negative: from the end"),

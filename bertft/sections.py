@@ -106,6 +106,13 @@ class DataConfig(Section):
                                  "label (string or int; a 0-based index when header = false).")
     header: bool = _f(True, "text-file task: CSV/TSV files start with a header line; false: "
                       "columns are named by 0-based index (text_column = 1, label_column = 0).")
+    label_names: tuple[str, ...] = _f((), "text-file / hf-dataset tasks: the class names, in "
+                                      "id order (as a ClassLabel): integer label k is "
+                                      "label_names[k - first_label_id], any other label must "
+                                      "be one of them; empty: the sorted distinct training "
+                                      "labels.")
+    first_label_id: int = _f(0, "With label_names: the integer label of the first name (1 "
+                             "for files that number classes from 1, such as AG News).")
     dataset: str | None = _f(None, "hf-dataset tasks: a Hugging Face Hub dataset id, a local "
                              "folder of csv/json/parquet files, or a folder written by "
                              "`save_to_disk`.")

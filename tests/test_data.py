@@ -294,16 +294,21 @@ def test_text_file_jsonl_int_labels(tmp_path: Path) -> None:
     assert s.sizes() == {"train": 10, "validation": 2, "test": 1}
 
 
-def test_text_file_single_member_class_does_not_crash(tmp_path: Path) -> None:
+def test_text_file_single_member_class_is_one_error_not_a_crash(tmp_path: Path) -> None:
+    """19 'a' and one 'b': carving cannot stratify, so a carved split holds 'a' only (issue
+    22: every split carving or a subset made needs two classes)."""
     lines = ["text,label"] + [f"t{i},{'a' if i else 'b'}" for i in range(20)]
-    s = load_task(DataConfig(task="text-file", train_file=write(tmp_path / "d.csv",
+    with pytest.raises(DataError, match=r"^text-file: the validation split after carving has "
+                       r"only 1 class \('a'\); classification needs at least 2 different "
+                       r"labels in every split$"):
+        load_task(DataConfig(task="text-file", train_file=write(tmp_path / "d.csv",
                                                              "\n".join(lines))))
-    assert sum(s.sizes().values()) == 20
 
 
 def test_text_file_explicit_format_and_encoding(tmp_path: Path) -> None:
     path = tmp_path / "data.txt"
-    path.write_bytes("text;x\tlabel\ncaf\u00e9\ta\nthé\tb\nx\ta\ny\tb\n".encode("latin-1"))
+    more = "".join(f"x{i}\ta\ny{i}\tb\n" for i in range(5))  # carved splits hold both
+    path.write_bytes(f"text;x\tlabel\ncaf\u00e9\ta\nthé\tb\n{more}".encode("latin-1"))
     s = load_task(DataConfig(task="text-file", train_file=str(path), file_format="tsv",
                          encoding="latin-1", text_column="text;x"))
     assert "café" in {ex.text for ex in s.train + s.validation + s.test}

@@ -2,6 +2,7 @@
 
 - `bertft.data.types`: `Example`, `Splits` (a task's final splits), `RawSplits` (a loader's).
 - `bertft.data.readers`: CSV / TSV / JSON Lines tables and CoNLL columns.
+- `bertft.data.labels`: label names (NFC, stripped) and the one label space of a task.
 - `bertft.data.tasks`: `TASKS` (name -> kind, description, loader) and the loaders.
 - `bertft.data.splits`: preprocessing, carving the missing splits, subsets, and `load_task`.
 
@@ -13,8 +14,9 @@ the data raises `DataError` naming what is wrong, where (file, row or line, colu
 allowed.
 """
 
+from bertft.data.labels import label_names_from, label_text
 from bertft.data.readers import (
-    FILE_FORMATS, entity_types, iob1_to_bio, label_names_from, ner_label_names, parse_conll,
+    FILE_FORMATS, entity_types, iob1_to_bio, ner_label_names, parse_conll,
     read_labeled, read_table, rows_to_examples, sentences_to_examples,
 )
 from bertft.data.splits import carve, clean_text, load_task, preprocess, subset
@@ -33,7 +35,7 @@ __all__ = [
     "CONLL2003_LABELS", "CONLL2003_TYPES", "DATA_DIR_ENV", "FILE_FORMATS", "IMDB_LABELS",
     "SPLIT_NAMES", "SST2_LABELS", "TASKS", "DataError", "Example", "Kind", "RawSplits", "Splits",
     "TaskSpec", "carve", "clean_text", "entity_types", "iob1_to_bio", "label_names_from",
-    "load_bbc_news", "load_conll2003", "load_conll_file", "load_imdb", "load_sst2",
+    "label_text", "load_bbc_news", "load_conll2003", "load_conll_file", "load_imdb", "load_sst2",
     "load_task", "load_text_file", "load_wnut16", "ner_label_names", "parse_conll",
     "portable_source", "portable_sources", "preprocess", "read_labeled", "read_table",
     "rows_to_examples", "sentences_to_examples", "splits_nbytes", "subset", "task_kind",

@@ -6,9 +6,13 @@ Hugging Face Hub id. The splits named by `train_split`/`validation_split`/`test_
 into `Example`s; a validation or test split the dataset lacks is carved from train by
 `load_task` (only when its name is the default; a split named on purpose must exist).
 
-Labels: a `ClassLabel` column gives the label names; an int or string column gives the sorted
-distinct training labels (as the text-file task). NER tags: `Sequence(ClassLabel)` ids or
-strings, IOB1 or BIO (converted to BIO); label names as for CoNLL files.
+Labels: `label_names` when set, else train's `ClassLabel` names, else the sorted distinct
+training labels (as the text-file task). Every split's labels are read as names (a ClassLabel
+id through that split's own names) and mapped into that one space (`bertft.data.labels`), so
+splits whose ClassLabels list the names in other orders, or that hold strings, agree. Nulls
+(a label, a text, a token, a tag list) are refused with the row. NER tags:
+`Sequence(ClassLabel)` ids or strings, IOB1 or BIO (converted to BIO); label names as for
+CoNLL files.
 """
 
 from __future__ import annotations
@@ -22,8 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from bertft.config import FIELDS, DataConfig
+from bertft.data.labels import (
+    LabelSpace, declared_names, inferred_space, listed_space, named_space,
+)
 from bertft.data.readers import (
-    _BIO_TAG, entity_types, iob1_to_bio, label_names_from, ner_label_names, sentences_to_examples,
+    _BIO_TAG, entity_types, iob1_to_bio, ner_label_names, pair_field, sentences_to_examples,
     text_field,
 )
 from bertft.data.types import Example, Kind, RawSplits, portable_sources
@@ -149,29 +156,44 @@ def _columns(ds: Any, wanted: list[str], name: str, split: str, hint: str = "") 
 
 
 def _classification(chosen: list[Any], cfg: DataConfig, name: str, source: str) -> RawSplits:
+    """Every split's labels are read as names (a ClassLabel's ids through that split's own
+    names) and mapped into one label space: `label_names`, else train's ClassLabel names,
+    else the sorted distinct training labels."""
     text_col, pair_col, label_col = cfg.text_column, cfg.text_pair_column, cfg.label_column
     wanted = [str(c) for c in (text_col, pair_col, label_col) if c is not None]
     hint = "; for NER data use task hf-dataset-ner" if cfg.tokens_column in (
         chosen[0].column_names) else ""
-    feature = chosen[0].features.get(label_col)
-    class_names = tuple(feature.names) if type(feature).__name__ == "ClassLabel" else None
-    rows = []
+    tables: list[tuple[str, tuple[str, ...] | None, dict[str, list]] | None] = []
     for ds, role in zip(chosen, ROLES, strict=True):
         if ds is None:
-            rows.append(None)
+            tables.append(None)
             continue
         split = getattr(cfg, role)
         _columns(ds, wanted, name, split, hint)
-        _check_label_type(ds.features[label_col], name, split, str(label_col))
-        rows.append((split, ds.select_columns(wanted).to_dict()))
-    if class_names is None:
-        names, numeric = label_names_from(str(v) for v in rows[0][1][label_col] if v is not None)
-        index = {n: i for i, n in enumerate(names)}
-    else:
-        names, numeric, index = class_names, True, None
-    examples = [None if r is None else _examples(r, cfg, name, names, index, numeric)
-                for r in rows]
-    return RawSplits(names, examples[0], examples[1], examples[2], source)
+        feature = ds.features[label_col]
+        _check_label_type(feature, name, split, str(label_col))
+        own = None if type(feature).__name__ != "ClassLabel" else declared_names(
+            feature.names, f"{name} split '{split}' ClassLabel of column '{label_col}'")
+        tables.append((split, own, ds.select_columns(wanted).to_dict()))
+    labels = [None if t is None else _label_texts(t, name, str(label_col)) for t in tables]
+    space = _space(cfg, tables[0][1], labels[0], name)
+    examples = [None if t is None else _examples(t, lab, cfg, name, space)
+                for t, lab in zip(tables, labels, strict=True)]
+    return RawSplits(space.names, examples[0], examples[1], examples[2], source)
+
+
+def _space(cfg: DataConfig, train_names: tuple[str, ...] | None, train_labels: list[str],
+           name: str) -> LabelSpace:
+    if cfg.label_names:
+        space = named_space(cfg.label_names, cfg.first_label_id)
+        if train_names is not None and train_names != space.names:
+            raise DataError(f"{name} split '{cfg.train_split}': its ClassLabel names the "
+                            f"classes ({', '.join(train_names)}), label_names says "
+                            f"({space.listed()}); remove label_names or make them agree")
+        return space
+    if train_names is not None:
+        return listed_space(train_names, name)
+    return inferred_space(train_labels)
 
 
 def _check_label_type(feature: Any, name: str, split: str, column: str) -> None:
@@ -186,35 +208,44 @@ def _check_label_type(feature: Any, name: str, split: str, column: str) -> None:
                         "(regression is not supported)")
 
 
-def _examples(split_rows: tuple[str, dict[str, list]], cfg: DataConfig, name: str,
-              names: tuple[str, ...], index: dict[str, int] | None, numeric: bool
+def _label_texts(table: tuple[str, tuple[str, ...] | None, dict[str, list]], name: str,
+                 column: str) -> list[str]:
+    """Each row's label as a name: a ClassLabel id through the split's own names."""
+    split, own, cols = table
+    out = []
+    for i, label in enumerate(cols[column]):
+        where = f"{name} split '{split}' row {i + 1}"
+        if label is None:
+            raise DataError(f"{where}: column '{column}' is null (no value); every example "
+                            "needs a label")
+        if own is None:
+            out.append(str(label))
+        elif 0 <= int(label) < len(own):
+            out.append(own[int(label)])
+        else:
+            raise DataError(f"{where}: label {label!r} is not a class id 0..{len(own) - 1} "
+                            f"({', '.join(own)}); hidden (-1) test labels? name another "
+                            "split with test_split")
+    return out
+
+
+def _examples(table: tuple[str, tuple[str, ...] | None, dict[str, list]], labels: list[str],
+              cfg: DataConfig, name: str, space: LabelSpace
               ) -> tuple[Example, ...]:
-    split, cols = split_rows
+    split, _, cols = table
     pair_col = cfg.text_pair_column
     out = []
-    for i, label in enumerate(cols[cfg.label_column]):
+    for i, label in enumerate(labels):
         where = f"{name} split '{split}' row {i + 1}"
         text = text_field(cols[cfg.text_column][i], where, cfg.text_column, cfg.drop_empty)
-        pair = None if pair_col is None else text_field(cols[pair_col][i], where, pair_col, True)
-        out.append(Example(text=text, text_pair=pair, label=_label_id(label, where, names,
-                                                                     index, numeric)))
+        pair = None if pair_col is None else pair_field(cols[pair_col][i], where, pair_col)
+        label_id = space.id_of(label)
+        if label_id is None:
+            known = "label_names" if cfg.label_names else "the training data"
+            raise DataError(f"{where}: label {label!r} does not occur in {known}; "
+                            f"training labels: {space.listed()}")
+        out.append(Example(text=text, text_pair=pair, label=label_id))
     return tuple(out)
-
-
-def _label_id(label: Any, where: str, names: tuple[str, ...], index: dict[str, int] | None,
-              numeric: bool) -> int:
-    if index is None:  # ClassLabel ids
-        if label is None or not 0 <= int(label) < len(names):
-            raise DataError(f"{where}: label {label!r} is not a class id 0..{len(names) - 1} "
-                            f"({', '.join(names)}); hidden (-1) test labels? name another "
-                            "split with test_split")
-        return int(label)
-    key = "" if label is None else str(label).strip()
-    key = str(int(key)) if numeric and key.lstrip("+-").isdigit() else key
-    if key not in index:
-        raise DataError(f"{where}: label {label!r} does not occur in the training data; "
-                        f"training labels: {', '.join(names)}")
-    return index[key]
 
 
 def _ner(chosen: list[Any], cfg: DataConfig, name: str, source: str) -> RawSplits:
@@ -229,9 +260,11 @@ def _ner(chosen: list[Any], cfg: DataConfig, name: str, source: str) -> RawSplit
         inner = getattr(ds.features[tag_col], "feature", None)
         tag_names = inner.names if type(inner).__name__ == "ClassLabel" else None
         cols = ds.select_columns([tok_col, tag_col]).to_dict()
-        sentences.append([_sentence(toks, tags, tag_names, f"{name} split '{split}' row {i + 1}")
+        where = f"{name} split '{split}' row "
+        sentences.append([_sentence(toks, tags, tag_names, f"{where}{i + 1}", (tok_col, tag_col))
                           for i, (toks, tags) in enumerate(zip(cols[tok_col], cols[tag_col],
-                                                               strict=True)) if toks])
+                                                               strict=True))
+                          if toks is None or toks])
     types = entity_types(sentences[0])
     for rows, role in zip(sentences[1:], ROLES[1:], strict=True):
         extra = entity_types(rows or []) - types
@@ -244,8 +277,16 @@ def _ner(chosen: list[Any], cfg: DataConfig, name: str, source: str) -> RawSplit
     return RawSplits(names, out[0], out[1], out[2], source)
 
 
-def _sentence(tokens: list, tags: list, tag_names: list[str] | None, where: str
-              ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _sentence(tokens: list | None, tags: list | None, tag_names: list[str] | None, where: str,
+              columns: tuple[str, str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    for values, column in ((tokens, columns[0]), (tags, columns[1])):
+        if values is None:
+            raise DataError(f"{where}: column '{column}' is null (no list); every sentence "
+                            "needs its tokens and one tag per token")
+        if (j := next((j for j, v in enumerate(values) if v is None), None)) is not None:
+            raise DataError(f"{where}: item {j + 1} of column '{column}' is null (no value); "
+                            "every token needs its text and its tag")
+    assert tokens is not None and tags is not None
     if len(tokens) != len(tags):
         raise DataError(f"{where}: {len(tokens)} tokens but {len(tags)} tags")
     strings = [tag_names[t] if tag_names is not None else str(t) for t in tags]

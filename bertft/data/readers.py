@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bertft.data.labels import INT_LABEL, LabelSpace, label_text
 from bertft.data.types import Example
 from bertft.errors import DataError
 
 FILE_FORMATS = ("csv", "tsv", "jsonl")
 _EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl",
                ".json": "jsonl", ".ndjson": "jsonl"}
-_INT_LABEL = re.compile(r"[+-]?\d+")
+_INT_LABEL = INT_LABEL
 _BIO_TAG = re.compile(r"O|[BI]-\S+")
 _COLUMN_SEP = re.compile(r"[ \t]+")
 _DOCSTART = "-DOCSTART-"
@@ -187,8 +188,12 @@ def _looks_like_data(header: Iterable[Any]) -> bool:
 
 
 def text_field(value: Any, where: str, column: Any, allow_empty: bool) -> str:
-    """A text cell (None reads as empty); `where` locates it for the message. Shared by the
-    file readers and the `datasets` task."""
+    """A text cell; `where` locates it for the message. A null (None) is an empty text when
+    `allow_empty` (drop_empty drops it), else an error. Shared by the file readers and the
+    `datasets` task."""
+    if value is None and not allow_empty:
+        raise DataError(f"{where}: column '{column}' is null (no value); fill it in or set "
+                        "drop_empty=true to skip such rows")
     value = "" if value is None else value
     if not isinstance(value, str):
         raise DataError(f"{where}: column '{column}' must be text, found "
@@ -199,12 +204,24 @@ def text_field(value: Any, where: str, column: Any, allow_empty: bool) -> str:
     return value
 
 
+def pair_field(value: Any, where: str, column: Any) -> str:
+    """The second text of a pair: may be empty, never null (a missing second text is not an
+    empty one)."""
+    if value is None:
+        raise DataError(f"{where}: column '{column}' is null (no value); every example of a "
+                        "text-pair task needs its second text (an empty string is allowed)")
+    return text_field(value, where, column, allow_empty=True)
+
+
 def _label_value(path: Path, record: _Record, column: str) -> str:
     value = record.values[column]
-    if isinstance(value, bool) or not isinstance(value, str | int | None):
+    if value is None:
+        raise DataError(f"{path} {record.where}: column '{column}' is null (no value); every "
+                        "example needs a label")
+    if isinstance(value, bool) or not isinstance(value, str | int):
         raise DataError(f"{path} {record.where}: label {value!r} in column '{column}' must be a "
                         "string or an integer")
-    text = "" if value is None else str(value).strip()
+    text = label_text(str(value))
     if not text:
         raise DataError(f"{path} {record.where}: column '{column}' is empty; every example "
                         "needs a label")
@@ -227,36 +244,45 @@ def read_labeled(path: Path, fmt: str, encoding: str, missing: str, text_column:
         text = text_field(record.values[text_column], f"{path} {record.where}", text_column,
                           allow_empty)
         pair = (None if text_pair_column is None
-                else text_field(record.values[text_pair_column], f"{path} {record.where}",
-                             text_pair_column, allow_empty=True))
+                else pair_field(record.values[text_pair_column], f"{path} {record.where}",
+                                text_pair_column))
         rows.append(Row(record.where, text, pair, _label_value(path, record, label_column)))
+    if not header:
+        _refuse_header_as_data(path, records, rows, text_column)
     return rows
 
 
-def _label_key(label: str, numeric: bool) -> str:
-    """Integer labels compare as integers ("01" == "1") when the training labels are all ints."""
-    return str(int(label)) if numeric and _INT_LABEL.fullmatch(label) else label
+_COLUMN_NAMES = {"label", "labels", "class", "category", "target", "sentiment", "topic",
+                 "intent", "y", "tag", "gold"}
 
 
-def label_names_from(labels: Iterable[str]) -> tuple[tuple[str, ...], bool]:
-    """Sorted distinct labels (numerically when all are integers) and whether they are ints."""
-    labels = set(labels)
-    numeric = all(_INT_LABEL.fullmatch(x) for x in labels)
-    if numeric:
-        return tuple(str(v) for v in sorted({int(x) for x in labels})), True
-    return tuple(sorted(labels)), False
+def _refuse_header_as_data(path: Path, records: list[_Record], rows: list[Row],
+                           text_column: str | int) -> None:
+    """With header = false, row 1 read as an example although it looks like a header line:
+    its label occurs in no other row, and either the label is a usual column name, or every
+    other label is an integer, or every cell of row 1 is one short word (a column name)."""
+    first = rows[0].label
+    if len(rows) < 2 or any(r.label == first for r in rows[1:]):
+        return
+    cells = [str(v) for v in records[0].values.values()]
+    named = first.lower() in _COLUMN_NAMES or (
+        all(_INT_LABEL.fullmatch(r.label) for r in rows[1:]) and not _INT_LABEL.fullmatch(first))
+    wordy = all(re.fullmatch(r"[A-Za-z_][\w.-]{0,31}", c) for c in cells)
+    if named or wordy:
+        raise DataError(f"{path} row 1: label '{first}' occurs in no other row and row 1 looks "
+                        f"like a header line ({', '.join(cells)}); the file has a header: set "
+                        "header = true and name the columns")
 
 
-def rows_to_examples(rows: Sequence[Row], names: Sequence[str], path: Path, numeric: bool,
-                     unknown: str) -> tuple[Example, ...]:
-    """Map string labels to ids; `unknown` completes the message for a label not in `names`."""
-    index = {name: i for i, name in enumerate(names)}
+def rows_to_examples(rows: Sequence[Row], space: LabelSpace, path: Path, unknown: str
+                     ) -> tuple[Example, ...]:
+    """Map labels to ids in `space`; `unknown` completes the message for a label not in it."""
     out = []
     for row in rows:
-        key = _label_key(row.label, numeric)
-        if key not in index:
+        label = space.id_of(row.label)
+        if label is None:
             raise DataError(f"{path}: label '{row.label}' ({row.where}) {unknown}")
-        out.append(Example(text=row.text, text_pair=row.text_pair, label=index[key]))
+        out.append(Example(text=row.text, text_pair=row.text_pair, label=label))
     return tuple(out)
 
 
@@ -303,6 +329,7 @@ def parse_conll(text: str, path: Path, token_column: int = 0, tag_column: int = 
         raise DataError(f"{path}: token_column and tag_column are both {token_column}; they "
                         "must name different columns")
     needed = _columns_needed(token_column, tag_column)
+    width: tuple[int, int] | None = None  # (columns, line) of the file's first word line
     sentences: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
     tokens: list[str] = []
     tags: list[str] = []
@@ -318,6 +345,11 @@ def parse_conll(text: str, path: Path, token_column: int = 0, tag_column: int = 
         if len(columns) < needed:
             raise DataError(f"{path} line {number}: expected at least {needed} columns, "
                             f"found {len(columns)}")
+        width = width or (len(columns), number)
+        if len(columns) != width[0]:
+            raise DataError(f"{path} line {number}: {len(columns)} columns, but line {width[1]} "
+                            f"has {width[0]}; every word line needs the same columns (a token "
+                            "holding a space, or a missing tag?)")
         tag = columns[tag_column]
         if not _BIO_TAG.fullmatch(tag):
             raise DataError(f"{path} line {number}: tag '{tag}' is not a valid BIO/IOB tag "

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 
 from bertft.config import DataConfig
-from bertft.data.tasks import task_spec
+from bertft.data.tasks import task_spec, unread_setting_problem
 from bertft.data.types import Example, Kind, Splits
 from bertft.errors import DataError
 
@@ -122,31 +122,40 @@ def _carve_missing(task: str, train: tuple[Example, ...], validation: tuple[Exam
     return train, validation, test
 
 
+SUBSET_KEYS = {"train": "max_train_samples", "validation": "max_eval_samples",
+               "test": "max_test_samples"}
+
+
 def subset(train: tuple[Example, ...], n: int | None, seed: int, stratify: bool,
-           notes: list[str] | None = None) -> tuple[Example, ...]:
-    """A seeded (stratified for classification) subset of exactly `n` examples, in their
-    original order; all when `n` is None or not smaller than the split. A subset drawn
-    unstratified goes in `notes`."""
+           notes: list[str] | None = None, split: str = "train") -> tuple[Example, ...]:
+    """A seeded (stratified for classification) subset of exactly `n` examples of `split`, in
+    their original order; all when `n` is None or not smaller than the split. A subset drawn
+    unstratified goes in `notes`, named by its split and setting."""
     if n is None or n >= len(train):
         return train
     kept, _, why = carve(train, len(train) - n, seed, stratify)
     if why and notes is not None:
-        notes.append(f"max_train_samples subset: {why}")
+        notes.append(f"{split} subset ({SUBSET_KEYS[split]}): {why}")
     return kept
 
 
-def _require_classes(task: str, train: Sequence[Example], names: Sequence[str]) -> None:
-    present = sorted({ex.label for ex in train if ex.label is not None})
+def _require_classes(task: str, examples: Sequence[Example], names: Sequence[str],
+                     what: str = "the training data") -> None:
+    """Classification needs two classes in every split: one class trains nothing and makes
+    every macro figure of that split meaningless."""
+    present = sorted({ex.label for ex in examples if ex.label is not None})
     if len(present) < 2:
-        found = ", ".join(f"'{names[i]}'" for i in present)
-        raise DataError(f"{task}: the training data has only {len(present)} class ({found}); "
-                        "classification needs at least 2 different labels")
+        found = ", ".join(f"'{names[i]}'" for i in present) or "none"
+        raise DataError(f"{task}: {what} has only {len(present)} class ({found}); "
+                        "classification needs at least 2 different labels in every split")
 
 
 def load_task(cfg: DataConfig) -> Splits:
     """Load `cfg.task`: raw splits -> preprocess -> carve missing splits -> subset train
     (max_train_samples), validation (max_eval_samples) and test (max_test_samples)."""
     spec = task_spec(cfg.task)
+    if problem := unread_setting_problem(cfg):
+        raise DataError(problem)
     raw = spec.loader(cfg)
     train = preprocess(raw.train, cfg, spec.kind, is_train=True)
     if not train:
@@ -165,8 +174,17 @@ def load_task(cfg: DataConfig) -> Splits:
     notes: list[str] = []
     train, validation, test = _carve_missing(spec.name, train, given.get("validation"),
                                              given.get("test"), cfg, stratify, notes)
-    train = subset(train, cfg.max_train_samples, cfg.data_seed, stratify, notes)
-    validation = subset(validation, cfg.max_eval_samples, cfg.data_seed, stratify, notes)
-    test = subset(test, cfg.max_test_samples, cfg.data_seed, stratify, notes)
-    return Splits(spec.name, spec.kind, raw.label_names, train, validation, test, raw.source,
-                  tuple(notes))
+    final = {name: subset(examples, getattr(cfg, SUBSET_KEYS[name]), cfg.data_seed, stratify,
+                          notes, name)
+             for name, examples in (("train", train), ("validation", validation),
+                                    ("test", test))}
+    if stratify:
+        carved = len(given) < 2  # a split given as a file is the user's choice; one that
+        for name, examples in final.items():  # carving or a subset made is checked
+            steps = [] if name in given else ["carving"] if name != "train" or carved else []
+            steps += [SUBSET_KEYS[name]] if getattr(cfg, SUBSET_KEYS[name]) else []
+            if steps:
+                _require_classes(spec.name, examples, raw.label_names,
+                                 f"the {name} split after {' and '.join(steps)}")
+    return Splits(spec.name, spec.kind, raw.label_names, final["train"], final["validation"],
+                  final["test"], raw.source, tuple(notes))

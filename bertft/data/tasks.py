@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import importlib.resources
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from bertft.config import DataConfig
+from bertft.config import FIELDS, DataConfig
+from bertft.data.labels import LabelSpace, inferred_space, named_space
 from bertft.data.readers import (
-    Row, entity_types, iob1_to_bio, label_names_from, ner_label_names, parse_conll, read_labeled,
-    read_text, read_user_file, rows_to_examples, sentences_to_examples,
+    Row, entity_types, iob1_to_bio, ner_label_names, parse_conll, read_labeled, read_text,
+    read_user_file, rows_to_examples, sentences_to_examples,
 )
 from bertft.data.types import Example, Kind, RawSplits, portable_source
 from bertft.errors import DataError
@@ -94,7 +95,8 @@ def _binary_local(task: str, path: Path, fmt: str, text_column: str, names: tupl
                         text_column, "label", allow_empty=allow_empty)
     rows = [replace(r, text=r.text.strip()) for r in rows]  # GLUE sentences end with a space
     ids = tuple(str(i) for i in range(len(names)))
-    return rows_to_examples(rows, ids, path, True, "is not one of: " + ", ".join(ids))
+    space = LabelSpace(ids, {n: i for i, n in enumerate(ids)}, True)
+    return rows_to_examples(rows, space, path, "is not one of: " + ", ".join(ids))
 
 
 SST2_LABELS = ("negative", "positive")
@@ -245,15 +247,31 @@ def load_text_file(cfg: DataConfig) -> RawSplits:
                             header=cfg.header)
 
     train_rows = read(cfg.train_file, "train_file")
-    names, numeric = label_names_from(r.label for r in train_rows)
-    unknown = "does not occur in the training data; training labels: " + ", ".join(names)
-    train = rows_to_examples(train_rows, names, Path(cfg.train_file), numeric, unknown)
+    space = label_space(cfg, (r.label for r in train_rows))
+    train = rows_to_examples(train_rows, space, Path(cfg.train_file), unknown_label(cfg, space))
     others = [None if path is None else
-              rows_to_examples(read(path, role), names, Path(path), numeric, unknown)
+              rows_to_examples(read(path, role), space, Path(path), unknown_label(cfg, space))
               for role, path in _optional_files(cfg)]
     sources = [cfg.train_file] + [p for _, p in _optional_files(cfg) if p]
-    return RawSplits(names, train, others[0], others[1],
+    return RawSplits(space.names, train, others[0], others[1],
                      ", ".join(portable_source(p) for p in sources))
+
+
+def label_space(cfg: DataConfig, train_labels: Iterable[str]) -> LabelSpace:
+    """`label_names` when set (integer labels are ids from `first_label_id`), else the
+    sorted distinct training labels."""
+    if cfg.label_names:
+        return named_space(cfg.label_names, cfg.first_label_id)
+    return inferred_space(train_labels)
+
+
+def unknown_label(cfg: DataConfig, space: LabelSpace) -> str:
+    """The end of the message for a label that is not in `space`."""
+    if cfg.label_names:
+        last = cfg.first_label_id + len(space.names) - 1
+        return (f"is not one of label_names ({space.listed()}) nor a class id "
+                f"{cfg.first_label_id}..{last}")
+    return "does not occur in the training data; training labels: " + space.listed()
 
 
 def load_conll_file(cfg: DataConfig) -> RawSplits:
@@ -315,6 +333,26 @@ def _hf_loader(cfg: DataConfig, kind: Kind) -> RawSplits:
     from bertft.data.hf import load_hf_dataset  # imports `datasets` only when used
 
     return load_hf_dataset(cfg, kind)
+
+
+# Settings only some tasks read: any other task refuses a value other than the default, rather
+# than run without it.
+READ_ONLY_BY = {
+    "header": ("text-file",),
+    "label_names": ("text-file", "hf-dataset"),
+    "first_label_id": ("text-file", "hf-dataset"),
+}
+
+
+def unread_setting_problem(cfg: DataConfig) -> str | None:
+    """The first setting given a value that `cfg.task` would ignore, or None."""
+    for key, tasks in READ_ONLY_BY.items():
+        value = getattr(cfg, key)
+        if cfg.task not in tasks and value != FIELDS[key].default:
+            shown = str(value).lower() if isinstance(value, bool) else repr(value)
+            return (f"task {cfg.task} does not read {key} (set to {shown}): it applies to "
+                    f"{', '.join(tasks)} only; remove the setting")
+    return None
 
 
 def task_spec(name: str) -> TaskSpec:
