@@ -217,7 +217,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                          cfg.tokens.max_length, train=False)
     metrics, _ = evaluate(pred.model, loader, splits.kind, splits.label_names, pred.device,
                           resolve_precision(cfg.runtime.precision, pred.device),
-                          cfg.loop.ner_strict)
+                          cfg.loop.ner_strict, examples=getattr(splits, args.split))
     print(json.dumps({args.split: metrics}, indent=2))
     return 0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from seqeval.metrics import classification_report as seq_report
 from seqeval.scheme import IOB2
@@ -23,10 +23,15 @@ TOP_CONFUSIONS = 50
 def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int],
                            label_names: Sequence[str]) -> dict[str, object]:
     """Accuracy, macro precision/recall/F1, per-class figures and the confusion matrix (or,
-    above MAX_CONFUSION_LABELS labels, the most frequent confusions)."""
+    above MAX_CONFUSION_LABELS labels, the most frequent confusions).
+
+    Macro averages are over the classes present in the split's gold labels or predictions: a
+    class absent from both has no F1 to average (it would enter as 0 and drag the mean down);
+    its per-class entry stays, all zeros, with support 0."""
     labels = list(range(len(label_names)))
+    present = sorted({int(y) for y in y_true} | {int(y) for y in y_pred}) or labels
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
-    pm, rm, fm, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels,
+    pm, rm, fm, _ = precision_recall_fscore_support(y_true, y_pred, labels=present,
                                                     average="macro", zero_division=0)
     out: dict[str, object] = {
         "accuracy": float(accuracy_score(y_true, y_pred)),
@@ -74,6 +79,36 @@ def ner_metrics(y_true: list[list[str]], y_pred: list[list[str]], strict: bool =
             for k, v in report.items() if not k.endswith(" avg")
         },
     }
+
+
+def restore_cut_words(preds: list[list[int]], golds: list[list[int]], confs: list[list[float]],
+                      full: list[list[int]], outside: int, names: Sequence[str]
+                      ) -> tuple[list[list[int]], list[list[int]], list[list[float]], int]:
+    """Per sentence, the words max_length cut off put back: their gold tags from `full` (the
+    split's word tags), predicted `outside` ("O") with confidence 0, so an entity the model
+    never saw counts as missed (a false negative), not as absent. Also returns how many gold
+    entities were cut (wholly or partly past the last word the model saw)."""
+    from seqeval.metrics.sequence_labeling import get_entities
+
+    cut = 0
+    out_p, out_c = [], []
+    for p, g, c, f in zip(preds, golds, confs, full, strict=True):
+        assert f[:len(g)] == g, "evaluation features do not match the split's examples"
+        missing = len(f) - len(p)
+        out_p.append(p + [outside] * missing)
+        out_c.append(c + [0.0] * missing)
+        if missing:
+            cut += sum(end >= len(p) for _, _, end in get_entities([names[t] for t in f]))
+    return out_p, [list(f) for f in full], out_c, cut
+
+
+def truncation_note(test_metrics: Iterable[dict]) -> str:
+    """The report's words for NER gold test entities cut off by max_length ('' when none)."""
+    cut = sorted({int(m.get("truncated_entities") or 0) for m in test_metrics} - {0})
+    if not cut:
+        return ""
+    return (f"; ⚠ {' / '.join(map(str, cut))} test entities cut off by max_length (scored as "
+            "missed)")
 
 
 def best_metric_name(metric: str, kind: str) -> str:

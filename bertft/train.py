@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,11 +28,13 @@ from bertft import checkpoint, graphs, optim
 from bertft import frozen as frozen_prefix
 from bertft.cache import Cache
 from bertft.config import TRAINING_CODE_VERSION, Config
-from bertft.data import Splits, load_task
+from bertft.data import Example, Splits, load_task
 from bertft.errors import ConfigError, TrialDiverged
 from bertft.features import IGNORE_INDEX, Encoded, cache_dir, encode_splits
 from bertft.frozen import forward_logits
-from bertft.metrics import best_metric_name, classification_metrics, metric_problem, ner_metrics
+from bertft.metrics import (
+    best_metric_name, classification_metrics, metric_problem, ner_metrics, restore_cut_words,
+)
 from bertft.limits import max_length_problems
 from bertft.models import build_model, load_tokenizer, model_files
 from bertft.progress import StepLog
@@ -127,12 +129,15 @@ def accumulation_windows(loader: Iterable[dict[str, torch.Tensor]], accum: int
 def evaluate(model: nn.Module, loader, kind: str, label_names: tuple[str, ...],
              device: torch.device, dtype: torch.dtype, ner_strict: bool = False,
              logits_fn: Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor]
-             = forward_logits) -> tuple[dict[str, Any], dict[str, list]]:
+             = forward_logits, examples: Sequence[Example] = ()
+             ) -> tuple[dict[str, Any], dict[str, list]]:
     """Metrics and per-example predictions (predicted id, gold id, confidence) on one split.
 
     The loader may visit examples in any fixed order (`make_loader` goes longest first):
     predictions come back in data order, and the loss is the mean over examples (NER: over
-    labelled words), so neither depends on the batching."""
+    labelled words), so neither depends on the batching. NER with the split's `examples`:
+    words cut off by max_length are scored against their gold tags as predicted "O" (an
+    entity cut off is missed), and `truncated_entities` counts the gold entities cut."""
     model.eval()
     total_loss, n_items = 0.0, 0
     rows: list[tuple] = []  # (pred, gold, conf) in loader order
@@ -161,8 +166,14 @@ def evaluate(model: nn.Module, loader, kind: str, label_names: tuple[str, ...],
     if kind == "classification":
         metrics = classification_metrics(golds, preds, label_names)
     else:
+        cut = 0
+        if examples:
+            preds, golds, confs, cut = restore_cut_words(
+                preds, golds, confs, [list(e.tags or ()) for e in examples],
+                label_names.index("O"), label_names)
         metrics = ner_metrics([[label_names[t] for t in s] for s in golds],
                               [[label_names[t] for t in s] for s in preds], strict=ner_strict)
+        metrics["truncated_entities"] = cut
     metrics["loss"] = total_loss / max(1, n_items)
     if not math.isfinite(metrics["loss"]):  # NaN weights score like a model: never "passed"
         raise TrialDiverged(f"evaluation loss became {metrics['loss']}: the model's outputs "
@@ -248,7 +259,8 @@ class Setup:
         loader = self.val_loader if split == "validation" else self.forward.loader(
             split, train=False)
         metrics, preds = evaluate(self.model, loader, self.kind, self.names, self.device,
-                                  self.dtype, self.cfg.loop.ner_strict, self.forward.logits)
+                                  self.dtype, self.cfg.loop.ner_strict, self.forward.logits,
+                                  getattr(self.splits, split))
         self.eval_seconds[split] += time.perf_counter() - t
         return Evaluation(step, metrics, preds)
 

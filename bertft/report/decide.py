@@ -70,12 +70,14 @@ def accuracy_influence(pred: np.ndarray, label: np.ndarray) -> tuple[np.ndarray,
 
 def macro_f1_influence(pred: np.ndarray, label: np.ndarray, n_classes: int
                        ) -> tuple[np.ndarray, np.ndarray]:
-    """Macro-F1 over the last axis (as scikit-learn computes it with every class listed and
-    zero_division=0) and its influence function. Per class `F1 = 2·tp / (p + g)` with tp, p, g
-    the fractions of examples that are true positives, predicted c, gold c; to first order
-    example i moves it by `(2·tp_i - F1·(p_i + g_i)) / (p + g)`."""
+    """Macro-F1 over the last axis, as `bertft.metrics` computes it (the mean over the classes
+    present in gold or predictions, zero_division=0), and its influence function. Per class
+    `F1 = 2·tp / (p + g)` with tp, p, g the fractions of examples that are true positives,
+    predicted c, gold c; to first order example i moves it by `(2·tp_i - F1·(p_i + g_i)) /
+    (p + g)`."""
     value = np.zeros(pred.shape[:-1])
     psi = np.zeros(pred.shape)
+    present = np.zeros(pred.shape[:-1])
     for c in range(n_classes):
         p, g = (pred == c).astype(float), (label == c).astype(float)
         tp = p * g
@@ -83,9 +85,11 @@ def macro_f1_influence(pred: np.ndarray, label: np.ndarray, n_classes: int
         safe = np.where(denom > 0, denom, 1.0)
         f1 = np.where(denom > 0, 2 * tp.mean(-1) / safe, 0.0)
         value += f1
+        present += denom > 0
         psi += np.where((denom > 0)[..., None],
                         (2 * tp - f1[..., None] * (p + g)) / safe[..., None], 0.0)
-    return value / n_classes, psi / n_classes
+    present = np.maximum(present, 1)
+    return value / present, psi / present[..., None]
 
 
 def entity_f1_influence(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray

@@ -14,6 +14,7 @@ from tabulate import tabulate
 
 from bertft.results import TrialResult
 from bertft.data import portable_sources
+from bertft.metrics import truncation_note
 from bertft.report import plots
 from bertft.report.load import main_metrics
 from bertft.report.decide import ALPHA
@@ -138,7 +139,7 @@ def _header(results: Sequence[TrialResult], unreadable: Sequence[Any], name: str
         f"- **Model:** {_distinct([r.config.get('model') for r in results])}",
         f"- **Task:** {_distinct([d.get('task') for d in data])} ({kind_of(results)}; source "
         f"{_distinct([portable_sources(d.get('source')) for d in data])})",
-        f"- **Data sizes:** {sizes}",
+        f"- **Data sizes:** {sizes}{truncation_note(r.test for r in results)}",
         f"- **Device:** {device}; **dtype:** {_distinct([e.get('dtype') for e in env])}",
         f"- **Versions:** {versions}",
         f"- **Git commit:** {_distinct([e.get('git_commit') for e in env])}",
