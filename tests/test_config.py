@@ -82,7 +82,7 @@ def test_sections_hold_the_flat_keys_and_round_trip():
     assert (cfg.tokens.max_length, cfg.batch.batch_size) == (64, 8)
     flat = cfg.to_dict()
     assert flat["model"] == "tiny-bert" and "name" not in flat  # the flat key stays `model`
-    assert list(flat) == list(FIELDS) and len(flat) == 82
+    assert list(flat) == list(FIELDS) and len(flat) == 84
     assert Config.from_dict(flat) == cfg
     assert cfg.replace(head_lr=2e-3).optim == OptimConfig(head_lr=2e-3)
     assert cfg.replace(head_lr=2e-3).data == cfg.data  # other sections are shared, not copied
