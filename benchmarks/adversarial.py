@@ -692,6 +692,140 @@ def _(d):
     return "silent", f"{found.state}: {found.reason}"
 
 
+# ---- issue 22: data read as meant ----
+def _saved(d: Path, splits: dict[str, dict], features: dict | None = None) -> Path:
+    """A save_to_disk DatasetDict; `features[split]` gives a split its own features."""
+    import datasets
+
+    datasets.DatasetDict({k: datasets.Dataset.from_dict(v, features=(features or {}).get(k))
+                          for k, v in splits.items()}).save_to_disk(str(d / "ds"))
+    return d / "ds"
+
+
+def _labelled(*names: str):
+    import datasets
+
+    return datasets.Features({"text": datasets.Value("string"),
+                              "label": datasets.ClassLabel(names=list(names))})
+
+
+def _loaded(**settings):
+    from bertft.config import DataConfig
+    from bertft.data import load_task
+
+    return load_task(DataConfig(**settings))
+
+
+_TRAIN = {"text": [f"t{i}" for i in range(24)], "label": [i % 2 for i in range(24)]}
+
+
+def data22_case(title: str, build: Callable[[Path], tuple[dict, Callable]]) -> None:
+    """`build` writes the data and returns the task settings and a check of the loaded
+    splits: True when the labels are what the user meant."""
+    @case("data (issue 22)", title)
+    def _(d):
+        settings, check = build(d)
+        try:
+            splits = _loaded(**settings)
+        except Exception as exc:  # noqa: BLE001 - a refusal is not what these cases want
+            return "unclear", f"{type(exc).__name__}: {exc}"[:200]
+        return ("clean", "labels mapped by name") if check(splits) else (
+            "silent", f"labels {splits.label_names}, test {[e.label for e in splits.test]}")
+
+
+data22_case("test ClassLabel lists the names in another order", lambda d: (
+    {"task": "hf-dataset", "dataset": str(_saved(
+        d, {"train": _TRAIN, "test": {"text": ["a", "b"], "label": [0, 1]}},
+        {"train": _labelled("neg", "pos"), "test": _labelled("pos", "neg")}))},
+    lambda s: [e.label for e in s.test] == [1, 0]))
+data22_case("string test labels beside a train ClassLabel", lambda d: (
+    {"task": "hf-dataset", "dataset": str(_saved(
+        d, {"train": _TRAIN, "test": {"text": ["a", "b"], "label": ["pos", "neg"]}},
+        {"train": _labelled("neg", "pos")}))},
+    lambda s: [e.label for e in s.test] == [1, 0]))
+data22_case("labels 'neg', 'neg ' and café in NFC and NFD", lambda d: (
+    {"task": "hf-dataset", "dataset": str(_saved(d, {"train": {
+        "text": [f"t{i}" for i in range(24)],
+        "label": ["neg", "neg ", "caf\u00e9", "cafe\u0301"] * 6}}))},
+    lambda s: s.label_names == ("caf\u00e9", "neg")))
+def _ag_news(d: Path) -> tuple[dict, Callable]:
+    _write(d / "ag.csv", "".join(f"{i % 2 + 1},t{i}\n" for i in range(24)))
+    disk = _saved(d, {"train": _TRAIN}, {"train": _labelled("World", "Sports")})
+    return ({"task": "text-file", "train_file": str(d / "ag.csv"), "header": False,
+             "label_column": 0, "text_column": 1, "label_names": ("World", "Sports"),
+             "first_label_id": 1},
+            lambda s: s.train == _loaded(task="hf-dataset", dataset=str(disk)).train)
+
+
+data22_case("AG News 1..4 in a CSV with label_names agrees with the ClassLabel copy", _ag_news)
+
+
+def _ner_null(d: Path) -> subprocess.CompletedProcess:
+    rows = {"tokens": [["John", "lives"]] * 8 + [["Paris", None]],
+            "ner_tags": [["B-PER", "O"]] * 9}
+    return bertft("train", "--out", str(d / "o"), "--task", "hf-dataset-ner", "--dataset",
+                  str(_saved(d, {"train": rows})), *TINY)
+
+
+@case("data (issue 22)", "hf-dataset-ner: a null token")
+def _(d):
+    return one_error(_ner_null(d), "row 9: item 2 of column 'tokens' is null")
+
+
+data_case("CoNLL: a line with an extra column among two-column lines", "t.conll",
+          "John B-PER\nlives O\n\nNew York B-LOC\nis O\n", "line 4: 3 columns, but line 1",
+          task="conll-file")
+
+
+@case("data (issue 22)", "--header false on a file with a header line")
+def _(d):
+    path = d / "h.csv"
+    path.write_text("text,label\n" + "".join(f"a text {i},{i % 6}\n" for i in range(36)))
+    return one_error(train(d, "out", "--header", "false", "--text-column", "0",
+                           "--label-column", "1", data=path), "looks like a header line")
+
+
+@case("data (issue 22)", "hf-dataset with --header false")
+def _(d):
+    p = bertft("train", "--out", str(d / "o"), "--task", "hf-dataset", "--dataset",
+               str(_saved(d, {"train": _TRAIN})), "--header", "false", "--text-column", "0",
+               "--label-column", "1", *TINY)
+    return one_error(p, "does not read header")
+
+
+@case("data (issue 22)", "NER entities past max_length: counted, recall below 1")
+def _(d):
+    long = "".join("John B-PER\n" + "and O\n" * 20 + "Paris B-LOC\n\n" for _ in range(20))
+    p = train(d, "out", "--max-length", "16", data=_write(d / "l.conll", long),
+              task="conll-file")
+    if p.returncode != 0:
+        return one_error(p, "never")
+    test = json.loads((d / "out" / "metrics.json").read_text())["test"]
+    ok = test.get("truncated_entities", 0) > 0 and test["recall"] <= 0.5
+    return ("clean", f"{test.get('truncated_entities')} cut, recall {test['recall']:.2f}") \
+        if ok else ("silent", f"recall {test['recall']}, no count of cut entities")
+
+
+@case("data (issue 22)", "a class absent from gold and predictions in macro-F1")
+def _(d):
+    from bertft.metrics import classification_metrics
+
+    m = classification_metrics([0, 1, 0, 1], [0, 1, 0, 1], ("a", "b", "never"))
+    return ("clean", "macro-F1 1.0") if m["f1_macro"] == 1.0 else (
+        "silent", f"macro-F1 {m['f1_macro']:.3f} with a phantom class")
+
+
+@case("data (issue 22)", "max_train_samples leaves one class")
+def _(d):
+    return one_error(train(d, "out", "--set", "max_train_samples=1"),
+                     "the train split after carving and max_train_samples has only 1 class")
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
 def main() -> None:
     os.environ.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     scratch = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/bertft-adversarial")
