@@ -196,7 +196,7 @@ def _print_row(row: dict[str, Any]) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from bertft.data import load_task
-    from bertft.features import encode_splits, make_loader
+    from bertft.features import encode_splits, make_loader, scored_words
     from bertft.predict import Predictor
     from bertft.rundir import check_run_data, read_run_config
     from bertft.runtime import resolve_precision
@@ -217,7 +217,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
                          cfg.tokens.max_length, train=False)
     metrics, _ = evaluate(pred.model, loader, splits.kind, splits.label_names, pred.device,
                           resolve_precision(cfg.runtime.precision, pred.device),
-                          cfg.loop.ner_strict, examples=getattr(splits, args.split))
+                          cfg.loop.ner_strict, words=scored_words(
+                              getattr(splits, args.split), pred.tokenizer, cfg.tokens)
+                          if splits.kind == "ner" else ())
     print(json.dumps({args.split: metrics}, indent=2))
     return 0
 

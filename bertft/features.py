@@ -97,6 +97,23 @@ def encode_examples(examples: tuple[Example, ...], kind: str, tokenizer: PreTrai
     return feats
 
 
+def scored_words(examples: tuple[Example, ...], tokenizer: PreTrainedTokenizerBase,
+                 cfg: TokenConfig) -> list[tuple[tuple[int, ...], list[int]]]:
+    """Per NER sentence of an evaluation split: every word's gold tag, and the words that
+    evaluation scores (those whose first piece fits in max_length, in order). A word cut off,
+    or one the tokenizer turns into no piece at all, is missing from the second list."""
+    if not examples:
+        return []
+    enc = tokenizer([list(e.tokens or ()) for e in examples], is_split_into_words=True,
+                    truncation=True, max_length=cfg.max_length)
+    out = []
+    for i, e in enumerate(examples):
+        ids = enc.word_ids(i)
+        seen = [w for j, w in enumerate(ids) if w is not None and (j == 0 or ids[j - 1] != w)]
+        out.append((tuple(e.tags or ()), seen))
+    return out
+
+
 def cache_key(splits: Splits, tokenizer: PreTrainedTokenizerBase, cfg: TokenConfig) -> str:
     """Everything tokenization depends on: the data, the tokenizer (`tokenizer_settings`: its
     vocabulary, normalizer, truncation side, limits, special tokens...) and the `tokens`

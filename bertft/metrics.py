@@ -81,25 +81,32 @@ def ner_metrics(y_true: list[list[str]], y_pred: list[list[str]], strict: bool =
     }
 
 
-def restore_cut_words(preds: list[list[int]], golds: list[list[int]], confs: list[list[float]],
-                      full: list[list[int]], outside: int, names: Sequence[str]
+def restore_cut_words(preds: list[list[int]], confs: list[list[float]],
+                      words: Sequence[tuple[Sequence[int], Sequence[int]]], outside: int,
+                      names: Sequence[str]
                       ) -> tuple[list[list[int]], list[list[int]], list[list[float]], int]:
-    """Per sentence, the words max_length cut off put back: their gold tags from `full` (the
-    split's word tags), predicted `outside` ("O") with confidence 0, so an entity the model
-    never saw counts as missed (a false negative), not as absent. Also returns how many gold
-    entities were cut (wholly or partly past the last word the model saw)."""
+    """Per sentence, predictions on every word: `words` holds each sentence's gold word tags
+    and the words the model scored (`features.scored_words`); a word it never saw (cut off by
+    max_length, or with no word piece) is predicted `outside` ("O") with confidence 0, so an
+    entity there counts as missed (a false negative), not as absent. Returns predictions,
+    gold tags, confidences and how many gold entities max_length cut (wholly or partly past
+    the last word scored)."""
     from seqeval.metrics.sequence_labeling import get_entities
 
     cut = 0
-    out_p, out_c = [], []
-    for p, g, c, f in zip(preds, golds, confs, full, strict=True):
-        assert f[:len(g)] == g, "evaluation features do not match the split's examples"
-        missing = len(f) - len(p)
-        out_p.append(p + [outside] * missing)
-        out_c.append(c + [0.0] * missing)
-        if missing:
-            cut += sum(end >= len(p) for _, _, end in get_entities([names[t] for t in f]))
-    return out_p, [list(f) for f in full], out_c, cut
+    out_p, out_g, out_c = [], [], []
+    for p, c, (gold, seen) in zip(preds, confs, words, strict=True):
+        assert len(p) == len(seen), "evaluation features do not match the split's examples"
+        full_p, full_c = [outside] * len(gold), [0.0] * len(gold)
+        for k, w in enumerate(seen):
+            full_p[w], full_c[w] = p[k], c[k]
+        out_p.append(full_p)
+        out_g.append(list(gold))
+        out_c.append(full_c)
+        last = seen[-1] if seen else -1
+        if last < len(gold) - 1:
+            cut += sum(end > last for _, _, end in get_entities([names[t] for t in gold]))
+    return out_p, out_g, out_c, cut
 
 
 def truncation_note(test_metrics: Iterable[dict]) -> str:

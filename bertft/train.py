@@ -28,9 +28,9 @@ from bertft import checkpoint, graphs, optim
 from bertft import frozen as frozen_prefix
 from bertft.cache import Cache
 from bertft.config import TRAINING_CODE_VERSION, Config
-from bertft.data import Example, Splits, load_task
+from bertft.data import Splits, load_task
 from bertft.errors import ConfigError, TrialDiverged
-from bertft.features import IGNORE_INDEX, Encoded, cache_dir, encode_splits
+from bertft.features import IGNORE_INDEX, Encoded, cache_dir, encode_splits, scored_words
 from bertft.frozen import forward_logits
 from bertft.metrics import (
     best_metric_name, classification_metrics, metric_problem, ner_metrics, restore_cut_words,
@@ -129,15 +129,15 @@ def accumulation_windows(loader: Iterable[dict[str, torch.Tensor]], accum: int
 def evaluate(model: nn.Module, loader, kind: str, label_names: tuple[str, ...],
              device: torch.device, dtype: torch.dtype, ner_strict: bool = False,
              logits_fn: Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor]
-             = forward_logits, examples: Sequence[Example] = ()
+             = forward_logits, words: Sequence[tuple[Sequence[int], Sequence[int]]] = ()
              ) -> tuple[dict[str, Any], dict[str, list]]:
     """Metrics and per-example predictions (predicted id, gold id, confidence) on one split.
 
     The loader may visit examples in any fixed order (`make_loader` goes longest first):
     predictions come back in data order, and the loss is the mean over examples (NER: over
-    labelled words), so neither depends on the batching. NER with the split's `examples`:
-    words cut off by max_length are scored against their gold tags as predicted "O" (an
-    entity cut off is missed), and `truncated_entities` counts the gold entities cut."""
+    labelled words), so neither depends on the batching. NER with the split's `words`
+    (`features.scored_words`): words cut off by max_length are scored against their gold tags
+    as predicted "O" (an entity cut off is missed); `truncated_entities` counts those cut."""
     model.eval()
     total_loss, n_items = 0.0, 0
     rows: list[tuple] = []  # (pred, gold, conf) in loader order
@@ -167,10 +167,9 @@ def evaluate(model: nn.Module, loader, kind: str, label_names: tuple[str, ...],
         metrics = classification_metrics(golds, preds, label_names)
     else:
         cut = 0
-        if examples:
-            preds, golds, confs, cut = restore_cut_words(
-                preds, golds, confs, [list(e.tags or ()) for e in examples],
-                label_names.index("O"), label_names)
+        if words:
+            preds, golds, confs, cut = restore_cut_words(preds, confs, words,
+                                                         label_names.index("O"), label_names)
         metrics = ner_metrics([[label_names[t] for t in s] for s in golds],
                               [[label_names[t] for t in s] for s in preds], strict=ner_strict)
         metrics["truncated_entities"] = cut
@@ -228,6 +227,7 @@ class Setup:
         self.weights = (host, host.to(self.device) if host is not None else None)
         self.show = cfg.process.progress and sys.stderr.isatty()
         self.eval_seconds = {"validation": 0.0, "test": 0.0}  # for the trial's time shares
+        self._words: dict[str, list[tuple[tuple[int, ...], list[int]]]] = {}
         self.steplog = StepLog(self.total, enabled=not self.show)  # lines when no bar shows
 
     def train_mode(self) -> None:
@@ -260,9 +260,18 @@ class Setup:
             split, train=False)
         metrics, preds = evaluate(self.model, loader, self.kind, self.names, self.device,
                                   self.dtype, self.cfg.loop.ner_strict, self.forward.logits,
-                                  getattr(self.splits, split))
+                                  self.scored_words(split))
         self.eval_seconds[split] += time.perf_counter() - t
         return Evaluation(step, metrics, preds)
+
+    def scored_words(self, split: str) -> list[tuple[tuple[int, ...], list[int]]]:
+        """NER: each sentence's gold word tags and the words scored, once per split."""
+        if self.kind != "ner":
+            return []
+        if split not in self._words:
+            self._words[split] = scored_words(getattr(self.splits, split), self.tokenizer,
+                                              self.cfg.tokens)
+        return self._words[split]
 
     def checkpoint(self, state: TrainState) -> dict[str, Any]:
         """Everything a resumed run needs: weights, optimizer, scaler, RNG states, the state."""

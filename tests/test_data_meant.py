@@ -277,17 +277,29 @@ NAMES = ("O", "B-LOC", "I-LOC", "B-PER", "I-PER")
 
 
 def test_words_cut_off_are_scored_as_missed_and_counted() -> None:
-    full = [[3, 4, 0, 1], [1, 0], [0, 3, 4, 0, 1, 2]]
-    kept = [[3, 4, 0], [1, 0], [0, 3]]  # sentence 1 loses B-LOC, 3 loses I-PER and B-LOC I-LOC
-    preds = [[3, 4, 0], [1, 0], [0, 3]]
-    confs = [[0.9] * 3, [0.9] * 2, [0.9] * 2]
-    p, g, c, cut = restore_cut_words(preds, kept, confs, full, 0, NAMES)
-    assert g == full
-    assert p == [[3, 4, 0, 0], [1, 0], [0, 3, 0, 0, 0, 0]]
-    assert c[2] == [0.9, 0.9, 0.0, 0.0, 0.0, 0.0]
+    full = [(3, 4, 0, 1), (1, 0), (0, 3, 4, 0, 1, 2), (1, 0, 3)]
+    seen = [[0, 1, 2], [0, 1], [0, 1], [0, 2]]  # 1, 3: cut; 4: word 1 has no word piece
+    preds = [[3, 4, 0], [1, 0], [0, 3], [1, 3]]
+    confs = [[0.9] * 3, [0.9] * 2, [0.9] * 2, [0.8, 0.7]]
+    p, g, c, cut = restore_cut_words(preds, confs, list(zip(full, seen, strict=True)), 0, NAMES)
+    assert g == [list(t) for t in full]
+    assert p == [[3, 4, 0, 0], [1, 0], [0, 3, 0, 0, 0, 0], [1, 0, 3]]
+    assert c[2] == [0.9, 0.9, 0.0, 0.0, 0.0, 0.0] and c[3] == [0.8, 0.0, 0.7]
     assert cut == 3  # the cut B-LOC, the PER cut in half, the LOC past the end
     assert truncation_note([{"truncated_entities": 3}, {"truncated_entities": 0}]) == (
         "; ⚠ 3 test entities cut off by max_length (scored as missed)")
+
+
+def test_scored_words_skip_cut_words_and_words_without_pieces() -> None:
+    from bertft.config import TokenConfig
+    from bertft.features import scored_words
+    from bertft.models import load_tokenizer
+
+    tok = load_tokenizer(Config.of(model="tiny-bert").model)
+    ex = Example(tokens=("john", "\u200b", "lives") + ("in",) * 10, tags=(3,) + (0,) * 12)
+    [(tags, seen)] = scored_words((ex,), tok, TokenConfig(max_length=8))
+    assert tags == ex.tags
+    assert seen == [0, 2, 3, 4, 5, 6]  # [CLS] + 6 first pieces + [SEP]; no piece for U+200B
 
 
 def test_recall_counts_entities_past_max_length() -> None:
