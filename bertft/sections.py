@@ -150,6 +150,9 @@ class DataConfig(Section):
                  f"{key} = {getattr(self, key)!r}: must be >= 1 or None")
         for problem in self._column_problems():
             need(False, problem)
+        need(self.first_label_id <= 0 or bool(self.label_names),
+             f"first_label_id = {self.first_label_id!r}: numbers label_names; set label_names "
+             "too (or leave first_label_id at 0)")
         for key in ("validation_ratio", "test_ratio"):
             need(0 < getattr(self, key) < 1, f"{key} = {getattr(self, key)!r}: must be in (0, 1)")
         need(self.validation_ratio + self.test_ratio < 1,

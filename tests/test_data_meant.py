@@ -13,7 +13,7 @@ import pytest
 
 from bertft.config import Config, DataConfig
 from bertft.data import Example, Splits, load_task
-from bertft.errors import DataError
+from bertft.errors import ConfigError, DataError
 from bertft.metrics import classification_metrics, restore_cut_words, truncation_note
 from bertft.report.decide import macro_f1_influence
 
@@ -235,8 +235,12 @@ def test_label_names_is_one_setting_for_cli_specs_and_api() -> None:
     cfg = Config.from_dict({"label_names": "World, Sports", "first_label_id": 1})
     assert cfg.data.label_names == ("World", "Sports")
     assert cfg.to_dict()["label_names"] == ["World", "Sports"]
-    with pytest.raises(Exception, match=r"first_label_id = -1: allowed: \[0, "):
+    with pytest.raises(ConfigError, match=r"first_label_id = -1: allowed: \[0, "):
         Config.of(first_label_id=-1)
+    with pytest.raises(ConfigError) as e:
+        Config.of(first_label_id=1)
+    assert e.value.problems == ["first_label_id = 1: numbers label_names; set label_names too "
+                                "(or leave first_label_id at 0)"]
 
 
 # ---- classes in every split, and the notes naming the subset -----------------------------------
