@@ -317,3 +317,18 @@ def test_recall_counts_entities_past_max_length() -> None:
                            progress=False, save_model=False, device="cpu"), splits=splits)
     assert result.test["truncated_entities"] == 2  # 'rome' in each of the 2 test sentences
     assert result.test["recall"] <= 2 / 3  # 3 gold entities a sentence, 1 never seen
+
+
+def test_the_report_header_names_the_entities_cut(tmp_path: Path) -> None:
+    import dataclasses
+
+    from bertft.report import load_results, render_markdown
+
+    fixtures = Path(__file__).parent / "fixtures" / "report" / "results" / "ner_freeze"
+    results, _ = load_results(fixtures)
+    cut = [dataclasses.replace(r, test={**r.test, "truncated_entities": 7}) for r in results]
+    sizes = next(line for line in render_markdown(cut, [], tmp_path).splitlines()
+                 if line.startswith("- **Data sizes:**"))
+    assert sizes.endswith("; ⚠ 7 test entities cut off by max_length (scored as missed)")
+    plain = render_markdown(results, [], tmp_path)
+    assert "cut off by max_length" not in plain
