@@ -109,6 +109,24 @@ def restore_cut_words(preds: list[list[int]], confs: list[list[float]],
     return out_p, out_g, out_c, cut
 
 
+def ner_evaluation(preds: list[list[int]], golds: list[list[int]], confs: list[list[float]],
+                   words: Sequence[tuple[Sequence[int], Sequence[int]]], names: Sequence[str],
+                   strict: bool) -> tuple[dict[str, object], list, list, list]:
+    """NER metrics of one split from word-level predictions and gold tags (ids), and the
+    predictions, gold tags and confidences they were computed on. With the split's `words`
+    (`features.scored_words`), words cut off by max_length are scored against their gold tags
+    as predicted "O" (an entity cut off is missed) and `truncated_entities` counts those cut;
+    without, it is 0 and only the words scored count."""
+    cut = 0
+    if words:
+        preds, golds, confs, cut = restore_cut_words(preds, confs, words, names.index("O"),
+                                                     names)
+    metrics = ner_metrics([[names[t] for t in s] for s in golds],
+                          [[names[t] for t in s] for s in preds], strict=strict)
+    metrics["truncated_entities"] = cut
+    return metrics, preds, golds, confs
+
+
 def truncation_note(test_metrics: Iterable[dict]) -> str:
     """The report's words for NER gold test entities cut off by max_length ('' when none)."""
     cut = sorted({int(m.get("truncated_entities") or 0) for m in test_metrics} - {0})

@@ -32,9 +32,7 @@ from bertft.data import Splits, load_task
 from bertft.errors import ConfigError, TrialDiverged
 from bertft.features import IGNORE_INDEX, Encoded, cache_dir, encode_splits, scored_words
 from bertft.frozen import forward_logits
-from bertft.metrics import (
-    best_metric_name, classification_metrics, metric_problem, ner_metrics, restore_cut_words,
-)
+from bertft.metrics import best_metric_name, classification_metrics, metric_problem, ner_evaluation
 from bertft.limits import max_length_problems
 from bertft.models import build_model, load_tokenizer, model_files
 from bertft.progress import StepLog
@@ -135,9 +133,7 @@ def evaluate(model: nn.Module, loader, kind: str, label_names: tuple[str, ...],
 
     The loader may visit examples in any fixed order (`make_loader` goes longest first):
     predictions come back in data order, and the loss is the mean over examples (NER: over
-    labelled words), so neither depends on the batching. NER with the split's `words`
-    (`features.scored_words`): words cut off by max_length are scored against their gold tags
-    as predicted "O" (an entity cut off is missed); `truncated_entities` counts those cut."""
+    labelled words), so neither depends on the batching. NER: see `metrics.ner_evaluation`."""
     model.eval()
     total_loss, n_items = 0.0, 0
     rows: list[tuple] = []  # (pred, gold, conf) in loader order
@@ -166,13 +162,8 @@ def evaluate(model: nn.Module, loader, kind: str, label_names: tuple[str, ...],
     if kind == "classification":
         metrics = classification_metrics(golds, preds, label_names)
     else:
-        cut = 0
-        if words:
-            preds, golds, confs, cut = restore_cut_words(preds, confs, words,
-                                                         label_names.index("O"), label_names)
-        metrics = ner_metrics([[label_names[t] for t in s] for s in golds],
-                              [[label_names[t] for t in s] for s in preds], strict=ner_strict)
-        metrics["truncated_entities"] = cut
+        metrics, preds, golds, confs = ner_evaluation(preds, golds, confs, words, label_names,
+                                                      ner_strict)
     metrics["loss"] = total_loss / max(1, n_items)
     if not math.isfinite(metrics["loss"]):  # NaN weights score like a model: never "passed"
         raise TrialDiverged(f"evaluation loss became {metrics['loss']}: the model's outputs "
@@ -227,7 +218,8 @@ class Setup:
         self.weights = (host, host.to(self.device) if host is not None else None)
         self.show = cfg.process.progress and sys.stderr.isatty()
         self.eval_seconds = {"validation": 0.0, "test": 0.0}  # for the trial's time shares
-        self._words: dict[str, list[tuple[tuple[int, ...], list[int]]]] = {}
+        self.words = {s: scored_words(getattr(splits, s), self.tokenizer, cfg.tokens)
+                      for s in ("validation", "test")} if self.kind == "ner" else {}
         self.steplog = StepLog(self.total, enabled=not self.show)  # lines when no bar shows
 
     def train_mode(self) -> None:
@@ -260,18 +252,9 @@ class Setup:
             split, train=False)
         metrics, preds = evaluate(self.model, loader, self.kind, self.names, self.device,
                                   self.dtype, self.cfg.loop.ner_strict, self.forward.logits,
-                                  self.scored_words(split))
+                                  self.words.get(split, ()))
         self.eval_seconds[split] += time.perf_counter() - t
         return Evaluation(step, metrics, preds)
-
-    def scored_words(self, split: str) -> list[tuple[tuple[int, ...], list[int]]]:
-        """NER: each sentence's gold word tags and the words scored, once per split."""
-        if self.kind != "ner":
-            return []
-        if split not in self._words:
-            self._words[split] = scored_words(getattr(self.splits, split), self.tokenizer,
-                                              self.cfg.tokens)
-        return self._words[split]
 
     def checkpoint(self, state: TrainState) -> dict[str, Any]:
         """Everything a resumed run needs: weights, optimizer, scaler, RNG states, the state."""
