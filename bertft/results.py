@@ -17,6 +17,10 @@ from typing import Any, Literal
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)  # version 1: no per-example predictions (read as `predictions={}`)
 Status = Literal["passed", "failed", "diverged"]
+Role = Literal["confirmation", "pilot"]
+"""A trial's seed role: a `pilot` seed sizes the confirmation (docs/statistics.md), a
+`confirmation` seed decides. Records written before roles existed read as `confirmation`: their
+spec had no pilot seeds, so every seed it ran was one its verdicts were decided on."""
 DEFAULT_MARGIN = 0.01
 """Equivalence margin of a spec that sets none: 1 point of the decision metric."""
 
@@ -34,6 +38,8 @@ class SpecInfo:
     seeds: tuple[int, ...]         # all seeds the spec may run (adaptive: up to max)
     equivalence_margin: float = DEFAULT_MARGIN  # |difference| below which arms are equivalent
     min_seeds: int = 0             # adaptive specs: seeds every arm runs; 0: a fixed design
+    pilot_seeds: tuple[int, ...] = ()  # the pilot's seeds, disjoint from `seeds` (which are
+    #                                    the confirmation's); () in specs without a pilot
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,7 @@ class TrialResult:
     # classification {"pred", "label": class ids, "confidence": probability of pred, 3 decimals};
     # NER, per sentence {"tp", "fp", "fn": entity counts as the split's metric scores them}.
     # Empty in version-1 records (reports say which results lack them).
+    role: Role = "confirmation"    # the seed's role in its spec (older records: confirmation)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -85,7 +92,8 @@ class TrialResult:
         result = cls(**{
             **data,
             "spec": SpecInfo(**{**spec, "axes": tuple(spec["axes"]),
-                                "seeds": tuple(spec["seeds"])}),
+                                "seeds": tuple(spec["seeds"]),
+                                "pilot_seeds": tuple(spec.get("pilot_seeds", ()))}),
             "label_names": tuple(data.get("label_names", ())),
             "history": tuple(data.get("history", ())),
             "errors": tuple(data.get("errors", ())),

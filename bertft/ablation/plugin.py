@@ -2,6 +2,7 @@
 
     pytest ablations/                                  # the whole suite
     pytest ablations/freezing.toml -k "seed=0"         # narrow with -k, -x, --lf as usual
+    pytest ablations --bertft-pilot                    # the pilot seeds instead (plan)
     pytest ablations --bertft-set model=bert-base-uncased --bertft-data-dir ../shared/data
 
 Registered through the `pytest11` entry point, so it works from any directory. Item ids read
@@ -27,7 +28,7 @@ from bertft.results import TrialResult
 from bertft.ablation.runner import load_splits, run_trial, spec_info
 from bertft.ablation.adaptive import skip_reason
 from bertft.ablation.spec import (
-    SEED_LIMIT, Spec, SpecError, Trial, expand, load_spec, resource_problems,
+    ROLES, SEED_LIMIT, Spec, SpecError, Trial, expand, load_spec, resource_problems,
 )
 from bertft.ablation.store import ResultStore
 from bertft.config import parse_overrides
@@ -50,6 +51,7 @@ class Options:
     ray_num_cpus: float | None = None   # per trial; None: the spec's [resources], else 1
     ray_max_retries: int = 1
     max_seeds: int | None = None        # --bertft-max-seeds: adaptive seeds up to this many
+    role: str = "confirmation"          # --bertft-pilot: "pilot" (the specs' pilot_seeds)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -79,6 +81,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="Adaptive seeds: run up to N seeds per arm, adding seeds only to "
                          "arms whose comparison with the baseline is still undecided (a spec's "
                          "seed list becomes the minimum; seeds = {min, max} gets max = N).")
+    group.addoption("--bertft-pilot", action="store_true",
+                    help="Run each spec's pilot_seeds instead of its seeds (the confirmation): "
+                         "the pilot's report plans the confirmation (docs/statistics.md).")
     group.addoption("--bertft-ray-max-retries", type=int, default=1, metavar="N",
                     help="Ray retries of a trial whose worker died (default: 1); then the "
                          "trial is stored as failed.")
@@ -105,7 +110,8 @@ def pytest_configure(config: pytest.Config) -> None:
         ray_address=config.getoption("bertft_ray_address"), started=time.time(),
         ray_num_gpus=config.getoption("bertft_ray_num_gpus"),
         ray_num_cpus=config.getoption("bertft_ray_num_cpus"),
-        ray_max_retries=config.getoption("bertft_ray_max_retries"), max_seeds=max_seeds)
+        ray_max_retries=config.getoption("bertft_ray_max_retries"), max_seeds=max_seeds,
+        role="pilot" if config.getoption("bertft_pilot") else "confirmation")
     worker = getattr(config, "workerinput", {}).get("workerid")  # gwN on an xdist worker
     if config.getoption("bertft_executor") == "gpus" and worker:
         _pin_gpu(worker)
@@ -143,11 +149,15 @@ class SpecFile(pytest.File):
         opts = self.config.stash[OPTIONS]
         try:
             spec = load_spec(self.path, opts.overrides, opts.max_seeds)
-            trials = expand(spec)
-            if spec.min_seeds:  # adaptive: seed-major, so that each look's seeds come first
-                trials = sorted(trials, key=lambda t: spec.seeds.index(t.seed))
+            trials = expand(spec, opts.role)
+            if spec.min_seeds and opts.role == "confirmation":  # adaptive: seed-major, so
+                trials = sorted(trials, key=lambda t: spec.seeds.index(t.seed))  # looks first
         except SpecError as exc:
             raise self.CollectError(str(exc)) from None
+        if not trials:
+            raise self.CollectError(f"{self.path}: 1 problem:\n  - --bertft-pilot: the spec has "
+                                    "no pilot_seeds; add pilot_seeds = [...] or run it without "
+                                    "--bertft-pilot")
         names = self.config.stash.setdefault(SPEC_NAMES, {})
         other = names.setdefault(spec.name.lower(), self.path)  # some file systems ignore case
         if other != self.path:  # both would store under results/<name>/, undoing each other
@@ -160,7 +170,9 @@ class SpecFile(pytest.File):
                                     for t in trial.config.process.report_to}))
         except BertftError as exc:
             raise self.CollectError(f"{self.path}: {exc}") from None
-        self.bertft_trials = (spec, trials)  # the spec's current trials, for the store
+        # the spec's current trials of both roles, for the store: a pilot run keeps the
+        # confirmation's results in the report and the other way round
+        self.bertft_trials = (spec, [t for role in ROLES for t in expand(spec, role)])
         for trial in trials:
             item = pytest.Function.from_parent(self, name=f"{spec.name}[{trial.trial_id}]",
                                                callobj=_trial_test(spec, trial))
@@ -171,7 +183,7 @@ class SpecFile(pytest.File):
 def _trial_test(spec: Spec, trial: Trial):
     def trial_test(benchmark: Any, request: pytest.FixtureRequest) -> None:
         opts = request.config.stash[OPTIONS]
-        if spec.min_seeds:
+        if spec.min_seeds and trial.role == "confirmation":
             _skip_if_decided(spec, trial, opts)
         result = run_stored(spec, trial, opts, benchmark)
         benchmark.extra_info.update(_extra_info(result))
@@ -185,7 +197,7 @@ def _skip_if_decided(spec: Spec, trial: Trial, opts: Options) -> None:
     """Adaptive seeds: skip a seed above the minimum whose comparison is already decided
     (bertft.ablation.adaptive); a stored result is reused as usual."""
     found = ResultStore(opts.results).lookup(spec.name, trial.trial_id, trial.config,
-                                             _data_fingerprint(trial))
+                                             _data_fingerprint(trial), trial.role)
     if found.state == "complete" and not opts.rerun:
         return
     why = skip_reason(spec, trial, opts.results)
@@ -198,11 +210,12 @@ def run_stored(spec: Spec, trial: Trial, opts: Options, benchmark: Any = None) -
     store = ResultStore(opts.results)
     config_hash = trial.config.hash()
     data_fingerprint = _data_fingerprint(trial)
-    found = store.lookup(spec.name, trial.trial_id, trial.config, data_fingerprint)
+    found = store.lookup(spec.name, trial.trial_id, trial.config, data_fingerprint, trial.role)
     if found.state == "complete" and not opts.rerun:
         _reuse(found.result, store, spec, trial)
     with store.lock(spec.name, trial.trial_id):
-        found = store.lookup(spec.name, trial.trial_id, trial.config, data_fingerprint)
+        found = store.lookup(spec.name, trial.trial_id, trial.config, data_fingerprint,
+                             trial.role)
         if found.state == "complete" and (not opts.rerun or _written_since(found.result, opts)):
             _reuse(found.result, store, spec, trial)  # another run wrote it while we waited
         if found.state == "corrupt":
@@ -233,7 +246,7 @@ def _copy_for(result: TrialResult, spec: Spec, trial: Trial, store: ResultStore)
     source = store.path(result.spec.name, result.trial_id).relative_to(store.root).as_posix()
     return dataclasses.replace(
         result, spec=spec_info(spec), trial_id=trial.trial_id, arm_id=trial.arm_id,
-        overrides=dict(trial.overrides),
+        overrides=dict(trial.overrides), role=trial.role,
         environment={**result.environment, "reused_from": source})
 
 
@@ -358,10 +371,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     pending, submitted = [], set()
     for item in session.items:
         spec, trial = getattr(item, "bertft_trial", (None, None))
-        if trial is None or (spec.min_seeds and spec.seeds.index(trial.seed) >= spec.min_seeds):
+        if trial is None or (spec.min_seeds and trial.role == "confirmation"
+                             and spec.seeds.index(trial.seed) >= spec.min_seeds):
             continue  # adaptive seeds above the minimum are submitted when found needed
         config_hash = trial.config.hash()
-        found = store.lookup(spec.name, trial.trial_id, trial.config, _data_fingerprint(trial))
+        found = store.lookup(spec.name, trial.trial_id, trial.config, _data_fingerprint(trial),
+                             trial.role)
         # as in run_stored/_reuse: a stored pass or divergence is not run again, a failure is;
         # settings another spec stored, or submitted above, are copied when their item runs
         if opts.rerun or found.state != "complete" or found.result.status == "failed":

@@ -53,7 +53,7 @@ def spec_info(spec: Spec) -> SpecInfo:
     except ValueError:
         shown = spec.path
     return SpecInfo(spec.name, spec.description, shown, spec.axis_names, spec.baseline,
-                    spec.seeds, spec.equivalence_margin, spec.min_seeds)
+                    spec.seeds, spec.equivalence_margin, spec.min_seeds, spec.pilot_seeds)
 
 
 def run_trial(trial: Trial, spec: Spec, measure=None, checkpoint_dir: Path | None = None,
@@ -82,7 +82,7 @@ def _run_trial(trial: Trial, spec: Spec, measure, checkpoint_dir: Path | None,
     base = dict(spec=spec_info(spec), trial_id=trial.trial_id, arm_id=trial.arm_id,
                 overrides=trial.overrides, seed=trial.seed, config=trial.config.to_dict(),
                 config_hash=trial.config.hash(), created=_now(),
-                kind=task_kind(trial.config.data.task))
+                kind=task_kind(trial.config.data.task), role=trial.role)
     last: list[dict[str, Any]] = []
     try:
         splits = load_splits(trial.config, cache)

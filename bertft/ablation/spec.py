@@ -2,7 +2,8 @@
 
     name = "freezing"
     description = "Which layers to freeze?"
-    seeds = [0, 1, 2]                     # or adaptive: seeds = { min = 3, max = 10 }
+    pilot_seeds = [0, 1, 2]               # optional: the pilot that sizes the confirmation
+    seeds = [20, 21, 22]                  # the seeds that decide; or adaptive: { min, max }
     baseline = { freeze_layers = 0 }      # the reference arm
     equivalence_margin = 0.01             # arms closer than this are equivalent (1 point)
 
@@ -32,19 +33,20 @@ import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
-from bertft.results import DEFAULT_MARGIN
+from bertft.results import DEFAULT_MARGIN, Role
 from bertft.ablation.meaning import (baseline_arm_problems, grid_data_problems, name_problems,
                                     outside_key_problems, override_problems, value_problem)
 from bertft.ablation.store import file_stem
 from bertft.config import FIELDS, Config, coerce, unknown_key_message
 from bertft.errors import ConfigError, DataError
 
-TOP_KEYS = ("name", "description", "seeds", "baseline", "equivalence_margin", "base", "grid",
-            "zip", "resources")
+TOP_KEYS = ("name", "description", "seeds", "pilot_seeds", "baseline", "equivalence_margin",
+            "base", "grid", "zip", "resources")
 MAX_MARGIN = 0.1    # 10 points: any wider "equivalence" decides nothing (shipped specs: <= 0.02)
 SEED_LIMIT = 100    # most seeds an adaptive spec may ask for
+ROLES: tuple[str, ...] = get_args(Role)  # seed roles: `seeds` decide, `pilot_seeds` plan
 RESOURCE_KEYS = ("num_gpus", "num_cpus")  # per trial, for the ray executor
 
 
@@ -66,6 +68,12 @@ class Spec:
     equivalence_margin: float = DEFAULT_MARGIN
     min_seeds: int = 0              # adaptive: seeds every arm runs (then up to len(seeds));
     #                                 0: a fixed design, every seed runs
+    pilot_seeds: tuple[int, ...] = ()  # the pilot's seeds (`--bertft-pilot` runs them), disjoint
+    #                                    from `seeds`, the confirmation's; () when none
+
+    def seeds_of(self, role: str) -> tuple[int, ...]:
+        """The seeds a run of this role trains: "confirmation" (`seeds`) or "pilot"."""
+        return self.pilot_seeds if role == "pilot" else self.seeds
 
     @property
     def axis_names(self) -> tuple[str, ...]:
@@ -80,6 +88,7 @@ class Trial:
     overrides: dict[str, Any]       # grid values and seed
     seed: int
     config: Config
+    role: str = "confirmation"      # or "pilot" (ROLES)
 
 
 def format_value(value: Any) -> str:
@@ -99,18 +108,19 @@ def make_id(values: dict[str, Any]) -> str:
     return ",".join(f"{k}={format_value(v)}" for k, v in values.items())
 
 
-def expand(spec: Spec) -> list[Trial]:
-    """The grid as trials, in spec order (axes in file order, then seeds). Pure."""
+def expand(spec: Spec, role: str = "confirmation") -> list[Trial]:
+    """The grid as trials of one seed role, in spec order (axes in file order, then seeds).
+    Pure."""
     trials = []
     for combo in itertools.product(*spec.values):
         point: dict[str, Any] = {}
         for keys, vals in zip(spec.axes, combo, strict=True):
             point.update(zip(keys, vals, strict=True))
-        for seed in spec.seeds:
+        for seed in spec.seeds_of(role):
             overrides = {**point, "seed": seed}
             cfg = Config.from_dict({**spec.base, **overrides}, source=spec.path)
             trials.append(Trial(spec.name, make_id(overrides), make_id(point), overrides, seed,
-                                cfg))
+                                cfg, role))
     return trials
 
 
@@ -167,7 +177,15 @@ def parse_spec(data: dict[str, Any], source: str, overrides: dict[str, Any],
         p.append("seed: use the top-level `seeds = [...]` list, not a setting or axis")
     p += override_problems(overrides, axes, wheres) + outside_key_problems(axes, wheres)
 
+    pilot = parse_pilot_seeds(data, p)
+    if pilot and "seeds" not in data:
+        p.append(f"pilot_seeds = {list(pilot)} but no `seeds`: give the confirmation seeds "
+                 "(fresh ones, disjoint from the pilot's), e.g. seeds = [20, 21, 22]")
     seeds, min_seeds = parse_seeds(data.get("seeds", [0]), max_seeds, p)
+    if "seeds" in data and (shared := sorted(set(pilot) & set(seeds))):
+        p.append(f"pilot_seeds and seeds share seed{'s' if len(shared) > 1 else ''} "
+                 f"{', '.join(map(str, shared))}: the confirmation must run seeds the pilot "
+                 "did not (its verdicts would reuse the data that designed it)")
     margin = parse_margin(data.get("equivalence_margin", DEFAULT_MARGIN), p)
 
     known = len(p)
@@ -184,7 +202,7 @@ def parse_spec(data: dict[str, Any], source: str, overrides: dict[str, Any],
                 if isinstance(description, str) else "", source, base, tuple(axes),
                 tuple(values), tuple(seeds), dict(baseline),
                 {} if bad_resources else {k: float(v) for k, v in resources.items()},
-                float(margin), min_seeds)
+                float(margin), min_seeds, pilot)
     if not p:  # every grid point must make a valid config; each distinct problem once
         p += _grid_problems(spec)
     if p:
@@ -237,6 +255,18 @@ def parse_seeds(seeds: Any, max_seeds: int | None, p: list[str]) -> tuple[list[i
         return list(seeds), 0
     extra = list(range(max(seeds) + 1, max(seeds) + 1 + max_seeds - len(seeds)))
     return list(seeds) + extra, max(len(seeds), 2) if max_seeds > 2 else 0
+
+
+def parse_pilot_seeds(data: dict[str, Any], p: list[str]) -> tuple[int, ...]:
+    """`pilot_seeds = [0, 1, 2]`: a list of distinct integers, or absent (no pilot)."""
+    pilot = data.get("pilot_seeds", [])
+    if not isinstance(pilot, list) or not all(
+            isinstance(s, int) and not isinstance(s, bool) for s in pilot) \
+            or ("pilot_seeds" in data and not pilot) or len(set(pilot)) != len(pilot):
+        p.append(f"pilot_seeds = {pilot!r}: allowed: a list of distinct integers (the pilot's "
+                 "seeds), or no pilot_seeds key")
+        return ()
+    return tuple(pilot)
 
 
 def _zip_axes(data: dict[str, Any], axes: list[tuple[str, ...]],

@@ -154,13 +154,15 @@ class ResultStore:
         return self.root / spec / f"{file_stem(trial_id)}.json"
 
     def lookup(self, spec: str, trial_id: str, config: Config | str,
-               data_fingerprint: Callable[[], str] | None = None) -> Lookup:
+               data_fingerprint: Callable[[], str] | None = None, role: str | None = None
+               ) -> Lookup:
         """The stored result and whether it can stand for this trial: `config` the trial's
         settings (or only their hash: a stale reason then names no setting), `data_fingerprint`
         gives the fingerprint of the data the trial would load now. A stored result stands for
         the trial when its config hash is the trial's and the data and model files it recorded
-        (`data.fingerprint`, `environment.model_files`) are still the same; otherwise it is
-        stale, with a reason naming what differs."""
+        (`data.fingerprint`, `environment.model_files`) are still the same, and (given `role`)
+        it was stored under that seed role; otherwise it is stale, with a reason naming what
+        differs (a seed the spec moved between pilot and confirmation: its role)."""
         config_hash = config if isinstance(config, str) else config.hash()
         path = self.path(spec, trial_id)
         if not path.exists():
@@ -173,6 +175,8 @@ class ResultStore:
             known = None if isinstance(config, str) else config
             return Lookup("stale", result, stale_reason(result, config_hash, known))
         why = _data_change(result, data_fingerprint) or _model_change(result)
+        if not why and role is not None and result.role != role:
+            why = f"stored as a {result.role} result; this trial is a {role} one"
         return Lookup("stale", result, why) if why else Lookup("complete", result)
 
     def same_settings(self, config_hash: str,
