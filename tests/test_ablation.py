@@ -61,8 +61,20 @@ def test_the_shipped_bbc_news_specs_share_their_baseline_trials():
     for hashes in baselines.values():
         for seed, h in hashes.items():
             by_seed.setdefault(seed, set()).add(h)
-    assert all(len(h) == 1 for h in by_seed.values()) and sorted(by_seed) == [0, 1, 2, 3]
-    assert sorted(baselines["freezing"]) == [0, 1, 2]
+    assert all(len(h) == 1 for h in by_seed.values()) and sorted(by_seed) == [20, 21, 22, 23]
+    assert sorted(baselines["freezing"]) == [20, 21, 22]
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_shipped_specs_confirm_on_fresh_seeds_their_pilot_never_ran(path):
+    """Pilot, plan, confirm: the pilot that sized a spec ran seeds 0-3, an A/A check ran
+    100-103; the confirmation (the main job) runs other seeds, as many as the pilot (a comment
+    says where the count comes from)."""
+    spec = load_spec(path)
+    assert spec.pilot_seeds in ((0, 1, 2), (0, 1, 2, 3))
+    assert not set(spec.seeds) & {0, 1, 2, 3, 100, 101, 102, 103}
+    assert len(spec.seeds) == len(spec.pilot_seeds)
+    assert "Count\n#   from the pilot's components (docs/statistics.md)" in path.read_text()
 
 
 def _spec(**data):
@@ -216,6 +228,78 @@ def test_a_bad_spec_is_a_collection_error_before_any_training(pytester):
     assert result.ret == pytest.ExitCode.INTERRUPTED
 
 
+PILOT = SMOKE.read_text().replace("seeds = [0, 1]", "pilot_seeds = [0, 1]\nseeds = [5, 6]")
+
+
+def test_pilot_and_confirmation_seeds_that_overlap_are_a_collection_error(pytester):
+    pytester.makefile(".toml", spec=PILOT.replace("seeds = [5, 6]", "seeds = [1, 0, 7]"))
+    result = pytester.runpytest("spec.toml")
+    result.stdout.fnmatch_lines([
+        "*spec.toml: 1 problem:",
+        "*  - pilot_seeds and seeds share seeds 0, 1: the confirmation must run seeds the pilot "
+        "did not (its verdicts would reuse the data that designed it)"])
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+
+
+def test_a_pilot_without_confirmation_seeds_is_a_collection_error(pytester):
+    pytester.makefile(".toml", spec=PILOT.replace("seeds = [5, 6]\n", ""))
+    result = pytester.runpytest("spec.toml")
+    result.stdout.fnmatch_lines(["*spec.toml: 1 problem:"])
+    assert "  - pilot_seeds = [0, 1] but no `seeds`: give the confirmation seeds (fresh ones, " \
+        "disjoint from the pilot's), e.g. seeds = [20, 21, 22]" in result.stdout.lines
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+
+
+def test_the_main_job_runs_the_confirmation_and_the_pilot_option_the_pilot(pytester):
+    pytester.makefile(".toml", spec=PILOT, plain=SMOKE.read_text().replace("smoke", "plain"))
+    main = pytester.runpytest("spec.toml", "--collect-only", "-q")
+    pilot = pytester.runpytest("spec.toml", "--bertft-pilot", "--collect-only", "-q")
+    for run, seeds in ((main, (5, 6)), (pilot, (0, 1))):
+        assert [x for x in run.stdout.lines if x.startswith("spec.toml::")] == [
+            f"spec.toml::smoke[head_lr={lr},seed={s}]" for lr in ("0.001", "0.01") for s in seeds]
+    none = pytester.runpytest("plain.toml", "--bertft-pilot")
+    none.stdout.fnmatch_lines(["*plain.toml: 1 problem:"])
+    assert "  - --bertft-pilot: the spec has no pilot_seeds; add pilot_seeds = [...] or run it " \
+        "without --bertft-pilot" in none.stdout.lines
+
+
+def test_each_result_stores_its_seed_role_and_the_report_keeps_both(pytester, monkeypatch):
+    """A pilot run and a confirmation run into one results folder: every record names its role,
+    the spec's current trials are both roles' (neither run hides the other's results), and a
+    record of the other role (a seed moved between pilot and confirmation) is not reused."""
+    ran = _fake_trials(monkeypatch)
+    results = pytester.path / "results"
+    spec = pytester.path / "smoke.toml"
+    spec.write_text(PILOT)
+    _run_smoke(pytester, results, "--bertft-pilot").assert_outcomes(passed=4)
+    _run_smoke(pytester, results).assert_outcomes(passed=4)
+    roles = {p.stem: json.loads(p.read_text())["role"] for p in (results / "smoke").glob("*.json")}
+    assert roles == {f"head_lr={lr},seed={s}": role for lr in ("0.001", "0.01")
+                     for s, role in ((0, "pilot"), (1, "pilot"), (5, "confirmation"),
+                                     (6, "confirmation"))}
+    current = json.loads((results / "smoke" / ".current" / "trials.json").read_text())
+    assert sorted(current) == sorted(roles)
+    ran.clear()
+    spec.write_text(PILOT.replace("pilot_seeds = [0, 1]", "pilot_seeds = [0, 5]")
+                    .replace("seeds = [5, 6]", "seeds = [1, 6]"))
+    _run_smoke(pytester, results, "--bertft-pilot").assert_outcomes(passed=2, skipped=2)
+    assert ran == ["head_lr=0.001,seed=5", "head_lr=0.01,seed=5"]
+    assert json.loads((results / "smoke" / "head_lr=0.01,seed=5.json").read_text())["role"] \
+        == "pilot"
+    kept = list((results / "smoke" / "superseded").glob("head_lr=0.01,seed=5.*.json"))
+    assert [json.loads(p.read_text())["role"] for p in kept] == ["confirmation"]
+
+
+def test_records_written_before_roles_read_as_confirmation():
+    from bertft.results import TrialResult
+
+    fixture = ROOT / "tests" / "fixtures" / "report" / "results" / "ner_freeze"
+    data = json.loads((fixture / "freeze_layers=4,seed=2.json").read_text())  # schema 1
+    assert "role" not in data and "pilot_seeds" not in data["spec"]
+    result = TrialResult.from_json(data)
+    assert result.role == "confirmation" and result.spec.pilot_seeds == ()
+
+
 def test_resume_runs_only_the_missing_trial_and_k_selects(pytester, tmp_path):
     pytester.copy_example(str(SMOKE))
     results = tmp_path / "results"
@@ -260,7 +344,7 @@ def _fake_trials(monkeypatch) -> list[str]:
                            overrides=trial.overrides, seed=trial.seed,
                            config=trial.config.to_dict(), config_hash=trial.config.hash(),
                            status="passed", validation={"f1_macro": 0.5, "accuracy": 0.6},
-                           created="2025-01-01T00:00:00+00:00")
+                           created="2025-01-01T00:00:00+00:00", role=trial.role)
     monkeypatch.setattr(plugin, "run_trial", run_trial)
     return ran
 

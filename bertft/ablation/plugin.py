@@ -223,7 +223,8 @@ def run_stored(spec: Spec, trial: Trial, opts: Options, benchmark: Any = None) -
             warnings.warn(f"{found.reason}; moved to {kept} and running the trial again",
                           stacklevel=1)
         with store.settings_lock(config_hash):
-            shared = None if opts.rerun else store.same_settings(config_hash, data_fingerprint)
+            shared = None if opts.rerun else store.same_settings(config_hash, data_fingerprint,
+                                                                 trial.role)
             if shared is not None:  # another spec trained these settings: copy its result
                 result = _copy_for(shared, spec, trial, store)
             else:
@@ -381,7 +382,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         # settings another spec stored, or submitted above, are copied when their item runs
         if opts.rerun or found.state != "complete" or found.result.status == "failed":
             if opts.rerun or (config_hash not in submitted
-                              and store.same_settings(config_hash) is None):
+                              and store.same_settings(config_hash, role=trial.role) is None):
                 pending.append((trial, spec))
                 submitted.add(config_hash)
     if pending:

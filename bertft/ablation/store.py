@@ -180,17 +180,20 @@ class ResultStore:
         return Lookup("stale", result, why) if why else Lookup("complete", result)
 
     def same_settings(self, config_hash: str,
-                      data_fingerprint: Callable[[], str] | None = None) -> TrialResult | None:
+                      data_fingerprint: Callable[[], str] | None = None, role: str | None = None
+                      ) -> TrialResult | None:
         """A passed result stored (for any spec) under these settings, found through the
         `.settings/` index; None when there is none, or the file it points to no longer holds
-        a passed result of these settings on the same data and model files."""
+        a passed result of these settings on the same data and model files (and, given `role`, of
+        that seed role: a pilot's trial never stands for a confirmation's)."""
         index = self.root / SETTINGS / f"{file_stem(config_hash)}.json"
         try:
             where = self.root / json.loads(index.read_text(encoding="utf-8"))["path"]
             result = TrialResult.from_json(json.loads(where.read_text(encoding="utf-8")))
         except (OSError, ValueError, KeyError, TypeError):
             return None
-        if result.config_hash != config_hash or result.status != "passed":
+        if result.config_hash != config_hash or result.status != "passed" \
+                or (role is not None and result.role != role):
             return None
         if _data_change(result, data_fingerprint) or _model_change(result):
             return None
