@@ -37,7 +37,10 @@ def _parse(max_seeds=None, **data):
     ({"equivalence_margin": 5}, "equivalence_margin = 5: allowed: a number in (0, 0.1]"),
     ({"equivalence_margin": True}, "equivalence_margin = True: allowed"),
     ({"equivalence": 0.01}, "unknown top-level key 'equivalence'; allowed: name, description, "
-                            "seeds, baseline, equivalence_margin, base"),
+                            "seeds, pilot_seeds, baseline, equivalence_margin, base"),
+    ({"pilot_seeds": [0, 0], "seeds": [1]}, "pilot_seeds = [0, 0]: allowed: a list of distinct "
+     "integers (the pilot's seeds), or no pilot_seeds key"),
+    ({"pilot_seeds": [], "seeds": [1]}, "pilot_seeds = []: allowed: a list of distinct"),
 ])
 def test_bad_decision_keys_get_one_clear_message(data, message):
     with pytest.raises(SpecError) as err:

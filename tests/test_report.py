@@ -474,3 +474,128 @@ def test_time_shares_count_trials_that_ran_here(tmp_path):
     md = render_markdown(results, [], tmp_path / "out")
     assert ("- **Time shares:** training 73%, validation 7%, test 13%, setup 7% (test: the "
             "split the verdicts are decided on)\n") in md
+
+
+# ---- pilot, plan, confirm ---------------------------------------------------------------------
+
+def _as_pilot(results, seed_shift: int = 0, flip: str | None = None):
+    """The fixture's results as a pilot's (seeds moved by `seed_shift`); `flip`: an arm whose
+    test predictions are replaced by wrong ones, so that counting the pilot would change its
+    verdict."""
+    import dataclasses
+
+    out = []
+    for r in results:
+        spec = dataclasses.replace(r.spec, pilot_seeds=tuple(s + seed_shift for s in r.spec.seeds))
+        preds = r.predictions
+        if r.arm_id == flip and preds:
+            test = preds["test"]
+            preds = {"test": {**test, "pred": [(g + 1) % 3 for g in test["label"]]}}
+        seed = r.seed + seed_shift
+        out.append(dataclasses.replace(
+            r, spec=spec, role="pilot", seed=seed, predictions=preds,
+            trial_id=r.trial_id.replace(f"seed={r.seed}", f"seed={seed}"),
+            overrides={**r.overrides, "seed": seed}))
+    return out
+
+
+def test_a_report_over_mixed_roles_says_so_and_decides_on_the_confirmation_only(tmp_path,
+                                                                             cls_results):
+    import dataclasses
+
+    from bertft.report import compare
+
+    results, unreadable = cls_results
+    pilot = _as_pilot(results, 10, flip=BEST)  # counted, the pilot would make BEST worse
+    confirmation = [dataclasses.replace(r, spec=dataclasses.replace(
+        r.spec, pilot_seeds=(11, 12, 13))) for r in results]
+    mixed = confirmation + pilot
+    assert compare(mixed) == compare(results)
+    assert aggregate(mixed).equals(aggregate(results))
+    md = render_markdown(mixed, unreadable, tmp_path)
+    assert ("- **Seeds:** confirmation 1, 2, 3 (the verdicts); pilot 11, 12, 13 (the plan)\n"
+            "- **Mixed roles:** 12 pilot results (seeds 11, 12, 13) are left out of the table "
+            "and the verdicts, which use the confirmation's 12 results only\n") in md
+    assert "| **better** | **+5.2 [+3.1, +7.4]**" in _row(md, "| **5e-05**")
+    assert "## Plan for the confirmation (from the pilot)" in md
+    plain = render_markdown(results, unreadable, tmp_path)
+    assert "- **Seeds:** 1, 2, 3 (confirmation: the verdicts; no pilot)\n" in plain
+    assert "Mixed roles" not in plain and "## Plan" not in plain
+
+
+def test_a_pilot_report_gives_the_plan_and_no_verdicts(tmp_path, cls_results):
+    from bertft.report import compare, finding
+    from bertft.report import decide as dc
+    from bertft.report.plan import plan
+
+    results, unreadable = cls_results
+    pilot = _as_pilot(results)
+    assert compare(pilot) == []
+    assert finding(pilot) == "pilot only: no verdicts (its report plans the confirmation)"
+    rows = {r.arm_id: r for r in plan(pilot)}
+    confirmed = {c.arm_id: c for c in compare(results)}
+    best = rows[BEST]  # the same pairing and components as the confirmation's test
+    assert (best.n_seeds, best.n_examples) == (3, 400)
+    assert best.delta == pytest.approx(confirmed[BEST].delta)
+    level = dc.ALPHA / 3
+    assert best.seeds is not None and best.seeds <= 3 and best.examples is None
+    assert best.se == pytest.approx((confirmed[BEST].high - confirmed[BEST].delta)
+                                    / dc.stats.t.ppf(1 - level / 2, best.df))
+    md = render_markdown(pilot, unreadable, tmp_path)
+    assert ("- **Pilot report:** all 12 results are the pilot's (seeds 1, 2, 3): no verdicts; "
+            "the plan below sizes the confirmation\n") in md
+    assert "Holm's correction" not in md  # no verdicts, so no decision note
+    assert "| better" not in md and "Recommendation" not in md
+    plan_md = md.split("## Plan for the confirmation (from the pilot)")[1].split("##")[0]
+    assert "Planning figures from the pilot's observed differences (seeds 1, 2, 3)" in plan_md
+    assert f"| `{BEST}` | 3             | +5.2 " in plan_md
+
+
+# ---- the recommendation -----------------------------------------------------------------------
+
+def _recommend(verdict: str, base_times, arm_times) -> str:
+    import dataclasses
+
+    from bertft.report.advice import recommendation
+
+    mod = _fixture_module()
+    results = []
+    for (lr, times) in ((2e-05, base_times), (5e-05, arm_times)):
+        for seed, t in zip((1, 2, 3), times, strict=True):
+            r = mod.cls_trial(seed, lr, 32, seed)
+            results.append(dataclasses.replace(r, timing={**r.timing, "train_seconds": t}))
+    df = pd.DataFrame({"arm": [BASE, BEST], "baseline": [True, False],
+                       "verdict": ["baseline", verdict], "diff": [math.nan, 0.004],
+                       "decided_on": [None, "test"]})
+    return recommendation(results, df)
+
+
+def test_recommendation_picks_a_cheaper_equivalent_arm():
+    assert _recommend("equivalent", [12.0, 13.0, 14.4], [10.0, 11.0, 12.0]) == (
+        f"Recommendation: `{BEST}`: equivalent test F1 (macro) (+0.4 points), 1.19× faster to "
+        "train (1.18–1.20× over 3 seeds).")
+
+
+def test_recommendation_is_the_baseline_when_no_arm_qualifies():
+    baseline = (f"Recommendation: the baseline (`{BASE}`): no arm is better than it or "
+                "equivalent to it at no higher cost.")
+    assert _recommend("worse", [12.0, 13.0, 14.4], [10.0, 11.0, 12.0]) == baseline
+    assert _recommend("undecided", [12.0, 13.0, 14.4], [10.0, 11.0, 12.0]) == baseline
+    assert _recommend("equivalent", [10.0, 11.0, 12.0], [12.0, 13.0, 14.4]) == baseline  # slower
+
+
+def test_recommendation_says_when_the_cost_difference_is_timing_noise():
+    assert _recommend("better", [11.0, 12.0, 12.4], [10.0, 12.5, 12.0]) == (
+        f"Recommendation: `{BEST}`: better test F1 (macro) (+0.4 points), 1.03× faster to "
+        "train (0.96–1.10× over 3 seeds: within run-to-run timing noise, the seed range "
+        "includes 1.00×).")
+
+
+def test_the_index_has_a_recommendation_column(rendered):
+    index = " ".join((rendered[0] / "README.md").read_text().split())
+    assert "| Finding | Recommendation |" in index
+    assert (f"| `{BEST}`: better test F1 (macro) (+5.2 points), the baseline's train time "
+            "(1.00–1.00× over 3 seeds: within run-to-run timing noise, the seed range includes "
+            "1.00×). |") in index
+    assert "| the baseline (`freeze_layers=0`): no arm is better than it or equivalent to it " \
+           "at no higher cost. |" in index

@@ -4,7 +4,8 @@ The decision split is the test split when every compared trial stored test predi
 validation split chose each trial's best epoch, so its figures are optimistic), else the
 validation split; the metric is the report's ranking metric (macro-F1, or entity F1 for NER),
 recomputed from the stored per-example predictions. Results written before schema version 2
-have none: their comparisons say so and stay undecided.
+have none: their comparisons say so and stay undecided. Only the confirmation's results decide:
+a pilot's (`TrialResult.role`) are left out, and a pilot alone gives no comparisons.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 from bertft.results import TrialResult
 from bertft.report import decide as dc
 from bertft.report.load import main_metrics
-from bertft.report.table import Arm, baseline_arm, group_arms, kind_of, spec_of
+from bertft.report.table import Arm, baseline_arm, by_role, group_arms, kind_of, spec_of
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ def decision_split(results: Sequence[TrialResult]) -> str:
     return "validation"
 
 
-def _paired(arm: Arm, base: Arm, split: str, metric: str, order: Sequence[int]
+def paired(arm: Arm, base: Arm, split: str, metric: str, order: Sequence[int]
             ) -> tuple[list[int], np.ndarray, np.ndarray] | str:
     """Shared seeds (spec order), per-seed differences and influence differences, or why not."""
     a = {t.seed: t for t in arm.passed}
@@ -96,7 +97,8 @@ def compare(results: Sequence[TrialResult], alpha: float = dc.ALPHA, upto: int |
     """Every non-baseline arm against the baseline, as one family: a fixed design, or the
     sequential looks of an adaptive one (`spec.min_seeds`). `upto`: replay only the looks at
     up to that many seeds, leaving out the comparisons still open (what an adaptive run
-    knows when it decides whether to run more seeds)."""
+    knows when it decides whether to run more seeds). Pilot results are left out."""
+    results = by_role(results)[0]
     if not any(r.status == "passed" for r in results):
         return []
     spec = spec_of(results)
@@ -106,7 +108,7 @@ def compare(results: Sequence[TrialResult], alpha: float = dc.ALPHA, upto: int |
         return []
     metric, split = main_metrics(kind_of(results))[0], decision_split(results)
     margin = float(getattr(spec, "equivalence_margin", dc.DEFAULT_MARGIN))
-    data = {arm.arm_id: _paired(arm, base, split, metric, spec.seeds)
+    data = {arm.arm_id: paired(arm, base, split, metric, spec.seeds)
             for arm in arms if arm is not base}
     out: dict[str, Comparison] = {}
     for arm_id, d in data.items():
@@ -163,4 +165,4 @@ def _look(ready: dict, out: dict[str, Comparison], k_look: int, alpha: float, m:
                             float(fam.p_adj[i]), needed, "", float(fam.level[i]))
 
 
-__all__ = ["Comparison", "compare", "decision_split", "trial_influence"]
+__all__ = ["Comparison", "compare", "decision_split", "paired", "trial_influence"]

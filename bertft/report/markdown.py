@@ -10,7 +10,6 @@ from typing import Any
 from urllib.parse import quote
 
 import pandas as pd
-from tabulate import tabulate
 
 from bertft.results import TrialResult
 from bertft.data import portable_sources
@@ -19,23 +18,19 @@ from bertft.report import plots
 from bertft.report.load import main_metrics
 from bertft.report.decide import ALPHA
 from bertft.report.missing import Missing, missing_suffix
+from bertft.report.fmt import DASH, METRIC_LABELS, cell, fmt_num, points
+from bertft.report.fmt import md_table as _table
 from bertft.report.table import (
-    Arm, aggregate, finite, finite_mean, group_arms, kind_of, newest, ran_here, time_shares,
+    Arm, aggregate, by_role, finite, finite_mean, group_arms, kind_of, newest, ran_here,
+    reported, time_shares,
 )
 
-METRIC_LABELS = {"f1_macro": "F1 (macro)", "accuracy": "accuracy", "f1": "entity F1"}
 TOP_ERRORS = 10
 TEXT_CHARS = 120
 REASON_CHARS = 300
-DASH = "–"
 
 
 # ---- formatting -------------------------------------------------------------------------------
-
-def cell(value: Any) -> str:
-    """A table cell: one line, pipes escaped."""
-    return " ".join(str(value).split()).replace("|", "\\|")
-
 
 def truncate(text: Any, limit: int) -> str:
     text = " ".join(str(text).split())
@@ -51,10 +46,6 @@ def fmt_ci(mean: float, half: float) -> str:
     return f"{mean:.4f} ± {half:.4f}"
 
 
-def fmt_num(x: Any, decimals: int) -> str:
-    return f"{x:,.{decimals}f}" if finite(x) else DASH
-
-
 def fmt_p(p: Any) -> str:
     if not finite(p):
         return DASH
@@ -67,11 +58,6 @@ def fmt_duration(seconds: float) -> str:
     m, s = divmod(rem, 60)
     human = f"{h}h {m:02d}m {s:02d}s" if h else f"{m}m {s:02d}s"
     return f"{seconds:,.1f} s ({human})"
-
-
-def points(x: float) -> str:
-    """A metric difference in points (hundredths), signed: `+1.2`, `−15.0`."""
-    return f"{100 * x:+.1f}".replace("-", "−")
 
 
 def fmt_interval(row: pd.Series | dict) -> str:
@@ -95,12 +81,6 @@ def fmt_verdict(row: pd.Series | dict) -> str:
     if verdict is None or (isinstance(verdict, float) and math.isnan(verdict)):
         return DASH
     return f"{verdict} ({row['note']})" if isinstance(row.get("note"), str) else str(verdict)
-
-
-def _table(rows: list[list[Any]], headers: list[str]) -> str:
-    # disable_numparse: tabulate would otherwise reformat "0.8100" as "0.81"
-    return tabulate([[cell(c) for c in r] for r in rows], headers=[cell(h) for h in headers],
-                    tablefmt="github", disable_numparse=True)
 
 
 def _distinct(values: Sequence[Any]) -> str:
@@ -150,8 +130,7 @@ def _header(results: Sequence[TrialResult], unreadable: Sequence[Any], name: str
         *([f"- **Time shares:** {', '.join(f'{k} {v:.0%}' for k, v in shares.items())} (test: "
            "the split the verdicts are decided on)"] if shares else []),
         f"- **Trials:** {_counts(results, unreadable)}",
-        f"- **Axes:** {', '.join(f'`{a}`' for a in spec.axes) or 'none'}; **seeds:** "
-        f"{', '.join(str(s) for s in spec.seeds)}",
+        f"- **Axes:** {', '.join(f'`{a}`' for a in spec.axes) or 'none'}",
         "",
     ]
     if name != spec.name:
@@ -195,7 +174,8 @@ def _main_table(df: pd.DataFrame, results: Sequence[TrialResult]) -> list[str]:
              f"Metrics are the mean ± the half width of the 95% confidence interval "
              f"(t distribution) over the passed seeds; `n=1` means a single seed, so no interval. "
              f"**Bold**: the best arm by mean validation {rank}. Cost figures are means over "
-             f"seeds (peak memory: the maximum).", "", *_decision_note(df, results, rank, split)]
+             f"seeds (peak memory: the maximum).", "",
+             *(_decision_note(df, results, rank, split) if by_role(results)[0] else [])]
     if not df["baseline"].any():
         lines += ["No arm matches the spec's baseline "
                   f"`{newest(results).spec.baseline}`, so no differences are tested.", ""]
@@ -359,13 +339,20 @@ def render_report(results: Sequence[TrialResult], unreadable: Sequence[tuple[Pat
         title = name or "unnamed spec"
         return "\n".join([f"# {title}", "", "No readable results.", "",
                           *_unreadable(unreadable)]).rstrip() + "\n", []
+    from bertft.report.advice import plan_section, recommendation, role_lines
+
     spec = newest(results).spec
     name = name or spec.name
+    roles, planned, df = role_lines(results), plan_section(results), aggregate(results)
+    text = recommendation(results, df).replace("Recommendation:", "**Recommendation:**", 1)
+    advice = [text, ""] if text else []
+    results = reported(results)  # the confirmation's, or a pilot's alone
     kind = kind_of(results)
     rank = main_metrics(kind)[0]
-    df = aggregate(results)
     arms = group_arms(results)
-    lines = _header(results, unreadable, name) + _main_table(df, results)
+    lines = _header(results, unreadable, name)
+    lines[-1:-1] = roles
+    lines += _main_table(df, results) + advice + planned
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -412,6 +399,8 @@ def finding(results: Sequence[TrialResult], missing: Missing | None = None) -> s
         return f"no finding: {missing.text}"
     if not any(r.status == "passed" for r in results):
         return "no passed trials"
+    if not by_role(results)[0]:
+        return "pilot only: no verdicts (its report plans the confirmation)"
     df = aggregate(results)
     if not df["baseline"].any():
         return f"no baseline arm (none matches {newest(results).spec.baseline})"
@@ -444,16 +433,21 @@ def render_index(entries: Sequence[tuple[str, Sequence[TrialResult],
                                          Sequence[tuple[Path, str]]]],
                  missing: dict[str, Missing] | None = None) -> str:
     """`README.md` of the reports folder: one row per spec (name, results, unreadable files)."""
+    from bertft.report.advice import recommendation
+
     rows = []
     for name, results, unreadable in sorted(entries, key=lambda e: e[0]):
         kind = kind_of(results) if results else DASH
         gap = (missing or {}).get(name)  # declared trials not stored
+        advice = recommendation(results, aggregate(results)) if results else ""
         rows.append([f"[{name}]({quote(name)}.md)", kind,
-                     _counts(results, unreadable) + missing_suffix(gap), finding(results, gap)])
+                     _counts(results, unreadable) + missing_suffix(gap), finding(results, gap),
+                     advice.removeprefix("Recommendation: ") or DASH])
     return "\n".join([
         "# Ablation reports", "",
         "One report per spec. Finding: the most telling arm-vs-baseline verdict (difference in "
         "points of the decision metric, on the test split, with its family-wise 95% interval), "
         f"then the count of each verdict (Holm, family-wise α = {ALPHA}; docs/statistics.md).",
-        "",
-        _table(rows, ["Spec", "Kind", "Trials", "Finding"]), ""])
+        "", "Recommendation: the cheapest arm to train among those better than or equivalent to "
+        "the baseline, with its measured train time against the baseline's.", "",
+        _table(rows, ["Spec", "Kind", "Trials", "Finding", "Recommendation"]), ""])

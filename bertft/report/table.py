@@ -43,6 +43,19 @@ def kind_of(results: Sequence[TrialResult]) -> str:
     return newest(passed or results).kind if results else "classification"
 
 
+def by_role(results: Sequence[TrialResult]) -> tuple[list[TrialResult], list[TrialResult]]:
+    """(confirmation, pilot) results. Verdicts come from the confirmation only; the pilot's
+    results size it (`bertft.report.plan`)."""
+    return ([r for r in results if r.role != "pilot"], [r for r in results if r.role == "pilot"])
+
+
+def reported(results: Sequence[TrialResult]) -> list[TrialResult]:
+    """What a report's table shows: the confirmation's results, or the pilot's when there are
+    none (a pilot report: figures and a plan, no verdicts)."""
+    confirmation, pilot = by_role(results)
+    return confirmation or pilot
+
+
 def sort_key(value: Any) -> tuple[int, Any]:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return (0, float(value))
@@ -143,7 +156,9 @@ def aggregate(results: Sequence[TrialResult]) -> pd.DataFrame:
     (`bertft.report.compare`: the ranking metric, f1_macro or f1 for NER, on the test split
     when every trial has one, from per-example predictions). `best` marks the arm with the highest
     mean ranking metric; `fewer_seeds` arms with fewer passed seeds than the spec asks for or
-    another arm has. Arms whose every trial failed keep their row, with nan figures."""
+    another arm has. Arms whose every trial failed keep their row, with nan figures. Over the
+    confirmation's results when there are any, else the pilot's (`reported`)."""
+    results = reported(results)
     kind = kind_of(results)
     metrics = main_metrics(kind)
     if not results:

@@ -1,0 +1,94 @@
+"""The plan a pilot gives its confirmation: per comparison, the variance components the pilot
+observed and the seeds (or, when seeds alone cannot, the test examples) at which a confirmation
+decides it with `decide.POWER` probability.
+
+Planning figures: they plug in the pilot's *observed* difference as if it were the true one
+(post-hoc power), so they size the confirmation and decide nothing. The confirmation runs fresh
+seeds (the spec's `seeds`, disjoint from its `pilot_seeds`), and only its results give verdicts
+(docs/statistics.md, "Pilot, plan, confirm").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bertft.report import decide as dc
+from bertft.report.compare import decision_split, paired
+from bertft.report.load import main_metrics
+from bertft.results import TrialResult
+from bertft.report.table import baseline_arm, by_role, group_arms, kind_of, spec_of
+
+MAX_EXAMPLES_FACTOR = 20
+"""Most test examples the plan considers, as a multiple of the pilot's; beyond: no feasible
+number (the seed part alone is too wide)."""
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    """One arm-vs-baseline comparison of the pilot, in metric units."""
+
+    arm_id: str
+    n_seeds: int                    # pilot seeds shared with the baseline
+    n_examples: int
+    delta: float                    # the pilot's observed difference (arm - baseline)
+    se: float                       # its standard error, and the parts:
+    seed_part: float                # sqrt(s2_seed / k)
+    example_part: float             # sqrt(s2_ex / n)
+    residual_part: float            # sqrt(s2_res / (k n)): SE^2 is about the sum of the squares
+    df: float
+    seeds: int | None               # confirmation seeds needed; None: no number up to MAX_SEEDS
+    examples: int | None            # test examples needed at the confirmation's seed count,
+    #                                 when seeds alone cannot; None: not needed, or not feasible
+    note: str = ""                  # why the comparison cannot be planned, when it cannot
+
+
+def plan(results: Sequence[TrialResult], alpha: float = dc.ALPHA) -> list[PlanRow]:
+    """The pilot's plan: one row per non-baseline arm, from the pilot's results only (none
+    when there are none). Seeds needed are for a test at level alpha/m (m comparisons)."""
+    pilot = [r for r in by_role(results)[1] if r.status == "passed"]
+    if not pilot:
+        return []
+    spec = spec_of(results)
+    arms = group_arms(pilot)
+    base = baseline_arm(arms, spec)
+    if base is None:
+        return []
+    metric, split = main_metrics(kind_of(pilot))[0], decision_split(pilot)
+    margin = float(spec.equivalence_margin)
+    others = [a for a in arms if a is not base]
+    level = alpha / max(len(others), 1)
+    rows = []
+    for arm in others:
+        data = paired(arm, base, split, metric, spec.pilot_seeds)
+        if isinstance(data, str) or len(data[0]) < 2:
+            why = data if isinstance(data, str) else "one shared seed: no variance components"
+            rows.append(PlanRow(arm.arm_id, 0, 0, *[math.nan] * 6, None, None, why))
+            continue
+        c = dc.paired_components(data[1], data[2])
+        # seeds_needed searches above the seeds at hand; a fresh confirmation may need fewer
+        seeds = dc.seeds_needed(dataclasses.replace(c, k=1), margin, level)
+        examples = None if seeds is not None else examples_needed(
+            c, margin, level, max(len(spec.seeds), 2))
+        rows.append(PlanRow(arm.arm_id, c.k, c.n, float(c.delta), math.sqrt(float(c.var)),
+                            math.sqrt(float(c.s2_seed) / c.k), math.sqrt(float(c.s2_ex) / c.n),
+                            math.sqrt(float(c.s2_res) / (c.k * c.n)), float(c.df), seeds,
+                            examples))
+    return rows
+
+
+def examples_needed(c: dc.Components, margin: float, level: float, k: int) -> int | None:
+    """The fewest test examples (a multiple of the pilot's, up to MAX_EXAMPLES_FACTOR) at
+    which k seeds decide the comparison with POWER probability, if the true difference is the
+    observed one; None when none does."""
+    s2 = [float(x) for x in (c.s2_seed, c.s2_ex, c.s2_res)]
+    for factor in range(2, MAX_EXAMPLES_FACTOR + 1):
+        var, df = dc.expected_var_df(*s2, k, c.n * factor)
+        if dc.power(float(c.delta), var, df, margin, level) >= dc.POWER:
+            return c.n * factor
+    return None
+
+
+__all__ = ["PlanRow", "examples_needed", "plan"]
