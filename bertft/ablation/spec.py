@@ -38,6 +38,7 @@ from typing import Any, get_args
 from bertft.results import DEFAULT_MARGIN, Role
 from bertft.ablation.meaning import (baseline_arm_problems, grid_data_problems, name_problems,
                                     outside_key_problems, override_problems, value_problem)
+from bertft.ablation.seeds import SEED_LIMIT, parse_seed_design
 from bertft.ablation.store import file_stem
 from bertft.config import FIELDS, Config, coerce, unknown_key_message
 from bertft.errors import ConfigError, DataError
@@ -45,7 +46,6 @@ from bertft.errors import ConfigError, DataError
 TOP_KEYS = ("name", "description", "seeds", "pilot_seeds", "baseline", "equivalence_margin",
             "base", "grid", "zip", "resources")
 MAX_MARGIN = 0.1    # 10 points: any wider "equivalence" decides nothing (shipped specs: <= 0.02)
-SEED_LIMIT = 100    # most seeds an adaptive spec may ask for
 ROLES: tuple[str, ...] = get_args(Role)  # seed roles: `seeds` decide, `pilot_seeds` plan
 RESOURCE_KEYS = ("num_gpus", "num_cpus")  # per trial, for the ray executor
 
@@ -177,15 +177,7 @@ def parse_spec(data: dict[str, Any], source: str, overrides: dict[str, Any],
         p.append("seed: use the top-level `seeds = [...]` list, not a setting or axis")
     p += override_problems(overrides, axes, wheres) + outside_key_problems(axes, wheres)
 
-    pilot = parse_pilot_seeds(data, p)
-    if pilot and "seeds" not in data:
-        p.append(f"pilot_seeds = {list(pilot)} but no `seeds`: give the confirmation seeds "
-                 "(fresh ones, disjoint from the pilot's), e.g. seeds = [20, 21, 22]")
-    seeds, min_seeds = parse_seeds(data.get("seeds", [0]), max_seeds, p)
-    if "seeds" in data and (shared := sorted(set(pilot) & set(seeds))):
-        p.append(f"pilot_seeds and seeds share seed{'s' if len(shared) > 1 else ''} "
-                 f"{', '.join(map(str, shared))}: the confirmation must run seeds the pilot "
-                 "did not (its verdicts would reuse the data that designed it)")
+    seeds, min_seeds, pilot = parse_seed_design(data, max_seeds, p)
     margin = parse_margin(data.get("equivalence_margin", DEFAULT_MARGIN), p)
 
     known = len(p)
@@ -218,55 +210,6 @@ def parse_margin(margin: Any, p: list[str]) -> float:
                  "units of the metric (0.01 = 1 point; shipped specs use at most 0.02)")
         return DEFAULT_MARGIN
     return float(margin)
-
-
-def parse_seeds(seeds: Any, max_seeds: int | None, p: list[str]) -> tuple[list[int], int]:
-    """`seeds = [0, 1, 2]` (fixed: every seed runs) or `seeds = { min = 3, max = 10 }`
-    (adaptive: seeds 0..max-1, the first `min` always run, the others while a comparison is
-    undecided). `max_seeds` (--bertft-max-seeds) replaces max, or makes a list adaptive with
-    min = its length. Returns (seeds, min_seeds; 0 for a fixed design)."""
-    allowed = (f"allowed: a list of distinct integers, or {{ min = M, max = N }} with "
-               f"integers 2 <= M <= N <= {SEED_LIMIT}")
-    if isinstance(seeds, dict):
-        for key in seeds:
-            if key not in ("min", "max"):
-                p.append(f"seeds.{key}: unknown key; allowed: min, max")
-        lo, hi = seeds.get("min"), seeds.get("max", max_seeds)
-        hi = max_seeds if max_seeds is not None else hi
-        bad = [f"seeds.{k} missing" if v is None else f"seeds.{k} = {v!r}"
-               for k, v in (("min", lo), ("max", hi))
-               if isinstance(v, bool) or not isinstance(v, int) or not 2 <= v <= SEED_LIMIT]
-        if bad:
-            p.append(f"{', '.join(bad)}: {allowed}")
-            return [0], 0
-        if lo > hi:
-            where = "--bertft-max-seeds" if max_seeds is not None else "seeds.max"
-            p.append(f"seeds = {{ min = {lo}, max = {hi} }}: min must not exceed max "
-                     f"({where}); {allowed}")
-            return [0], 0
-        return list(range(hi)), (lo if lo < hi else 0)
-    if not isinstance(seeds, list) or not seeds or not all(
-            isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-        p.append(f"seeds = {seeds!r}: {allowed}")
-        return [0], 0
-    if len(set(seeds)) != len(seeds):
-        p.append(f"seeds = {seeds!r}: seeds must be distinct")
-    if max_seeds is None or max_seeds <= len(seeds):
-        return list(seeds), 0
-    extra = list(range(max(seeds) + 1, max(seeds) + 1 + max_seeds - len(seeds)))
-    return list(seeds) + extra, max(len(seeds), 2) if max_seeds > 2 else 0
-
-
-def parse_pilot_seeds(data: dict[str, Any], p: list[str]) -> tuple[int, ...]:
-    """`pilot_seeds = [0, 1, 2]`: a list of distinct integers, or absent (no pilot)."""
-    pilot = data.get("pilot_seeds", [])
-    if not isinstance(pilot, list) or not all(
-            isinstance(s, int) and not isinstance(s, bool) for s in pilot) \
-            or ("pilot_seeds" in data and not pilot) or len(set(pilot)) != len(pilot):
-        p.append(f"pilot_seeds = {pilot!r}: allowed: a list of distinct integers (the pilot's "
-                 "seeds), or no pilot_seeds key")
-        return ()
-    return tuple(pilot)
 
 
 def _zip_axes(data: dict[str, Any], axes: list[tuple[str, ...]],
@@ -476,4 +419,4 @@ def model_problems(cfg: Config) -> list[str]:
     return problems
 
 
-__all__ = ["Spec", "SpecError", "Trial", "expand", "load_spec", "make_id"]
+__all__ = ["SEED_LIMIT", "Spec", "SpecError", "Trial", "expand", "load_spec", "make_id"]
