@@ -243,6 +243,15 @@ def test_failed_ner_trial_is_stored_as_ner():
     assert (result.status, result.kind) == ("failed", "ner")
 
 
+def test_a_failed_pilot_trial_is_stored_as_the_pilots():
+    """Else its stored role would differ from its trial's, and the next run would supersede it."""
+    import dataclasses
+
+    trial, spec = _trial_and_spec()
+    pilot = dataclasses.replace(trial, role="pilot")
+    assert ray_executor.failed_result(pilot, spec, RuntimeError("x"), time.time()).role == "pilot"
+
+
 def test_failed_result_times_from_submission():
     trial, spec = _trial_and_spec()
     result = ray_executor.failed_result(trial, spec, RuntimeError("x"), time.time() - 2)

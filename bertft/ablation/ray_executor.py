@@ -201,7 +201,7 @@ def failed_result(trial: Trial, spec: Spec, exc: BaseException, submitted: float
         spec=spec_info(spec), trial_id=trial.trial_id, arm_id=trial.arm_id,
         overrides=trial.overrides, seed=trial.seed, config=trial.config.to_dict(),
         config_hash=trial.config.hash(), created=_now(), status="failed",
-        kind=task_kind(trial.config.data.task),
+        kind=task_kind(trial.config.data.task), role=trial.role,
         error=f"{reason}\n{tb}"[:4000],
         timing={"wall_seconds": time.time() - submitted})  # includes time queued on Ray
 
