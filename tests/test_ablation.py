@@ -385,8 +385,8 @@ def test_an_override_keeps_the_results_it_replaces(pytester, monkeypatch):
     md = (pytester.path / "reports" / "smoke.md").read_text()
     assert "- **Trials:** 2 passed, 0 failed, 0 diverged, 0 unreadable; 2 of 4 trials missing\n" \
            "- **Skipped:** 2 stored " \
-           "results of trials no longer in the spec or stored under other settings (kept on " \
-           "disk, not in this report)\n" in md
+           "results of trials no longer in the spec or stored under other settings or seed " \
+           "roles (kept on disk, not in this report)\n" in md
     assert "head_lr=0.001" not in md.split("## Results")[1]
 
 

@@ -392,13 +392,32 @@ def test_report_leaves_out_results_the_current_trials_do_not_match(tmp_path):
     md = (tmp_path / "out" / f"{NER}.md").read_text()
     assert "- **Trials:** 1 passed, 0 failed, 0 diverged, 0 unreadable; 2 of 3 trials missing\n" \
            "- **Skipped:** 3 stored " \
-           "results of trials no longer in the spec or stored under other settings (kept on " \
-           "disk, not in this report)\n" in md
+           "results of trials no longer in the spec or stored under other settings or seed " \
+           "roles (kept on disk, not in this report)\n" in md
     ResultStore(results).write_current(NER, {})
     render_all(results, tmp_path / "out")
     assert (tmp_path / "out" / f"{NER}.md").read_text().startswith(
         f"# {NER}\n\n- **Skipped:** 4 stored results of trials no longer in the spec or stored "
-        "under other settings (kept on disk, not in this report)\n\nNo readable results.\n")
+        "under other settings or seed roles (kept on disk, not in this report)\n\nNo readable "
+        "results.\n")
+
+
+def test_a_confirmation_result_of_a_seed_the_spec_now_pilots_is_left_out(cls_results):
+    """Results written before roles read as confirmation; once the spec lists their seeds as
+    pilot seeds (the shipped specs' 0-3), they must not decide: a confirmation-only run records
+    both lists as current, and these match the pilot trials' ids and hashes."""
+    import dataclasses
+
+    from bertft.report import compare
+    from bertft.report.load import only_current
+
+    results, _ = cls_results
+    newest = max(results, key=lambda r: (r.created, r.trial_id))
+    moved = [dataclasses.replace(r, spec=dataclasses.replace(r.spec, pilot_seeds=(1,)))
+             if r is newest else r for r in results]
+    kept, skipped = only_current(moved, {r.trial_id: r.config_hash for r in moved})
+    assert sorted({r.seed for r in kept}) == [2, 3] and skipped == 4  # seed 1 of 4 arms
+    assert all(c.n_seeds < 3 for c in compare(kept))
 
 
 def test_spec_with_only_unreadable_files_does_not_crash(tmp_path):

@@ -124,11 +124,17 @@ def current_trials(spec_dir: Path) -> dict[str, str] | None:
 def only_current(results: list[TrialResult], current: dict[str, str] | None
                  ) -> tuple[list[TrialResult], int]:
     """The results of the spec's current trials, and how many others were left out: those whose
-    trial id is not among them (an arm or seed since removed from the spec) or whose config hash
-    differs (stored under other settings). `current` None keeps every result."""
-    if current is None:
+    trial id is not among them (an arm or seed since removed from the spec), whose config hash
+    differs (stored under other settings), or whose seed role is not the one the spec (as the
+    newest result records it) now gives that seed: e.g. a result written before roles existed,
+    read as a confirmation, for a seed the spec now lists in `pilot_seeds` must not decide.
+    `current` None keeps every result."""
+    if current is None or not results:
         return list(results), 0
-    kept = [r for r in results if current.get(r.trial_id) == r.config_hash]
+    newest = max(results, key=lambda r: (str(r.created or ""), r.trial_id))
+    pilot = set(newest.spec.pilot_seeds)
+    kept = [r for r in results if current.get(r.trial_id) == r.config_hash
+            and (r.role == "pilot") == (r.seed in pilot)]
     return kept, len(results) - len(kept)
 
 

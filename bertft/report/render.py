@@ -130,7 +130,8 @@ def note_skipped(text: str, skipped: int, stale: str = "") -> str:
     counts, else under the title."""
     noun = "result" if skipped == 1 else "results"
     notes = [f"- **Skipped:** {skipped} stored {noun} of trials no longer in the spec or stored "
-             "under other settings (kept on disk, not in this report)"] if skipped else []
+             "under other settings or seed roles (kept on disk, not in this report)"
+             ] if skipped else []
     notes += [f"- **Older training code:** {stale}"] if stale else []
     if not notes:
         return text
