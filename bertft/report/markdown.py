@@ -15,6 +15,7 @@ from bertft.results import TrialResult
 from bertft.data import portable_sources
 from bertft.metrics import truncation_note
 from bertft.report import plots
+from bertft.report.advice import plan_section, recommendation, role_lines
 from bertft.report.load import main_metrics
 from bertft.report.decide import ALPHA
 from bertft.report.missing import Missing, missing_suffix
@@ -339,8 +340,6 @@ def render_report(results: Sequence[TrialResult], unreadable: Sequence[tuple[Pat
         title = name or "unnamed spec"
         return "\n".join([f"# {title}", "", "No readable results.", "",
                           *_unreadable(unreadable)]).rstrip() + "\n", []
-    from bertft.report.advice import plan_section, recommendation, role_lines
-
     spec = newest(results).spec
     name = name or spec.name
     roles, planned, df = role_lines(results), plan_section(results), aggregate(results)
@@ -433,8 +432,6 @@ def render_index(entries: Sequence[tuple[str, Sequence[TrialResult],
                                          Sequence[tuple[Path, str]]]],
                  missing: dict[str, Missing] | None = None) -> str:
     """`README.md` of the reports folder: one row per spec (name, results, unreadable files)."""
-    from bertft.report.advice import recommendation
-
     rows = []
     for name, results, unreadable in sorted(entries, key=lambda e: e[0]):
         kind = kind_of(results) if results else DASH
