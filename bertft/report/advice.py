@@ -124,17 +124,20 @@ def recommendation(results: Sequence[TrialResult], df: pd.DataFrame) -> str:
     base_id = df[df["baseline"]].iloc[0]["arm"]
     rank = METRIC_LABELS[main_metrics(kind_of(confirmation))[0]]
     split = "test" if (df["decided_on"] == "test").any() else "validation"
-    candidates = []
+    candidates, slower = [], []
     for _, row in df.iterrows():
         if row["verdict"] not in ("better", "equivalent") or base is None:
             continue
         cost = time_ratio(arms[row["arm"]], base)
         if row["verdict"] == "equivalent" and cost[3] and cost[1] > 1:
-            continue  # slower on every seed for the same metric: the baseline is the pick
+            slower.append(f"`{row['arm']}`")  # the same metric for more: the baseline wins
+            continue
         candidates.append((cost[0] if finite(cost[0]) else math.inf, row, cost))
     if not candidates:
-        return (f"Recommendation: the baseline (`{base_id}`): no arm is better than it or "
-                "equivalent to it at no higher cost.")
+        why = (f"{', '.join(slower)} {'is' if len(slower) == 1 else 'are'} equivalent but "
+               "trained slower on every seed" if slower
+               else "no arm is better than it or equivalent to it")
+        return f"Recommendation: the baseline (`{base_id}`): {why}."
     _, row, cost = min(candidates, key=lambda c: (c[0], c[1]["arm"]))
     return (f"Recommendation: `{row['arm']}`: {row['verdict']} {split} {rank} "
             f"({points(row['diff'])} points), {cost_text(*cost)}.")
