@@ -23,7 +23,7 @@ from sklearn.metrics import f1_score
 
 from bertft.errors import BertftError
 from bertft.report import (aggregate, load_results, mean_ci, paired_test, render_all,
-                           render_markdown)
+                           render_index, render_markdown)
 from bertft.report.markdown import fmt_ci
 from bertft.report.table import columns
 
@@ -537,6 +537,7 @@ def test_a_report_over_mixed_roles_says_so_and_decides_on_the_confirmation_only(
             "and the verdicts, which use the confirmation's 12 results only\n") in md
     assert "| **better** | **+5.2 [+3.1, +7.4]**" in _row(md, "| **5e-05**")
     assert "## Plan for the confirmation (from the pilot)" in md
+    assert "| 10 passed, 1 failed, 1 diverged, 0 unreadable |" in render_index([(CLS, mixed, [])])
     plain = render_markdown(results, unreadable, tmp_path)
     assert "- **Seeds:** 1, 2, 3 (confirmation: the verdicts; no pilot)\n" in plain
     assert "Mixed roles" not in plain and "## Plan" not in plain

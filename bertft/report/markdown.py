@@ -438,8 +438,8 @@ def render_index(entries: Sequence[tuple[str, Sequence[TrialResult],
         gap = (missing or {}).get(name)  # declared trials not stored
         advice = recommendation(results, aggregate(results)) if results else ""
         rows.append([f"[{name}]({quote(name)}.md)", kind,
-                     _counts(results, unreadable) + missing_suffix(gap), finding(results, gap),
-                     advice.removeprefix("Recommendation: ") or DASH])
+                     _counts(reported(results), unreadable) + missing_suffix(gap),
+                     finding(results, gap), advice.removeprefix("Recommendation: ") or DASH])
     return "\n".join([
         "# Ablation reports", "",
         "One report per spec. Finding: the most telling arm-vs-baseline verdict (difference in "
