@@ -290,6 +290,29 @@ def test_each_result_stores_its_seed_role_and_the_report_keeps_both(pytester, mo
     assert [json.loads(p.read_text())["role"] for p in kept] == ["confirmation"]
 
 
+def test_a_confirmation_alone_misses_no_trial_and_a_pilot_alone_only_its_own(pytester,
+                                                                              monkeypatch):
+    """Both roles' trials are the spec's current trials; a report counts as missing only the
+    trials of the role it reports (the main job never runs the pilot)."""
+    from bertft.report import render_all
+
+    _fake_trials(monkeypatch)
+    results, out = pytester.path / "results", pytester.path / "reports"
+    (pytester.path / "smoke.toml").write_text(PILOT)
+    _run_smoke(pytester, results).assert_outcomes(passed=4)
+    render_all(results, out)
+    assert "- **Trials:** 4 passed, 0 failed, 0 diverged, 0 unreadable\n" in \
+        (out / "smoke.md").read_text()
+    assert "no finding" not in (out / "README.md").read_text()
+    _run_smoke(pytester, results, "--bertft-pilot", "-k", "0.01").assert_outcomes(
+        passed=2, deselected=2)
+    for name in results.joinpath("smoke").glob("*seed=[56].json"):
+        name.unlink()  # a pilot's report: the pilot trials of head_lr=0.001 are missing
+    render_all(results, out)
+    assert "- **Trials:** 2 passed, 0 failed, 0 diverged, 0 unreadable; 2 of 4 trials missing" \
+        in (out / "smoke.md").read_text()
+
+
 def test_records_written_before_roles_read_as_confirmation():
     from bertft.results import TrialResult
 

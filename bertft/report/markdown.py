@@ -436,7 +436,7 @@ def render_index(entries: Sequence[tuple[str, Sequence[TrialResult],
     for name, results, unreadable in sorted(entries, key=lambda e: e[0]):
         kind = kind_of(results) if results else DASH
         gap = (missing or {}).get(name)  # declared trials not stored
-        advice = recommendation(results, aggregate(results)) if results else ""
+        advice = recommendation(results, aggregate(results)) if results and not gap else ""
         rows.append([f"[{name}]({quote(name)}.md)", kind,
                      _counts(reported(results), unreadable) + missing_suffix(gap),
                      finding(results, gap), advice.removeprefix("Recommendation: ") or DASH])

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bertft.report.table import newest
+from bertft.report.table import by_role, newest
 from bertft.results import SpecInfo, TrialResult
 
 
@@ -46,11 +46,15 @@ def seed_of(trial_id: str, seeds: Sequence[int]) -> int | None:
     return None
 
 
-def declared_trials(current: dict[str, str], spec: SpecInfo) -> list[str]:
-    """The ids of the trials a spec's report needs (adaptive specs: the first min_seeds)."""
-    needed = spec.seeds[:spec.min_seeds] if spec.min_seeds else spec.seeds
-    return sorted(t for t in current if seed_of(t, spec.seeds) in needed
-                  or seed_of(t, spec.seeds) is None)
+def declared_trials(current: dict[str, str], spec: SpecInfo, role: str = "confirmation"
+                    ) -> list[str]:
+    """The ids of the trials a spec's report needs (adaptive specs: the first min_seeds): the
+    confirmation's, or for a pilot's report (`role` "pilot") the pilot's. `current` holds both
+    roles' trials, and the other role's are not this report's to miss."""
+    needed = spec.pilot_seeds if role == "pilot" else (
+        spec.seeds[:spec.min_seeds] if spec.min_seeds else spec.seeds)
+    every = (*spec.seeds, *spec.pilot_seeds)
+    return sorted(t for t in current if seed_of(t, every) in needed or seed_of(t, every) is None)
 
 
 def missing_trials(results: Sequence[TrialResult], current: dict[str, str] | None) -> Missing:
@@ -59,7 +63,7 @@ def missing_trials(results: Sequence[TrialResult], current: dict[str, str] | Non
     if not current or not results:
         return Missing(len(current or {}), ())
     spec = newest(results).spec
-    declared = declared_trials(current, spec)
+    declared = declared_trials(current, spec, "confirmation" if by_role(results)[0] else "pilot")
     stored = {r.trial_id for r in results}
     return Missing(len(declared), tuple(t for t in declared if t not in stored))
 
