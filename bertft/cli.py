@@ -74,6 +74,11 @@ def _read_toml_settings(path: Path) -> dict[str, Any]:
     if not isinstance(settings, dict):
         raise BertftError(f"{path}: 'base' is {type(settings).__name__}; expected a [base] "
                           "table of settings (or a flat table of settings without 'base')")
+    if beside := [k for k in data if k != "base" and settings is not data]:
+        # a spec's name, grid or seeds, or settings put above [base]: never dropped unread
+        raise BertftError(f"{path}: {', '.join(map(repr, beside))} beside the [base] table; "
+                          "--config reads settings only: put them all in [base], or use a "
+                          "flat table of settings without [base]")
     # name the file: once merged with the flags, a problem could no longer be traced to it
     problems = [unknown_key_message(k) if k not in FIELDS else coerce(k, v)[2]
                 for k, v in settings.items()]
@@ -105,7 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="Predict labels (or entities) for texts.")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("texts", nargs="*", metavar="TEXT")
-    p.add_argument("--file", metavar="PATH", help="One text per line.")
+    p.add_argument("--pair", dest="pairs", action="append", default=None, metavar="TEXT",
+                   help="The second text of a pair, once per TEXT in order (runs trained "
+                   "with text_pair_column only).")
+    p.add_argument("--file", metavar="PATH", help="One text per line (lines end at \\n, "
+                   "\\r\\n or \\r; blank lines are skipped); for a run trained on text "
+                   "pairs, TEXT<tab>PAIR per line.")
     p.add_argument("--device", default="auto")
 
     p = sub.add_parser("inspect", help="Show a model's structure and parameter counts.")
@@ -146,39 +156,53 @@ def build_parser() -> argparse.ArgumentParser:
 
 def check_usage(cfg: Config) -> None:
     """Usage errors a run would only hit after seconds of imports (torch, transformers), found
-    first: bertft.config and bertft.data import neither."""
+    first: bertft.config and bertft.data import neither. Then the settings against the model's
+    limits (positions, depth) when its config.json is on this machine, before any data is read
+    (`fit` checks them again once the model is built, wherever it came from)."""
     from bertft.data import task_spec
 
     task_spec(cfg.data.task)  # an unknown task: DataError naming the known ones
+    from bertft.ablation.spec import model_problems
+
+    if problems := model_problems(cfg):
+        raise ConfigError(problems)
 
 
 TRAIN_GROUP = "bertft-train"  # MLflow experiment / W&B group / TensorBoard folder of `train`
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from bertft.outputs import prepare_run_dir
+    from bertft.outputs import check_run_dir, clear_run_dir
 
     cfg = config_from_args(args)
     check_usage(cfg)
-    prepare_run_dir(args.out, cfg.hash(), cfg.process.checkpoint_every_epoch, args.overwrite)
+    replaced = check_run_dir(args.out, cfg.hash(), cfg.process.checkpoint_every_epoch,
+                             args.overwrite)
     from bertft.trackers import Trackers, check_installed
     from bertft.train import fit
 
     check_installed(cfg.process.report_to)
     out = Path(args.out)
-    trackers = Trackers.open(cfg.process, out, TRAIN_GROUP, out.resolve().name, cfg.to_dict())
+    opened: list[Trackers] = []
+
+    def ready() -> None:  # every input check passed: the old run goes, the new one starts
+        clear_run_dir(replaced)
+        opened.append(Trackers.open(cfg.process, out, TRAIN_GROUP, out.resolve().name,
+                                    cfg.to_dict()))
 
     def log(row: dict[str, Any]) -> None:
         _print_row(row)
-        trackers.log_row(row)
+        opened[0].log_row(row)
 
     try:
-        result = fit(cfg, out_dir=args.out, on_log=log)
+        result = fit(cfg, out_dir=args.out, on_log=log, on_ready=ready,
+                     on_step=lambda row: opened[0].log_row(row))
     except BaseException:
-        trackers.finish({}, ok=False)
+        if opened:
+            opened[0].finish({}, ok=False)
         raise
-    trackers.finish({"validation": result.validation, "test": result.test},
-                    result.environment)
+    opened[0].finish({"validation": result.validation, "test": result.test},
+                     result.environment)
     summary = {"validation": _scalar_part(result.validation), "test": _scalar_part(result.test),
                "out": str(Path(args.out) / "metrics.json")}
     print(json.dumps(summary, indent=2))
@@ -227,15 +251,42 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from bertft.predict import Predictor
 
-    texts = list(args.texts)
+    texts, pairs = list(args.texts), args.pairs
+    if pairs is not None and len(pairs) != len(texts):
+        raise BertftError(f"predict: {len(texts)} TEXT arguments but {len(pairs)} --pair; give "
+                          "--pair once per TEXT, in order")
+    lines: list[tuple[int, str]] = []
     if args.file:
         text = read_user_text(Path(args.file), "--file", "a UTF-8 text file, one text per line")
-        texts += [ln for ln in text.splitlines() if ln.strip()]
-    if not texts:
+        lines = [(n, ln) for n, ln in enumerate(file_lines(text), 1) if ln.strip()]
+    if not texts and not lines:
         raise BertftError("predict: give texts as arguments or --file PATH (one per line)")
-    for row in Predictor.from_run(args.run_dir, device=args.device).predict(texts):
+    pred = Predictor.from_run(args.run_dir, device=args.device)
+    if pred.pairs and lines:
+        rows = [split_pair(ln, args.file, n) for n, ln in lines]
+        texts, pairs = texts + [a for a, _ in rows], (pairs or []) + [b for _, b in rows]
+    else:
+        texts += [ln for _, ln in lines]
+    for row in pred.predict(texts, pairs=pairs):
         print(json.dumps(row))
     return 0
+
+
+def file_lines(text: str) -> list[str]:
+    """The lines of a text file as users count them: ended by \\n, \\r\\n or \\r only
+    (str.splitlines also splits at form feeds, \\x1c-\\x1e, U+0085, U+2028 and U+2029,
+    which sit inside texts)."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return lines[:-1] if lines and lines[-1] == "" else lines
+
+
+def split_pair(line: str, path: str, number: int) -> tuple[str, str]:
+    """A --file line of a pair-trained run: TEXT<tab>PAIR, or one BertftError naming it."""
+    parts = line.split("\t")
+    if len(parts) != 2:
+        raise BertftError(f"--file {path}: line {number} has {len(parts) - 1} tabs; a run "
+                          "trained on text pairs takes TEXT<tab>PAIR lines (one tab)")
+    return parts[0], parts[1]
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -362,6 +413,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("bertft: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `bertft predict ... | head -1`: the reader has all it wanted
+        return closed_stdout()
+
+
+EXIT_SIGPIPE = 141  # 128 + SIGPIPE: what a shell reports for `yes | head -1`'s writer
+
+
+def closed_stdout() -> int:
+    """Quiet end after the reader of stdout went away, as Unix tools end: no traceback, and
+    no second BrokenPipeError when Python flushes stdout at exit (it is pointed at devnull)."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # a stdout without a file descriptor
+        pass
+    return EXIT_SIGPIPE
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,8 +4,9 @@
 (a bound in parentheses is open). Every value must also be finite: TOML and `--set` accept
 `inf` and `nan`, which would otherwise pass a `> 0` check and train to NaN. Seeds stay in
 [0, 2**32 - 1], the range NumPy and scikit-learn accept. The position limit of the model
-(`max_length_problems`) is checked at spec collection when the model's config.json is on this
-machine, and in `fit` once the model is built, before any training step.
+(`position_problems`: `max_length`, and the length `pad_to_multiple_of` pads it up to) is
+checked at spec collection when the model's config.json is on this machine, and in `fit` once
+the model is built, before any training step.
 """
 
 from __future__ import annotations
@@ -118,3 +119,28 @@ def max_length_problems(max_length: int, model_config: Mapping[str, Any], model:
         return [f"max_length = {max_length}: model {model} embeds at most {limit} positions; "
                 f"allowed: 8..{limit}"]
     return []
+
+
+def padded_length(max_length: int, pad_to_multiple_of: int | None) -> int:
+    """The longest a batch can be padded to: `max_length` rounded up to the multiple (the
+    collators round after truncating, with `padding = "dynamic"` as with `"max_length"`)."""
+    m = pad_to_multiple_of
+    return -(-max_length // m) * m if m else max_length
+
+
+def position_problems(max_length: int, pad_to_multiple_of: int | None,
+                      model_config: Mapping[str, Any], model: str) -> list[str]:
+    """Every way the settings can ask the model for more positions than it embeds: `max_length`
+    itself, or `pad_to_multiple_of` padding it past the limit (512 rounded up to a multiple
+    of 100 is 600: a tensor-size error in the first batch that long, after an epoch or more of
+    training). Refused whatever `unpad` says: evaluation and `bertft eval` run padded."""
+    problems = max_length_problems(max_length, model_config, model)
+    limit = position_limit(model_config)
+    padded = padded_length(max_length, pad_to_multiple_of)
+    if problems or limit is None or padded <= limit:
+        return problems
+    m = pad_to_multiple_of
+    return [f"max_length = {max_length} with pad_to_multiple_of = {m}: batches are padded up "
+            f"to {padded} positions; model {model} embeds at most {limit}; allowed: "
+            f"max_length <= {limit // m * m} with this pad_to_multiple_of, or a "
+            f"pad_to_multiple_of that divides {max_length}"]

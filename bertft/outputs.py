@@ -4,8 +4,9 @@ A run folder (`bertft train --out`), a report folder (`bertft report --out`, `ab
 and a results folder (`--bertft-results`, `ablate --results`) must be creatable and writable:
 finding out after an hour of training loses the hour. `output_problem` says why a path cannot
 be written (a file in the way, a name too long for the file system, no write permission);
-`prepare_run_dir` also refuses a run folder that holds another run unless the user asked to
-overwrite it (then it is emptied whole, so old and new files never mix). Resuming the same run
+`check_run_dir` also refuses a run folder that holds another run unless the user asked to
+overwrite it (then it is emptied whole, so old and new files never mix, but only once every
+other input check has passed). Resuming the same run
 from its checkpoint (`checkpoint_every_epoch`, same config hash) is not another run.
 """
 
@@ -72,19 +73,23 @@ CHECKPOINT_DIR = "checkpoint"
 TRACKER_DIRS = ("tensorboard", "mlruns", "wandb")  # what `report_to` trackers write there
 
 
-def prepare_run_dir(out: str | Path, config_hash: str, resumable: bool, overwrite: bool) -> Path:
+def check_run_dir(out: str | Path, config_hash: str, resumable: bool, overwrite: bool
+                  ) -> list[Path]:
     """Check `--out` before training: writable, and empty, new, or this run's own checkpoint
     (`resumable`: the run saves per-epoch checkpoints and one of `config_hash` is there).
-    A folder holding another run is emptied when `overwrite`, else refused; a non-empty folder
-    that is no run is always refused (--overwrite never deletes files bertft did not write)."""
+    A folder holding another run is refused unless `overwrite`; a non-empty folder that is no
+    run is always refused (--overwrite never deletes files bertft did not write). Returns what
+    `clear_run_dir` is to remove, and removes nothing: `bertft train` removes it only once
+    every other input check has passed (data read, columns found, model built), so that a
+    mistyped flag beside --overwrite loses no finished run."""
     out = check_output_dir(out, "--out")
     if not out.is_dir() or not any(out.iterdir()):
-        return out
+        return []
     from bertft import checkpoint
 
     entries = sorted(p.name for p in out.iterdir())
     if resumable and checkpoint.load(out / CHECKPOINT_DIR, config_hash) is not None:
-        return out  # the same run, interrupted: fit resumes it
+        return []  # the same run, interrupted: fit resumes it
     ours = set(RUN_RECORDS) | set(MODEL_FILES) | {CHECKPOINT_DIR, *TRACKER_DIRS}
     strangers = [e for e in entries if e not in ours]
     if strangers:
@@ -94,8 +99,17 @@ def prepare_run_dir(out: str | Path, config_hash: str, resumable: bool, overwrit
     if not overwrite:
         raise BertftError(f"--out {out}: holds another run ({', '.join(entries[:4])}); pass "
                           "--overwrite to replace it whole, or choose a new folder")
-    for name in entries:
-        target = out / name
+    return [out / name for name in entries]
+
+
+def clear_run_dir(entries: list[Path]) -> None:
+    """Remove what `check_run_dir` listed (folders whole; a link, not what it points to)."""
+    for target in entries:
         shutil.rmtree(target) if target.is_dir() and not target.is_symlink() \
-            else target.unlink()
-    return out
+            else target.unlink(missing_ok=True)
+
+
+def prepare_run_dir(out: str | Path, config_hash: str, resumable: bool, overwrite: bool) -> Path:
+    """`check_run_dir`, then the removal at once (for callers with nothing left to check)."""
+    clear_run_dir(check_run_dir(out, config_hash, resumable, overwrite))
+    return Path(out)

@@ -56,36 +56,45 @@ class Predictor:
                               f"has {vocab}; the tokenizer files do not belong to this model")
         return cls(model, tokenizer, cfg, kind, names, dev)
 
+    @property
+    def pairs(self) -> bool:
+        """Whether the run was trained on text pairs (`text_pair_column`): then every text
+        needs its pair, as in training."""
+        return self.kind == "classification" and self.config.data.text_pair_column is not None
+
     @torch.no_grad()
-    def predict(self, texts: list[str], batch_size: int = 32) -> list[dict[str, Any]]:
+    def predict(self, texts: list[str], batch_size: int = 32, pairs: list[str] | None = None
+                ) -> list[dict[str, Any]]:
+        """One row per text: its label and class probabilities, or its entities. A run trained
+        on text pairs needs `pairs` (one second text per text); any other run refuses them."""
+        check_pairs(self.pairs, len(texts), pairs)
         out: list[dict[str, Any]] = []
         for start in range(0, len(texts), batch_size):
             chunk = texts[start:start + batch_size]
-            out += (self._classify(chunk) if self.kind == "classification"
+            second = None if pairs is None else pairs[start:start + batch_size]
+            out += (self._classify(chunk, second) if self.kind == "classification"
                     else [self._entities(t) for t in chunk])
         return out
 
-    def _classify(self, texts: list[str]) -> list[dict[str, Any]]:
+    def _classify(self, texts: list[str], pairs: list[str] | None) -> list[dict[str, Any]]:
         clean = [clean_text(t, self.config.data) for t in texts]
-        enc = self.tokenizer(clean, truncation=True,
+        second = None if pairs is None else [clean_text(t, self.config.data) for t in pairs]
+        enc = self.tokenizer(clean, second, truncation=True,
                              max_length=self.config.tokens.max_length,
                              padding=True, return_tensors="pt").to(self.device)
         probs = self.model(**enc).logits.float().softmax(-1).cpu()
-        return [{"text": t, "label": self.label_names[int(p.argmax())],
-                 "score": float(p.max()),
+        return [{"text": t, **({} if pairs is None else {"text_pair": pairs[i]}),
+                 "label": self.label_names[int(p.argmax())], "score": float(p.max()),
                  "probabilities": {n: float(p[i]) for i, n in enumerate(self.label_names)}}
-                for t, p in zip(texts, probs, strict=True)]
+                for i, (t, p) in enumerate(zip(texts, probs, strict=True))]
 
     def _entities(self, text: str) -> dict[str, Any]:
-        """Words are whitespace-separated (as in CoNLL files); each word takes the prediction
-        of its first word piece (`word_tags`); B-/I- runs become spans with character
-        offsets into `text`."""
-        words, spans, pos = [], [], 0
-        for word in text.split():
-            start = text.index(word, pos)
-            words.append(word.lower() if self.config.data.lowercase else word)
-            spans.append((start, start + len(word)))
-            pos = start + len(word)
+        """Words are split as CoNLL and WNUT files split them (`split_words`); each word takes
+        the prediction of its first word piece (`word_tags`); B-/I- runs become spans with
+        character offsets into `text`."""
+        spans = split_words(text)
+        words = [text[a:b].lower() if self.config.data.lowercase else text[a:b]
+                 for a, b in spans]
         if not words:
             return {"text": text, "entities": []}
         enc = self.tokenizer([words], is_split_into_words=True, truncation=True,
@@ -93,6 +102,31 @@ class Predictor:
         probs = self.model(**enc.to(self.device)).logits.float().softmax(-1)[0].cpu()
         tags = word_tags(enc.word_ids(0), probs, self.label_names, len(words))
         return {"text": text, "entities": bio_spans(tags, spans, text)}
+
+
+def check_pairs(trained_on_pairs: bool, n_texts: int, pairs: list[str] | None) -> None:
+    """A pair-trained run answers for pairs only, any other run for single texts only: one
+    BertftError otherwise (a lone text would get an answer the model was never trained for)."""
+    if trained_on_pairs and pairs is None:
+        raise BertftError("predict: this run was trained on text pairs (text_pair_column is "
+                          "set); give each text its pair: --pair TEXT once per TEXT, or --file "
+                          "with TEXT<tab>PAIR lines (Python: predict(texts, pairs=...))")
+    if not trained_on_pairs and pairs is not None:
+        raise BertftError("predict: this run was trained on single texts (no "
+                          "text_pair_column); it takes no pairs")
+    if pairs is not None and len(pairs) != n_texts:
+        raise BertftError(f"predict: {n_texts} texts but {len(pairs)} pairs; give one pair per "
+                          "text")
+
+
+def split_words(text: str) -> list[tuple[int, int]]:
+    """The words of raw text as character spans: split at whitespace and at each punctuation
+    character, as CoNLL-2003 and WNUT split theirs ("Paris!!" -> Paris ! !), by the `tokenizers`
+    library's BERT pre-tokenizer (the word boundaries transformers' token-classification
+    pipeline uses for BERT models)."""
+    from tokenizers.pre_tokenizers import BertPreTokenizer
+
+    return [span for _, span in BertPreTokenizer().pre_tokenize_str(text)]
 
 
 def word_tags(word_ids: list[int | None], probs: torch.Tensor, label_names: tuple[str, ...],

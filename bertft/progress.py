@@ -1,14 +1,22 @@
 """Progress lines where no progress bar shows (CI, Slurm, nohup: stderr is not a terminal).
 
 Every `log_every` optimizer steps the loop prints one line to stderr, as the Trainer logs:
-`step 40/120 | loss 0.6512 | 85.3 samples/s | ETA 1m32s`. The rate and the ETA are wall clock
-since training started (evaluation included), so the ETA is what the user will wait.
+`step 40/120 | loss 0.6512 (mean of the last 20 steps) | 85.3 samples/s | ETA 1m32s`. The loss
+is the mean over the steps since the previous line (fewer than `log_every` right after an
+evaluation, which starts the sums afresh). The rate and the ETA are wall clock since training
+started (evaluation included), so the ETA is what the user will wait.
+
+Progress bars of other libraries (transformers' "Writing model shards", datasets' map,
+huggingface_hub's downloads) follow the same rule as the loop's own bar (`third_party_bars`):
+shown only with `progress = true` on a terminal, never in a log file.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TextIO
 
 
@@ -33,14 +41,45 @@ class StepLog:
     def resume(self, step: int, samples: int) -> None:
         self.first_step, self.first_samples = step, samples
 
-    def line(self, step: int, loss: float, samples: int) -> str | None:
+    def line(self, step: int, loss: float, samples: int, *, window: int) -> str | None:
+        """The line of `step`: `loss` is the mean over the last `window` optimizer steps."""
         if not self.enabled:
             return None
         elapsed = max(time.perf_counter() - self.start, 1e-9)
         rate = (samples - self.first_samples) / elapsed
         done = max(step - self.first_step, 1)
         eta = (self.total - step) * elapsed / done
-        text = (f"step {step}/{self.total} | loss {loss:.4f} | {rate:.1f} samples/s | "
-                f"ETA {format_seconds(eta)}")
+        steps = f"the last {window} steps" if window != 1 else "the last step"
+        text = (f"step {step}/{self.total} | loss {loss:.4f} (mean of {steps}) | "
+                f"{rate:.1f} samples/s | ETA {format_seconds(eta)}")
         print(text, file=self.stream or sys.stderr, flush=True)
         return text
+
+
+@contextmanager
+def third_party_bars(show: bool) -> Iterator[None]:
+    """With `show` false, no progress bar of transformers, huggingface_hub or datasets for the
+    duration (their own switches, each put back as it was); with `show` true, as they are.
+    datasets is switched only when it is imported already (importing it costs half a second):
+    its loaders switch their bars off by themselves when stderr is not a terminal."""
+    if show:
+        yield
+        return
+    from huggingface_hub import utils as hub
+    from transformers.utils import logging as hf_logging
+
+    datasets = sys.modules.get("datasets")
+    was = (hf_logging.is_progress_bar_enabled(), hub.are_progress_bars_disabled(),
+           datasets is not None and datasets.is_progress_bar_enabled())
+    hf_logging.disable_progress_bar()  # transformers' and huggingface_hub's
+    if was[2]:
+        datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if was[0]:
+            hf_logging.enable_progress_bar()
+        if was[1] != hub.are_progress_bars_disabled():
+            (hub.disable_progress_bars if was[1] else hub.enable_progress_bars)()
+        if was[2]:
+            datasets.enable_progress_bars()

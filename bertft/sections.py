@@ -382,6 +382,9 @@ class ProcessConfig(Section):
         unknown = [t for t in self.report_to if t not in TRACKERS]
         need(not unknown, f"report_to: unknown tracker {', '.join(map(repr, unknown))}; known "
              f"trackers: {', '.join(TRACKERS)}")
+        twice = sorted({t for t in self.report_to if self.report_to.count(t) > 1})
+        need(not twice, f"report_to: {', '.join(map(repr, twice))} named more than once; name "
+             "each tracker once (each opens one run)")
 
 
 def describe(tp: Any) -> str:

@@ -35,6 +35,8 @@ class Running:
 
     def __init__(self) -> None:
         self.batches = 0
+        self.steps = 0  # optimizer steps (the loop counts them)
+        self.marked = (0.0, 0, 0)  # loss sum, batches and steps at the last `window()`
         self.loss_sum: torch.Tensor | None = None
         self.correct: torch.Tensor | None = None
         self.count: torch.Tensor | None = None
@@ -53,6 +55,14 @@ class Running:
     def loss(self) -> float:
         """Summed loss so far (NaN/inf checks); a sync point."""
         return 0.0 if self.loss_sum is None else float(self.loss_sum)
+
+    def window(self) -> tuple[float, int]:
+        """The mean batch loss since the previous call (or since these sums started: at the
+        last evaluation) and over how many optimizer steps; a sync point."""
+        total = self.loss()
+        loss, batches, steps = self.marked
+        self.marked = (total, self.batches, self.steps)
+        return (total - loss) / max(1, self.batches - batches), self.steps - steps
 
     def finite(self) -> bool:
         return math.isfinite(self.loss())

@@ -3,7 +3,10 @@
 One run per `bertft train` or ablation trial, named by the trial id (or the run directory) and
 grouped by the spec name (MLflow experiment, W&B group, TensorBoard folder). A run logs the
 flattened resolved config as parameters, every history row as metrics at its step, the final
-validation and test metrics and the environment.
+training loss every `log_every` optimizer steps (`train/loss`, the mean over those steps), the
+final validation and test metrics (per class and per entity type too) and the environment.
+A log folder (TensorBoard) is named from the sanitised spec name and trial id
+(`bertft.names.folder_name`, the store's sanitiser), so it stays inside the tracking folder.
 
 The libraries are optional extras, imported only when asked for; `check_installed` reports a
 missing one before any training. A tracker that fails later (server gone, disk full) warns once
@@ -17,17 +20,21 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import time
 import warnings
 from pathlib import Path
 from typing import Any
 
-from bertft.sections import TRACKERS
 from bertft.errors import BertftError
+from bertft.names import folder_name
+from bertft.sections import TRACKERS
 
 MODULES = {"tensorboard": "tensorboard", "mlflow": "mlflow", "wandb": "wandb"}
 PARAM_LIMIT = 250  # MLflow's oldest servers' limit on a parameter value (newer: 6000)
 BATCH = 100  # MLflow: at most 100 params per log_batch
+MESSAGE_LIMIT = 2000  # a failure's message kept whole up to here (the hint is often at its end)
+_METRIC_UNSAFE = re.compile(r"[^\w.\- ]")  # what MLflow allows in a metric name, less its "/"
 
 
 def check_installed(names: tuple[str, ...] | list[str]) -> None:
@@ -53,17 +60,37 @@ def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
-def numeric(row: dict[str, Any]) -> dict[str, float]:
-    """The numbers of a history row or metrics dict (no bools, lists or strings)."""
-    return {k: float(v) for k, v in row.items()
-            if isinstance(v, int | float) and not isinstance(v, bool)}
+def numeric(row: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """The numbers of a history row or metrics dict (no bools, lists or strings); a nested
+    dict of numbers (per-class figures: `{"per_class": {"neg": {"f1": 0.5}}}`) gives
+    `per_class/neg/f1`, a nested name's characters that trackers refuse replaced by `_`."""
+    out: dict[str, float] = {}
+    for key, value in row.items():
+        if isinstance(value, dict):
+            out.update(numeric({_METRIC_UNSAFE.sub("_", str(k)): v for k, v in value.items()},
+                               f"{prefix}{key}/"))
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            out[f"{prefix}{key}"] = float(value)
+    return out
+
+
+def failure_text(exc: BaseException) -> str:
+    """A tracker library's message on one line and whole (MLflow ends its refusal of a file
+    store with the setting that allows it): only a message past MESSAGE_LIMIT characters is
+    shortened, in its middle, so that its start and its hint both stay."""
+    text = " ".join(str(exc).split())
+    if len(text) > MESSAGE_LIMIT:
+        half = MESSAGE_LIMIT // 2
+        text = f"{text[:half]} [...] {text[-half:]}"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class _TensorBoard:
     def __init__(self, root: Path, group: str, name: str) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(log_dir=str(root / "tensorboard" / group / name))
+        self.writer = SummaryWriter(log_dir=str(root / "tensorboard" / folder_name(group)
+                                                / folder_name(name)))
 
     def params(self, values: dict[str, str], title: str) -> None:
         table = "\n".join(f"| {k} | {v} |" for k, v in values.items())
@@ -141,7 +168,7 @@ class Trackers:
         self.live: dict[str, Any] = {}
         for tracker in names:
             self._guard(tracker, lambda t=tracker: self.live.__setitem__(
-                t, BACKENDS[t](root, group, name)))
+                t, BACKENDS[t](root, group, name)))  # report_to names each once (ProcessConfig)
         self._params(flatten(config), "config")
 
     @classmethod
@@ -161,9 +188,13 @@ class Trackers:
         try:
             call()
         except Exception as exc:  # noqa: BLE001 - a tracker never fails the run
-            self.live.pop(tracker, None)
-            warnings.warn(f"report_to: {tracker} failed ({type(exc).__name__}: "
-                          f"{str(exc).splitlines()[0][:300] if str(exc) else ''}); it logs "
+            backend = self.live.pop(tracker, None)
+            if backend is not None:  # close its run as failed: no run stays RUNNING forever
+                try:
+                    backend.finish(False)
+                except Exception:  # noqa: BLE001, S110 - it failed already; warned below
+                    pass
+            warnings.warn(f"report_to: {tracker} failed ({failure_text(exc)}); it logs "
                           "nothing more for this run, whose result is stored as usual",
                           stacklevel=3)
         finally:
@@ -179,13 +210,15 @@ class Trackers:
     def finish(self, final: dict[str, dict[str, Any]], environment: dict[str, Any] | None = None,
                ok: bool = True) -> None:
         """Final metrics (`{"validation": {...}, "test": {...}}`, logged at the last step as
-        `validation/accuracy`...) and the environment (as parameters), then close every run."""
+        `validation/accuracy`..., per class as `validation/per_class/<name>/f1`) and the
+        environment (as parameters), then close every run."""
         if environment:
             self._params(flatten(environment), "environment")
         metrics: dict[str, float] = {}
         for section, values in final.items():
-            metrics.update({f"{section}/{k}": v for k, v in numeric(values).items()})
+            metrics.update(numeric(values, f"{section}/"))
         for tracker, backend in list(self.live.items()):
             self._guard(tracker, lambda b=backend: b.log(metrics, self.step))
-            self._guard(tracker, lambda b=backend: b.finish(ok))
+            if tracker in self.live:  # a failed log closed the run already (as failed)
+                self._guard(tracker, lambda b=backend: b.finish(ok))
         self.live.clear()

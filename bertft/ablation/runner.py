@@ -67,7 +67,8 @@ def run_trial(trial: Trial, spec: Spec, measure=None, checkpoint_dir: Path | Non
     cache = cache if cache is not None else process_cache()
     trackers = Trackers.open(trial.config.process, tracking_root, spec.name, trial.trial_id,
                              trial.config.to_dict())
-    result = _run_trial(trial, spec, measure, checkpoint_dir, trackers.log_row, cache)
+    result = _run_trial(trial, spec, measure, checkpoint_dir, trackers.log_row, cache,
+                        trackers.log_row if trial.config.process.report_to else None)
     trackers.finish({"validation": result.validation, "test": result.test},
                     result.environment, ok=result.status == "passed")
     if trial.config.process.report_to:  # wall time with the trackers', to measure their cost
@@ -77,7 +78,8 @@ def run_trial(trial: Trial, spec: Spec, measure=None, checkpoint_dir: Path | Non
 
 
 def _run_trial(trial: Trial, spec: Spec, measure, checkpoint_dir: Path | None,
-               on_log: Callable[[dict[str, Any]], None], cache: Cache) -> TrialResult:
+               on_log: Callable[[dict[str, Any]], None], cache: Cache,
+               on_step: Callable[[dict[str, Any]], None] | None = None) -> TrialResult:
     start = time.perf_counter()
     base = dict(spec=spec_info(spec), trial_id=trial.trial_id, arm_id=trial.arm_id,
                 overrides=trial.overrides, seed=trial.seed, config=trial.config.to_dict(),
@@ -93,7 +95,7 @@ def _run_trial(trial: Trial, spec: Spec, measure, checkpoint_dir: Path | None,
 
         def train() -> RunResult:
             return fit(trial.config, splits=splits, on_log=log, checkpoint_dir=checkpoint_dir,
-                       cache=cache)
+                       cache=cache, on_step=on_step)
 
         run = measure(train) if measure is not None else train()
         if bad := nonfinite_metrics(run):

@@ -402,13 +402,14 @@ def model_problems(cfg: Config) -> list[str]:
     """Checks that need the model's shape (its layer count, its position limit), read from a
     config.json on this machine only (no network: a model that is not here is checked when its
     trial runs)."""
-    from bertft.limits import max_length_problems
+    from bertft.limits import position_problems
     from bertft.models import local_config, local_depth
 
     shape = local_config(cfg.model.name)
     if shape is None:
         return []
-    problems = max_length_problems(cfg.tokens.max_length, shape, cfg.model.name)
+    problems = position_problems(cfg.tokens.max_length, cfg.batch.pad_to_multiple_of, shape,
+                                 cfg.model.name)
     n = local_depth(cfg.model.name)
     if n is None:
         return problems

@@ -24,10 +24,8 @@ the spec's current trials do not match (`.current/trials.json`).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,6 +34,7 @@ from typing import TYPE_CHECKING, Literal
 
 from filelock import FileLock
 
+from bertft.names import file_stem
 from bertft.results import TrialResult
 from bertft.rundir import write_json_atomic
 
@@ -43,26 +42,9 @@ if TYPE_CHECKING:
     from bertft.config import Config
 
 State = Literal["missing", "complete", "stale", "corrupt"]
-_UNSAFE = re.compile(r"[^A-Za-z0-9=,._+-]")
 SUPERSEDED = "superseded"
 CURRENT = Path(".current") / "trials.json"
 SETTINGS = ".settings"
-
-
-MAX_STEM = 160  # leaves room for the suffixes the store adds (.json.corrupt, superseded
-#                 .<hash>.<n>.json, the temporary .<name>.XXXXXXXX.tmp) under a 255-byte name
-
-
-def file_stem(trial_id: str) -> str:
-    """The results file name of a trial, without `.json`: characters other than letters,
-    digits and `=,._+-` become `_`. An id longer than MAX_STEM keeps its first 143 characters
-    (readable) and ends in `-` and 16 hex digits of its SHA-256, so that any axis value fits
-    in a file name and distinct ids keep distinct files."""
-    stem = _UNSAFE.sub("_", trial_id)
-    if len(stem) <= MAX_STEM:
-        return stem
-    digest = hashlib.sha256(trial_id.encode()).hexdigest()[:16]
-    return f"{stem[:MAX_STEM - 17]}-{digest}"
 
 
 @dataclass(frozen=True)
