@@ -313,7 +313,7 @@ def test_diverged_train_exits_3_with_one_message(files: Path, monkeypatch,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     import bertft.train
 
-    def diverging_fit(cfg, out_dir=None, on_log=None):
+    def diverging_fit(cfg, out_dir=None, on_log=None, **hooks):
         raise TrialDiverged("training loss became nan by step 4 (epoch 1)")
     monkeypatch.setattr(bertft.train, "fit", diverging_fit)
     assert main([a.replace("{d}", str(files)) for a in GOOD]) == 3

@@ -199,10 +199,11 @@ def test_format_seconds() -> None:
 def test_step_log_lines() -> None:
     out = io.StringIO()
     log = StepLog(total_steps=10, enabled=True, stream=out)
-    line = log.line(4, 0.6931, 32)
-    assert re.fullmatch(r"step 4/10 \| loss 0\.6931 \| [\d.]+ samples/s \| ETA \d+s", line)
+    line = log.line(4, 0.6931, 32, window=4)
+    assert re.fullmatch(r"step 4/10 \| loss 0\.6931 \(mean of the last 4 steps\) \| "
+                        r"[\d.]+ samples/s \| ETA \d+s", line)
     assert out.getvalue() == line + "\n"
-    assert StepLog(10, enabled=False, stream=out).line(5, 1.0, 8) is None
+    assert StepLog(10, enabled=False, stream=out).line(5, 1.0, 8, window=1) is None
 
 
 def test_fit_prints_a_progress_line_every_log_every_steps(tmp_path: Path, capsys) -> None:
