@@ -826,6 +826,137 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
+# ---- issue 22: commands keep their word ----
+def pair_run(d: Path) -> Path:
+    """A run trained on text pairs (text_pair_column)."""
+    data = d / "pairs.csv"
+    data.write_text("text,second,label\n" + "".join(
+        f"word{i} text,other {i % 5},c{i % 2}\n" for i in range(24)), encoding="utf-8")
+    p = train(d, "pair_run", "--text-pair-column", "second", data=data)
+    assert p.returncode == 0, p.stderr
+    return d / "pair_run"
+
+
+@case("commands", "predict a lone text with a run trained on pairs")
+def _(d):
+    return one_error(bertft("predict", str(pair_run(d)), "word3 text"),
+                     "this run was trained on text pairs")
+
+
+@case("commands", "NER predict 'Paris!!': no punctuation inside an entity")
+def _(d):
+    text = "John3 lives in Paris!!"  # training saw "Paris" tagged B-LOC, never "Paris!!"
+    p = bertft("predict", str(trained_run(d, "ner")), text)
+    if p.returncode != 0:
+        return one_error(p, "never")
+    ents = json.loads(p.stdout.splitlines()[0])["entities"]
+    bad = [e["text"] for e in ents if "Paris!" in e["text"]
+           or text[e["start"]:e["end"]] != e["text"]]
+    return ("silent", f"punctuation glued to a word: {bad}") if bad else \
+        ("clean", f"entities {[e['text'] for e in ents]}")
+
+
+@case("commands", "predict --file: 3 lines holding U+2028 and a form feed")
+def _(d):
+    (d / "in.txt").write_text("one\u2028still one\ntwo\x0cstill two\r\nthree\n",
+                              encoding="utf-8")
+    p = bertft("predict", str(trained_run(d)), "--file", str(d / "in.txt"))
+    n = len(p.stdout.splitlines())
+    return ("clean", "3 predictions") if p.returncode == 0 and n == 3 else \
+        ("silent", f"exit {p.returncode}, {n} predictions for 3 lines")
+
+
+@case("commands", "predict --file ... | head -1")
+def _(d):
+    (d / "in.txt").write_text("".join(f"text {i}\n" for i in range(3000)), encoding="utf-8")
+    cmd = (f"set -o pipefail; {sys.executable} -m bertft predict {trained_run(d)} --file "
+           f"{d / 'in.txt'} --device cpu | head -1")
+    p = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, cwd=ROOT,
+                       env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
+    if p.stderr.strip():
+        return "unclear", p.stderr.strip().splitlines()[-1][:160]
+    return ("clean", f"one line, exit {p.returncode}, stderr empty") if \
+        len(p.stdout.splitlines()) == 1 else ("unclear", p.stdout[-160:])
+
+
+@case("commands", "--config with top-level keys beside [base]")
+def _(d):
+    (d / "c.toml").write_text("epochs = 2\n[base]\nseed = 1\n")
+    return one_error(train(d, "out", "--config", str(d / "c.toml")),
+                     "'epochs' beside the [base] table")
+
+
+@case("commands", "--overwrite with a mistyped --label-column")
+def _(d):
+    run = trained_run(d)
+    before = (run / "metrics.json").read_bytes()
+    out = one_error(train(d, run.name, "--overwrite", "--label-column", "lable"), "lable")
+    if not (run / "metrics.json").exists() or (run / "metrics.json").read_bytes() != before:
+        return "lost", "the finished run was deleted before the typo was reported"
+    return out
+
+
+setting_case("max_length 512, pad_to_multiple_of 100, unpad false",
+             ["--max-length", "512", "--pad-to-multiple-of", "100", "--unpad", "false"],
+             "padded up to 600 positions; model tiny-bert embeds at most 512")
+setting_case("--report-to mlflow,mlflow", ["--report-to", "mlflow,mlflow"],
+             "'mlflow' named more than once")
+
+
+@case("trackers", "an axis value with ../ and report_to tensorboard")
+def _(d):
+    deep = "/".join([".."] * 5) + "/escaped"  # from results/tensorboard/s/<id>: to the case
+    spec = d / "s.toml"
+    spec.write_text(SPEC.replace("[base]", '[base]\nreport_to = ["tensorboard"]')
+                    + f'[grid]\ntext_column = ["{deep}"]\n')
+    bertft("ablate", str(spec), "--results", str(d / "r"), "--no-report", "-q")
+    outside = list(d.glob("escaped*"))
+    return ("silent", f"wrote {outside[0]}") if outside else \
+        ("clean", "every tracker file inside the results folder")
+
+
+@case("trackers", "MLflow file store without MLFLOW_ALLOW_FILE_STORE: the hint is kept")
+def _(d):
+    keep = {k: os.environ.pop(k, None) for k in ("MLFLOW_TRACKING_URI",
+                                                   "MLFLOW_ALLOW_FILE_STORE")}
+    os.environ["MLFLOW_TRACKING_URI"] = (d / "mlruns").as_uri()
+    try:
+        p = train(d, "out", "--report-to", "mlflow", "--save-model", "false")
+    finally:
+        for k, v in keep.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+    ok = p.returncode == 0 and "MLFLOW_ALLOW_FILE_STORE=true" in p.stderr
+    return ("clean", "warning names MLFLOW_ALLOW_FILE_STORE=true") if ok else \
+        ("unclear", p.stderr.strip()[-160:])
+
+
+@case("trackers", "train/loss every log_every steps, per-class metrics at the end")
+def _(d):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    p = train(d, "out", "--report-to", "tensorboard", "--log-every", "1", "--save-model",
+              "false")
+    if p.returncode != 0:
+        return one_error(p, "never")
+    acc = EventAccumulator(str(d / "out" / "tensorboard" / "bertft-train" / "out"))
+    acc.Reload()
+    steps = json.loads((d / "out" / "metrics.json").read_text())["timing"]["optimizer_steps"]
+    tags = acc.Tags()["scalars"]
+    n = len(acc.Scalars("train/loss")) if "train/loss" in tags else 0
+    per_class = [t for t in tags if "/per_class/" in t]
+    return ("clean", f"{n} loss points for {steps} steps, {len(per_class)} per-class") if \
+        n == steps and per_class else ("silent", f"{n} loss points for {steps} steps")
+
+
+@case("progress", "no 'Writing model shards' bar and a loss that says its window")
+def _(d):
+    p = train(d, "out", "--progress", "true", "--log-every", "1")
+    bar = "Writing model shards" in p.stderr or "\r" in p.stderr
+    said = "(mean of the last" in p.stderr
+    return ("clean", "no bar; loss line names its window") if p.returncode == 0 and said and \
+        not bar else ("unclear", f"bar {bar}, window named {said}")
+
+
 def main() -> None:
     os.environ.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     scratch = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/bertft-adversarial")
@@ -855,3 +986,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+

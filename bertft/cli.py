@@ -107,16 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[],
                    metavar="KEY=VALUE", help="Override data settings, e.g. data_dir=...")
 
-    p = sub.add_parser("predict", help="Predict labels (or entities) for texts.")
-    p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("texts", nargs="*", metavar="TEXT")
-    p.add_argument("--pair", dest="pairs", action="append", default=None, metavar="TEXT",
-                   help="The second text of a pair, once per TEXT in order (runs trained "
-                   "with text_pair_column only).")
-    p.add_argument("--file", metavar="PATH", help="One text per line (lines end at \\n, "
-                   "\\r\\n or \\r; blank lines are skipped); for a run trained on text "
-                   "pairs, TEXT<tab>PAIR per line.")
-    p.add_argument("--device", default="auto")
+    _add_predict_parser(sub)
 
     p = sub.add_parser("inspect", help="Show a model's structure and parameter counts.")
     p.add_argument("model", metavar="MODEL")
@@ -152,6 +143,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="reports", metavar="DIR")
     p.add_argument("--format", choices=("md", "csv", "json"), default="md")
     return parser
+
+
+def _add_predict_parser(sub: Any) -> None:
+    p = sub.add_parser("predict", help="Predict labels (or entities) for texts.")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("texts", nargs="*", metavar="TEXT")
+    p.add_argument("--pair", dest="pairs", action="append", default=None, metavar="TEXT",
+                   help="The second text of a pair, once per TEXT in order (runs trained "
+                   "with text_pair_column only).")
+    p.add_argument("--file", metavar="PATH", help="One text per line (lines end at \\n, "
+                   "\\r\\n or \\r; blank lines are skipped); for a run trained on text "
+                   "pairs, TEXT<tab>PAIR per line.")
+    p.add_argument("--device", default="auto")
 
 
 def check_usage(cfg: Config) -> None:
@@ -249,7 +253,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from bertft.predict import Predictor
+    from bertft.predict import Predictor, file_lines, split_pair
 
     texts, pairs = list(args.texts), args.pairs
     if pairs is not None and len(pairs) != len(texts):
@@ -270,23 +274,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for row in pred.predict(texts, pairs=pairs):
         print(json.dumps(row))
     return 0
-
-
-def file_lines(text: str) -> list[str]:
-    """The lines of a text file as users count them: ended by \\n, \\r\\n or \\r only
-    (str.splitlines also splits at form feeds, \\x1c-\\x1e, U+0085, U+2028 and U+2029,
-    which sit inside texts)."""
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    return lines[:-1] if lines and lines[-1] == "" else lines
-
-
-def split_pair(line: str, path: str, number: int) -> tuple[str, str]:
-    """A --file line of a pair-trained run: TEXT<tab>PAIR, or one BertftError naming it."""
-    parts = line.split("\t")
-    if len(parts) != 2:
-        raise BertftError(f"--file {path}: line {number} has {len(parts) - 1} tabs; a run "
-                          "trained on text pairs takes TEXT<tab>PAIR lines (one tab)")
-    return parts[0], parts[1]
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:

@@ -129,6 +129,23 @@ def split_words(text: str) -> list[tuple[int, int]]:
     return [span for _, span in BertPreTokenizer().pre_tokenize_str(text)]
 
 
+def file_lines(text: str) -> list[str]:
+    """The lines of a text file as users count them: ended by \\n, \\r\\n or \\r only
+    (str.splitlines also splits at form feeds, \\x1c-\\x1e, U+0085, U+2028 and U+2029,
+    which sit inside texts)."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return lines[:-1] if lines and lines[-1] == "" else lines
+
+
+def split_pair(line: str, path: str, number: int) -> tuple[str, str]:
+    """A --file line of a pair-trained run: TEXT<tab>PAIR, or one BertftError naming it."""
+    parts = line.split("\t")
+    if len(parts) != 2:
+        raise BertftError(f"--file {path}: line {number} has {len(parts) - 1} tabs; a run "
+                          "trained on text pairs takes TEXT<tab>PAIR lines (one tab)")
+    return parts[0], parts[1]
+
+
 def word_tags(word_ids: list[int | None], probs: torch.Tensor, label_names: tuple[str, ...],
               n_words: int) -> list[tuple[str, float]]:
     """One (tag, score) per word, taken from the word's first piece. A word the tokenizer

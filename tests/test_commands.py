@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from bertft.cli import file_lines, main
+from bertft.cli import main
 from bertft.config import Config
 from bertft.errors import BertftError, ConfigError
 from bertft.limits import position_problems
-from bertft.predict import Predictor, split_words
+from bertft.predict import Predictor, file_lines, split_words
 from bertft.progress import StepLog
 from bertft.trackers import Trackers
 
