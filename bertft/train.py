@@ -300,8 +300,8 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
     `out_dir/checkpoint`) after each epoch and a matching checkpoint found there is resumed.
     `on_log` gets each evaluation's history row; `on_step` every `log_every` optimizer steps
     `{"step", "train/loss"}` (the mean over those steps); `on_ready` is called once every
-    input check has passed (data loaded, model built, settings checked against it), before
-    anything is trained or written: where `bertft train --overwrite` removes the old run.
+    input check has passed (data loaded, model built, settings checked against it, a
+    checkpoint read), before anything is trained or written: where `bertft train --overwrite` removes the old run.
     Progress bars of other libraries show only where the loop's own bar does.
     """
     with third_party_bars(cfg.process.progress and sys.stderr.isatty()):
@@ -316,8 +316,6 @@ def _fit(cfg: Config, splits: Splits | None, out_dir: str | Path | None, on_log:
     configure_determinism(cfg.runtime.deterministic)
     cache = cache if cache is not None else Cache()
     s = Setup(cfg, splits if splits is not None else load_task(cfg.data), cache)
-    if on_ready is not None:
-        on_ready()
     state = TrainState(best_metric_name(cfg.loop.metric_for_best, s.kind),
                        train_time=s.forward.precompute_seconds)  # the cache costs train time
     reset_peak_memory(s.device)
@@ -327,6 +325,8 @@ def _fit(cfg: Config, splits: Splits | None, out_dir: str | Path | None, on_log:
     saved = checkpoint.load(ckpt_dir, s.identity()) if ckpt_dir else None
     if saved is not None:
         s.resume(saved, state)
+    if on_ready is not None:  # every check passed, the checkpoint's included
+        on_ready()
     for epoch in range(state.epoch + 1, s.epochs + 1):
         if cfg.model.unfreeze_at_epoch == epoch:
             s.unfreeze()
