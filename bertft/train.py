@@ -301,7 +301,8 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
     `on_log` gets each evaluation's history row; `on_step` every `log_every` optimizer steps
     `{"step", "train/loss"}` (the mean over those steps); `on_ready` is called once every
     input check has passed (data loaded, model built, settings checked against it, a
-    checkpoint read), before anything is trained or written: where `bertft train --overwrite` removes the old run.
+    checkpoint read), before anything is trained or written: where `bertft train
+    --overwrite` removes the old run.
     Progress bars of other libraries show only where the loop's own bar does.
     """
     with third_party_bars(cfg.process.progress and sys.stderr.isatty()):
