@@ -81,7 +81,8 @@ def test_a_raising_trial_is_stored_as_failed(exc, reason, smoke_trials, monkeypa
     spec, trials = smoke_trials
     last = {"epoch": 1, "step": 3, "train_loss": 1.5, "val_f1_macro": 0.25}
 
-    def fit(cfg, splits=None, out_dir=None, on_log=None, checkpoint_dir=None, cache=None):
+    def fit(cfg, splits=None, out_dir=None, on_log=None, checkpoint_dir=None, cache=None,
+            **hooks):
         on_log(last)  # one evaluation happened before the fault
         raise exc
     monkeypatch.setattr(runner, "fit", fit)
@@ -96,7 +97,8 @@ def test_a_raising_trial_is_stored_as_failed(exc, reason, smoke_trials, monkeypa
 def test_a_diverging_trial_is_stored_as_diverged(smoke_trials, monkeypatch) -> None:
     spec, trials = smoke_trials
 
-    def fit(cfg, splits=None, out_dir=None, on_log=None, checkpoint_dir=None, cache=None):
+    def fit(cfg, splits=None, out_dir=None, on_log=None, checkpoint_dir=None, cache=None,
+            **hooks):
         on_log({"epoch": 1, "step": 20, "train_loss": 7.0})
         raise TrialDiverged("training loss became nan by step 40 (epoch 2)")
     monkeypatch.setattr(runner, "fit", fit)
@@ -153,7 +155,8 @@ def test_grid_goes_on_after_a_failed_trial(fault, status, pytester: pytest.Pytes
     real_fit = runner.fit
     ran: list[float] = []
 
-    def fit(cfg, splits=None, out_dir=None, on_log=None, checkpoint_dir=None, cache=None):
+    def fit(cfg, splits=None, out_dir=None, on_log=None, checkpoint_dir=None, cache=None,
+            **hooks):
         ran.append(cfg.optim.head_lr)
         if cfg.optim.head_lr == 1e-3:  # the first trial faults; the second must still run
             raise fault
