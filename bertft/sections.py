@@ -313,7 +313,8 @@ class LoopConfig(Section):
     early_stopping_patience: int = _f(0, "Stop after this many evaluations without improvement; "
                                       "0 disables early stopping.")
     restore_best: bool = _f(True, "Reload the best validation weights at the end.")
-    log_every: int = _f(20, "Check the loss for NaN/inf and log every N optimizer steps.")
+    log_every: int = _f(20, "Every N optimizer steps: check the loss for NaN/inf, print the "
+                        "progress line (no terminal) and log train/loss to the trackers.")
     seed: int = _f(0, "Seed of head initialisation, data order and dropout.")
 
     def _check(self, need: Callable[[bool, str], None]) -> None:
