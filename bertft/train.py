@@ -298,13 +298,9 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
     one process (default: a fresh one, shared with nothing). With
     `cfg.process.checkpoint_every_epoch`, state is saved to `checkpoint_dir` (default
     `out_dir/checkpoint`) after each epoch and a matching checkpoint found there is resumed.
-    `on_log` gets each evaluation's history row; `on_step` every `log_every` optimizer steps
-    `{"step", "train/loss"}` (the mean over those steps); `on_ready` is called once every
-    input check has passed (data loaded, model built, settings checked against it, a
-    checkpoint read), before anything is trained or written: where `bertft train
-    --overwrite` removes the old run.
-    Progress bars of other libraries show only where the loop's own bar does.
-    """
+    Hooks: `on_log(row)` per evaluation; `on_step({"step", "train/loss"})` every `log_every`
+    steps (the mean over them); `on_ready()` once the input checks (data, model, limits,
+    checkpoint) passed, before any training or writing. Other libraries' bars: as ours."""
     with third_party_bars(cfg.process.progress and sys.stderr.isatty()):
         return _fit(cfg, splits, out_dir, on_log, checkpoint_dir, cache, on_step, on_ready)
 
