@@ -896,9 +896,9 @@ def _(d):
     return out
 
 
-setting_case("max_length 512, pad_to_multiple_of 100, unpad false",
-             ["--max-length", "512", "--pad-to-multiple-of", "100", "--unpad", "false"],
-             "padded up to 600 positions; model tiny-bert embeds at most 512")
+setting_case("max_length 512, pad_to_multiple_of 100, padding max_length, unpad false",
+             ["--max-length", "512", "--pad-to-multiple-of", "100", "--padding", "max_length",
+              "--unpad", "false"], "padded to 600 positions; model tiny-bert embeds at most 512")
 setting_case("--report-to mlflow,mlflow", ["--report-to", "mlflow,mlflow"],
              "'mlflow' named more than once")
 

@@ -4,7 +4,7 @@
 (a bound in parentheses is open). Every value must also be finite: TOML and `--set` accept
 `inf` and `nan`, which would otherwise pass a `> 0` check and train to NaN. Seeds stay in
 [0, 2**32 - 1], the range NumPy and scikit-learn accept. The position limit of the model
-(`position_problems`: `max_length`, and the length `pad_to_multiple_of` pads it up to) is
+(`position_problems`: `max_length`, and the length padding to it pads up to) is
 checked at spec collection when the model's config.json is on this machine, and in `fit` once
 the model is built, before any training step.
 """
@@ -121,26 +121,34 @@ def max_length_problems(max_length: int, model_config: Mapping[str, Any], model:
     return []
 
 
-def padded_length(max_length: int, pad_to_multiple_of: int | None) -> int:
-    """The longest a batch can be padded to: `max_length` rounded up to the multiple (the
-    collators round after truncating, with `padding = "dynamic"` as with `"max_length"`)."""
-    m = pad_to_multiple_of
-    return -(-max_length // m) * m if m else max_length
+def padded_length(max_length: int, pad_to_multiple_of: int | str | None, padding: str) -> int:
+    """The longest a batch can be padded to. Dynamic padding rounds up to the multiple but never
+    past `max_length` (`auto.bucket_length`); `padding = "max_length"` pads every batch to
+    `max_length` rounded up to the multiple, as the tokenizer's `pad` does. An "auto" multiple
+    counts as the largest any device resolves it to (`auto.DEVICE_DEFAULTS`)."""
+    from bertft import auto
+
+    if padding != "max_length":
+        return max_length
+    multiples = set(auto.DEVICE_DEFAULTS["pad_to_multiple_of"].values()) \
+        if pad_to_multiple_of == auto.AUTO else {pad_to_multiple_of}
+    return max(-(-max_length // m) * m if m else max_length for m in multiples)
 
 
-def position_problems(max_length: int, pad_to_multiple_of: int | None,
-                      model_config: Mapping[str, Any], model: str) -> list[str]:
+def position_problems(max_length: int, batch: Any, model_config: Mapping[str, Any], model: str
+                      ) -> list[str]:
     """Every way the settings can ask the model for more positions than it embeds: `max_length`
-    itself, or `pad_to_multiple_of` padding it past the limit (512 rounded up to a multiple
-    of 100 is 600: a tensor-size error in the first batch that long, after an epoch or more of
-    training). Refused whatever `unpad` says: evaluation and `bertft eval` run padded."""
+    itself, or `padding = "max_length"` with a `pad_to_multiple_of` that pads it past the limit
+    (512 rounded up to a multiple of 100 is 600: a tensor-size error at the first batch, or
+    after an epoch when only evaluation pads that far). Refused whatever `unpad` says.
+    `batch`: the config's batch section (`padding`, `pad_to_multiple_of`)."""
     problems = max_length_problems(max_length, model_config, model)
     limit = position_limit(model_config)
-    padded = padded_length(max_length, pad_to_multiple_of)
+    multiple = batch.pad_to_multiple_of
+    padded = padded_length(max_length, multiple, batch.padding)
     if problems or limit is None or padded <= limit:
         return problems
-    m = pad_to_multiple_of
-    return [f"max_length = {max_length} with pad_to_multiple_of = {m}: batches are padded up "
-            f"to {padded} positions; model {model} embeds at most {limit}; allowed: "
-            f"max_length <= {limit // m * m} with this pad_to_multiple_of, or a "
-            f"pad_to_multiple_of that divides {max_length}"]
+    return [f"max_length = {max_length} with padding = 'max_length' and pad_to_multiple_of = "
+            f"{multiple!r}: batches are padded to {padded} positions; model {model} "
+            f"embeds at most {limit}; allowed: a max_length that is a multiple of "
+            "pad_to_multiple_of, or padding = 'dynamic' (never pads past max_length)"]

@@ -13,11 +13,12 @@ shown only with `progress = true` on a terminal, never in a log file.
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TextIO
+from typing import Any, TextIO
 
 
 def format_seconds(seconds: float) -> str:
@@ -28,12 +29,14 @@ def format_seconds(seconds: float) -> str:
 
 
 class StepLog:
-    """Prints `step/total | loss | samples/s | ETA` lines when enabled (no-op otherwise)."""
+    """The loop's report every `log_every` steps: a `step/total | loss | samples/s | ETA` line
+    when enabled, and `{"step", "train/loss"}` to `on_step` when set (the trackers)."""
 
     def __init__(self, total_steps: int, enabled: bool, stream: TextIO | None = None) -> None:
         self.total = total_steps
         self.enabled = enabled
         self.stream = stream
+        self.on_step: Callable[[dict[str, Any]], None] | None = None
         self.start = time.perf_counter()
         self.first_step = 0  # a resumed run counts its rate from where it resumed
         self.first_samples = 0
@@ -43,6 +46,8 @@ class StepLog:
 
     def line(self, step: int, loss: float, samples: int, *, window: int) -> str | None:
         """The line of `step`: `loss` is the mean over the last `window` optimizer steps."""
+        if self.on_step is not None:
+            self.on_step({"step": step, "train/loss": loss})
         if not self.enabled:
             return None
         elapsed = max(time.perf_counter() - self.start, 1e-9)
@@ -83,3 +88,14 @@ def third_party_bars(show: bool) -> Iterator[None]:
             (hub.disable_progress_bars if was[1] else hub.enable_progress_bars)()
         if was[2]:
             datasets.enable_progress_bars()
+
+
+def bars_as_ours(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn(cfg, ...)` with other libraries' progress bars shown only where bertft's own is:
+    `cfg.process.progress` and stderr a terminal (`fit` is wrapped: its save_pretrained
+    would print "Writing model shards" into a log file)."""
+    @functools.wraps(fn)
+    def wrapped(cfg: Any, *args: Any, **kwargs: Any) -> Any:
+        with third_party_bars(cfg.process.progress and sys.stderr.isatty()):
+            return fn(cfg, *args, **kwargs)
+    return wrapped

@@ -35,7 +35,7 @@ from bertft.frozen import forward_logits
 from bertft.metrics import best_metric_name, classification_metrics, metric_problem, ner_evaluation
 from bertft.limits import position_problems
 from bertft.models import build_model, load_tokenizer, model_files
-from bertft.progress import StepLog, third_party_bars
+from bertft.progress import StepLog, bars_as_ours
 from bertft.runtime import (
     autocast, configure_determinism, configure_threads, environment, peak_memory_mb,
     reset_peak_memory, resolve_device, resolve_precision, resolve_settings, resolved_config,
@@ -188,7 +188,7 @@ class Setup:
         self.encoded: Encoded = encode_splits(splits, self.tokenizer, cfg.tokens, cache)
         set_seed(cfg.loop.seed)  # head init, dropout and data order all follow from here
         model = build_model(cfg.model, self.kind, self.names).to(self.device)
-        if too_long := position_problems(cfg.tokens.max_length, cfg.batch.pad_to_multiple_of,
+        if too_long := position_problems(cfg.tokens.max_length, cfg.batch,
                                          model.config.to_dict(), cfg.model.name):
             raise ConfigError(too_long)  # a tensor-size error at the first step otherwise
         self.frozen = optim.frozen_parameter_names(model, cfg.model)
@@ -285,12 +285,11 @@ class Setup:
         self.steplog.resume(state.step, state.samples)
 
 
-Hook = Callable[[dict[str, Any]], None]
-
-
+@bars_as_ours  # other libraries' progress bars show only where the loop's own bar does
 def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = None,
-        on_log: Hook | None = None, checkpoint_dir: str | Path | None = None,
-        cache: Cache | None = None, *, on_step: Hook | None = None,
+        on_log: Callable[[dict[str, Any]], None] | None = None,
+        checkpoint_dir: str | Path | None = None, cache: Cache | None = None, *,
+        on_step: Callable[[dict[str, Any]], None] | None = None,
         on_ready: Callable[[], None] | None = None) -> RunResult:
     """Train and evaluate one configuration. Raises TrialDiverged on a NaN/inf loss.
 
@@ -298,21 +297,14 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
     one process (default: a fresh one, shared with nothing). With
     `cfg.process.checkpoint_every_epoch`, state is saved to `checkpoint_dir` (default
     `out_dir/checkpoint`) after each epoch and a matching checkpoint found there is resumed.
-    Hooks: `on_log(row)` per evaluation; `on_step({"step", "train/loss"})` every `log_every`
-    steps (the mean over them); `on_ready()` once the input checks (data, model, limits,
-    checkpoint) passed, before any training or writing. Other libraries' bars: as ours."""
-    with third_party_bars(cfg.process.progress and sys.stderr.isatty()):
-        return _fit(cfg, splits, out_dir, on_log, checkpoint_dir, cache, on_step, on_ready)
-
-
-def _fit(cfg: Config, splits: Splits | None, out_dir: str | Path | None, on_log: Hook | None,
-         checkpoint_dir: str | Path | None, cache: Cache | None, on_step: Hook | None,
-         on_ready: Callable[[], None] | None) -> RunResult:
+    Hooks: `on_log(row)` per evaluation, `on_step` every `log_every` steps (`StepLog`),
+    `on_ready()` once the input checks (data, model, limits, checkpoint) passed."""
     started = time.perf_counter()  # the non-training share of the trial is measured from here
     configure_threads(cfg.process.num_threads)
     configure_determinism(cfg.runtime.deterministic)
     cache = cache if cache is not None else Cache()
     s = Setup(cfg, splits if splits is not None else load_task(cfg.data), cache)
+    s.steplog.on_step = on_step
     state = TrainState(best_metric_name(cfg.loop.metric_for_best, s.kind),
                        train_time=s.forward.precompute_seconds)  # the cache costs train time
     reset_peak_memory(s.device)
@@ -327,7 +319,7 @@ def _fit(cfg: Config, splits: Splits | None, out_dir: str | Path | None, on_log:
     for epoch in range(state.epoch + 1, s.epochs + 1):
         if cfg.model.unfreeze_at_epoch == epoch:
             s.unfreeze()
-        if train_epoch(s, state, epoch, on_log, on_step):
+        if train_epoch(s, state, epoch, on_log):
             break
         state.epoch = epoch
         if ckpt_dir:
@@ -342,8 +334,8 @@ def _fit(cfg: Config, splits: Splits | None, out_dir: str | Path | None, on_log:
     return result
 
 
-def train_epoch(s: Setup, state: TrainState, epoch: int, on_log: Hook | None,
-                on_step: Hook | None = None) -> bool:
+def train_epoch(s: Setup, state: TrainState, epoch: int,
+                on_log: Callable[[dict[str, Any]], None] | None) -> bool:
     """One pass over the training data, one optimizer step per accumulation window, with the
     evaluations that fall in it; True when training is over (early stopping or step budget)."""
     loop = s.cfg.loop
@@ -366,8 +358,6 @@ def train_epoch(s: Setup, state: TrainState, epoch: int, on_log: Hook | None,
                                     f"{state.step} (epoch {epoch})")
             loss, steps = state.running.window()
             s.steplog.line(state.step, loss, state.samples, window=steps)
-            if on_step:
-                on_step({"step": state.step, "train/loss": loss})
         if loop.eval_steps and state.step % loop.eval_steps == 0:
             state.train_time += _now(s.device) - t0  # evaluation is not training time
             stop = validate(s, state, epoch, on_log)

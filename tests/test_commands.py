@@ -198,15 +198,17 @@ def test_overwrite_replaces_the_run_once_the_checks_pass(runs, tmp_path) -> None
 
 
 # -- every setting combination against the model's limits, before training --------------------
-PADDED = ("max_length = 512 with pad_to_multiple_of = 100: batches are padded up to 600 "
-          "positions; model tiny-bert embeds at most 512; allowed: max_length <= 500 with "
-          "this pad_to_multiple_of, or a pad_to_multiple_of that divides 512")
+PADDED = ("max_length = 512 with padding = 'max_length' and pad_to_multiple_of = 100: batches "
+          "are padded to 600 positions; model tiny-bert embeds at most 512; allowed: a "
+          "max_length that is a multiple of pad_to_multiple_of, or padding = 'dynamic' (never "
+          "pads past max_length)")
 
 
 def test_padding_past_the_position_limit_is_refused_before_training(tmp_path, capsys) -> None:
     assert main(["train", "--out", str(tmp_path / "o"), "--task", "text-file", "--train-file",
                  str(_csv(tmp_path / "d.csv")), *TINY, "--max-length", "512",
-                 "--pad-to-multiple-of", "100", "--unpad", "false"]) == 2
+                 "--pad-to-multiple-of", "100", "--padding", "max_length", "--unpad",
+                 "false"]) == 2
     assert capsys.readouterr().err == f"bertft: error: config: 1 problem:\n  - {PADDED}\n"
     assert not (tmp_path / "o").exists()
 
@@ -216,14 +218,22 @@ def test_position_problems_at_fit_and_in_specs(tmp_path) -> None:
     from bertft.train import fit
 
     shape = {"max_position_embeddings": 512}
-    assert position_problems(512, 100, shape, "tiny-bert") == [PADDED]
-    assert position_problems(512, 64, shape, "tiny-bert") == []
-    assert position_problems(500, 100, shape, "tiny-bert") == []
+
+    def batch(multiple, padding="max_length"):
+        return Config.of(pad_to_multiple_of=multiple, padding=padding).batch
+
+    assert position_problems(512, batch(100), shape, "tiny-bert") == [PADDED]
+    assert position_problems(512, batch(64), shape, "tiny-bert") == []
+    assert position_problems(500, batch(100), shape, "tiny-bert") == []
+    assert position_problems(512, batch(100, "dynamic"), shape, "tiny-bert") == []
+    assert position_problems(500, batch("auto"), {"max_position_embeddings": 510}, "m") == [
+        PADDED.replace("512 with", "500 with").replace("= 100", "= 'auto'").replace(
+            "600", "512").replace("tiny-bert embeds at most 512", "m embeds at most 510")]
     cfg = Config.of(model="tiny-bert", task="text-file", train_file=str(_csv(tmp_path / "d.csv")),
-                    max_length=512, pad_to_multiple_of=100, unpad=False, progress=False,
-                    save_model=False)
+                    max_length=512, pad_to_multiple_of=100, padding="max_length", unpad=False,
+                    progress=False, save_model=False)
     assert model_problems(cfg) == [PADDED]
-    with pytest.raises(ConfigError, match="padded up to 600 positions"):
+    with pytest.raises(ConfigError, match="padded to 600 positions"):
         fit(cfg)
 
 

@@ -408,8 +408,7 @@ def model_problems(cfg: Config) -> list[str]:
     shape = local_config(cfg.model.name)
     if shape is None:
         return []
-    problems = position_problems(cfg.tokens.max_length, cfg.batch.pad_to_multiple_of, shape,
-                                 cfg.model.name)
+    problems = position_problems(cfg.tokens.max_length, cfg.batch, shape, cfg.model.name)
     n = local_depth(cfg.model.name)
     if n is None:
         return problems
