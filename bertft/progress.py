@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
+Hook = Callable[[dict[str, Any]], None]  # a row for trackers: `fit`'s on_log and on_step
+
 
 def format_seconds(seconds: float) -> str:
     """83 -> '1m23s', 3725 -> '1h02m05s'."""
@@ -36,7 +38,7 @@ class StepLog:
         self.total = total_steps
         self.enabled = enabled
         self.stream = stream
-        self.on_step: Callable[[dict[str, Any]], None] | None = None
+        self.on_step: Hook | None = None
         self.start = time.perf_counter()
         self.first_step = 0  # a resumed run counts its rate from where it resumed
         self.first_samples = 0

@@ -33,10 +33,9 @@ class Running:
     reading them (at log and evaluation points) is the loop's only CPU-GPU sync, so the host
     can queue the next steps while the GPU works."""
 
-    def __init__(self) -> None:
+    def __init__(self, step: int = 0) -> None:
         self.batches = 0
-        self.steps = 0  # optimizer steps (the loop counts them)
-        self.marked = (0.0, 0, 0)  # loss sum, batches and steps at the last `window()`
+        self.marked = (0.0, 0, step)  # loss sum, batches and step at the last `window()`
         self.loss_sum: torch.Tensor | None = None
         self.correct: torch.Tensor | None = None
         self.count: torch.Tensor | None = None
@@ -56,13 +55,14 @@ class Running:
         """Summed loss so far (NaN/inf checks); a sync point."""
         return 0.0 if self.loss_sum is None else float(self.loss_sum)
 
-    def window(self) -> tuple[float, int]:
-        """The mean batch loss since the previous call (or since these sums started: at the
-        last evaluation) and over how many optimizer steps; a sync point."""
+    def window(self, step: int) -> tuple[float, int]:
+        """At optimizer step `step`: the mean batch loss since the previous call (or since
+        these sums started, at the last evaluation or resume) and over how many optimizer
+        steps; a sync point."""
         total = self.loss()
-        loss, batches, steps = self.marked
-        self.marked = (total, self.batches, self.steps)
-        return (total - loss) / max(1, self.batches - batches), self.steps - steps
+        loss, batches, since = self.marked
+        self.marked = (total, self.batches, step)
+        return (total - loss) / max(1, self.batches - batches), step - since
 
     def finite(self) -> bool:
         return math.isfinite(self.loss())
@@ -109,6 +109,7 @@ class TrainState:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for k in _SAVED:
             setattr(self, k, state[k])
+        self.running = Running(self.step)  # the resumed run's sums start here
 
     def record(self, ev: Evaluation, epoch: int, kind: str, loop: LoopConfig, model: nn.Module
                ) -> dict[str, Any]:
@@ -120,7 +121,7 @@ class TrainState:
                "train_seconds": self.train_time, "samples_per_s": self.samples / speed,
                "tokens_per_s": self.tokens / speed}
         self.history.append(row)
-        self.running, self.last_eval = Running(), ev
+        self.running, self.last_eval = Running(self.step), ev
         if improves(self.metric, ev.metrics[self.metric], self.best["value"]):
             self.best.update(value=ev.metrics[self.metric], epoch=epoch, step=self.step)
             self.bad_evals = 0

@@ -35,7 +35,7 @@ from bertft.frozen import forward_logits
 from bertft.metrics import best_metric_name, classification_metrics, metric_problem, ner_evaluation
 from bertft.limits import position_problems
 from bertft.models import build_model, load_tokenizer, model_files
-from bertft.progress import StepLog, bars_as_ours
+from bertft.progress import Hook, StepLog, bars_as_ours
 from bertft.runtime import (
     autocast, configure_determinism, configure_threads, environment, peak_memory_mb,
     reset_peak_memory, resolve_device, resolve_precision, resolve_settings, resolved_config,
@@ -287,18 +287,16 @@ class Setup:
 
 @bars_as_ours  # other libraries' progress bars show only where the loop's own bar does
 def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = None,
-        on_log: Callable[[dict[str, Any]], None] | None = None,
-        checkpoint_dir: str | Path | None = None, cache: Cache | None = None, *,
-        on_step: Callable[[dict[str, Any]], None] | None = None,
-        on_ready: Callable[[], None] | None = None) -> RunResult:
+        on_log: Hook | None = None, checkpoint_dir: str | Path | None = None,
+        cache: Cache | None = None, *, on_step: Hook | None = None,
+        on_ready: Callable[[], None] = lambda: None) -> RunResult:
     """Train and evaluate one configuration. Raises TrialDiverged on a NaN/inf loss.
 
     `cache` shares loaded data, tokenized features and frozen-prefix states between the runs of
     one process (default: a fresh one, shared with nothing). With
     `cfg.process.checkpoint_every_epoch`, state is saved to `checkpoint_dir` (default
     `out_dir/checkpoint`) after each epoch and a matching checkpoint found there is resumed.
-    Hooks: `on_log(row)` per evaluation, `on_step` every `log_every` steps (`StepLog`),
-    `on_ready()` once the input checks (data, model, limits, checkpoint) passed."""
+    `on_ready()` runs once every input check (data, model, limits, checkpoint) has passed."""
     started = time.perf_counter()  # the non-training share of the trial is measured from here
     configure_threads(cfg.process.num_threads)
     configure_determinism(cfg.runtime.deterministic)
@@ -314,8 +312,7 @@ def fit(cfg: Config, splits: Splits | None = None, out_dir: str | Path | None = 
     saved = checkpoint.load(ckpt_dir, s.identity()) if ckpt_dir else None
     if saved is not None:
         s.resume(saved, state)
-    if on_ready is not None:  # every check passed, the checkpoint's included
-        on_ready()
+    on_ready()  # before anything is trained or written: `train --overwrite` clears the old run
     for epoch in range(state.epoch + 1, s.epochs + 1):
         if cfg.model.unfreeze_at_epoch == epoch:
             s.unfreeze()
@@ -351,12 +348,11 @@ def train_epoch(s: Setup, state: TrainState, epoch: int,
         bar.update(len(window))
         s.optimizer_step(state.step)
         state.step += 1
-        state.running.steps += 1
         if state.step % loop.log_every == 0:
             if not state.running.finite():
                 raise TrialDiverged(f"training loss became {state.running.loss()} by step "
                                     f"{state.step} (epoch {epoch})")
-            loss, steps = state.running.window()
+            loss, steps = state.running.window(state.step)
             s.steplog.line(state.step, loss, state.samples, window=steps)
         if loop.eval_steps and state.step % loop.eval_steps == 0:
             state.train_time += _now(s.device) - t0  # evaluation is not training time

@@ -318,13 +318,12 @@ def test_the_progress_line_says_what_its_loss_averages() -> None:
 def test_the_loss_line_is_the_mean_of_the_steps_since_the_previous_line() -> None:
     from bertft.state import Running
 
-    run = Running()
-    for loss in (1.0, 3.0, 5.0, 7.0):
+    run = Running(10)  # the sums start at step 10 (an evaluation, or a resume)
+    for step, loss in enumerate((1.0, 3.0, 5.0, 7.0), 11):
         run.add(torch.tensor(loss), torch.zeros(1, 2), torch.zeros(1, dtype=torch.long))
-        run.steps += 1
-        if run.steps == 2:
-            assert run.window() == (2.0, 2)
-    assert run.window() == (6.0, 2)
+        if step == 12:
+            assert run.window(step) == (2.0, 2)
+    assert run.window(14) == (6.0, 2)
 
 
 def test_no_third_party_progress_bar_without_a_terminal(tmp_path) -> None:
