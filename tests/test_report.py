@@ -226,9 +226,12 @@ def test_report_marks_best_baseline_and_verdicts(rendered):
     md = (rendered[0] / f"{CLS}.md").read_text()
     best = _row(md, "| **5e-05**")
     assert best.count("**") >= 2 * 16  # every cell of the best arm is bold
-    assert "| **better** | **+5.2 [+3.1, +7.4]**" in best and "| **<0.001** |" in best
+    assert "| **better** | **+5.2 [+0.8, +9.7]**" in best and "| **0.034** " in best
     assert "| baseline " in _row(md, "| 2e-05           | 32")
-    assert "| undecided  | −2.0 [−9.2, +5.2] " in _row(md, "| 2e-05           | 16")
+    assert "| undecided  | −2.0 [−12.8, +8.9] " in _row(md, "| 2e-05           | 16")
+    assert ("**Guarantee.** Every verdict in this report (better, worse or equivalent) is wrong "
+            "with probability at most 5% in all, whatever the true differences: each of the 3 "
+            "intervals is at level 1 − 0.05/3.") in md
     assert "Δ test F1 (macro) (points) [interval]" in md
     assert "on the **test** split (the validation split picked each trial's best epoch" in md
     assert "within ±2.0 points (the spec's `equivalence_margin`)" in md
@@ -295,7 +298,7 @@ def test_plots_written_and_linked(rendered):
 def test_index_gives_one_finding_per_spec(rendered):
     index = (rendered[0] / "README.md").read_text()
     assert f"[{CLS}]({CLS}.md)" in index and f"[{NER}]({NER}.md)" in index
-    assert (f"`{BEST}`: better, +5.2 [+3.1, +7.4] points (1 better, 0 worse, 0 equivalent, "
+    assert (f"`{BEST}`: better, +5.2 [+0.8, +9.7] points (1 better, 0 worse, 0 equivalent, "
             f"2 undecided vs `{BASE}`)") in index
     assert ("`freeze_layers=4`: undecided, −10.7 points (one shared seed: no interval) "
             "(0 better, 0 worse, 0 equivalent, 1 undecided vs `freeze_layers=0`)") in index

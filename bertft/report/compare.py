@@ -33,10 +33,10 @@ class Comparison:
     n_seeds: int = 0                # shared seeds the decision used
     n_examples: int = 0
     delta: float = math.nan         # arm - baseline, in metric units
-    low: float = math.nan           # interval at the level Holm tested it (see decide)
+    low: float = math.nan           # interval at level 1 - alpha/m (alpha: its look's share)
     high: float = math.nan
     p: float = math.nan
-    p_adj: float = math.nan         # Holm-adjusted (within its look, adaptive runs)
+    p_adj: float = math.nan         # Bonferroni-adjusted, min(1, m·p)
     seeds_needed: int | None = None  # undecided only; None: no feasible number
     note: str = ""                  # why it could not be tested, when it could not
     level: float = math.nan         # the interval's two-sided error level
@@ -134,35 +134,26 @@ def compare(results: Sequence[TrialResult], alpha: float = dc.ALPHA, upto: int |
 
 def _look(ready: dict, out: dict[str, Comparison], k_look: int, alpha: float, m: int,
           margin: float, split: str, metric: str, final: bool) -> None:
-    """One look: Holm at `alpha` over the family, comparisons decided earlier (or lacking the
-    seeds of this look) given p = 1; new decisions are recorded, and at the final look every
-    comparison still open is recorded as undecided with the seeds it would need."""
-    ids = list(ready)
-    if not ids:
+    """One look: every comparison with the seeds of this look gets its interval at level
+    `1 - alpha/m` (m: the whole family, the untestable and the decided included); those still
+    open record their decisions, and at the final look every comparison still open is recorded
+    as undecided with the seeds it would need."""
+    if not ready:
         return
-    comps = []
-    for a in ids:
-        seeds, diff, psi = ready[a]
-        k = len(seeds) if final else min(len(seeds), k_look)
-        comps.append(dc.paired_components(diff[:k], psi[:k]))
-    delta = np.array([float(c.delta) for c in comps])
-    var = np.array([float(c.var) for c in comps])
-    df = np.array([float(c.df) for c in comps])
-    p = dc.p_value(delta, var, df)
-    open_ = np.array([a not in out and (final or len(ready[a][0]) >= k_look) for a in ids])
-    p_family = np.concatenate([np.where(open_, p, 1.0), np.ones(m - len(ids))])
-    fam = dc.decide(np.concatenate([delta, np.zeros(m - len(ids))]),
-                    np.concatenate([var, np.ones(m - len(ids))]),
-                    np.concatenate([df, np.ones(m - len(ids))]), margin, alpha, p_family)
-    for i, a in enumerate(ids):
-        verdict = dc.VERDICTS[int(fam.verdict[i])]
-        if not open_[i] or (verdict == "undecided" and not final):
+    level = alpha / m
+    for a, (seeds, diff, psi) in ready.items():
+        if a in out or not (final or len(seeds) >= k_look):
             continue
-        needed = dc.seeds_needed(comps[i], margin, alpha / m) if verdict == "undecided" \
-            else None
-        out[a] = Comparison(a, split, metric, verdict, comps[i].k, comps[i].n, float(delta[i]),
-                            float(fam.low[i]), float(fam.high[i]), float(p[i]),
-                            float(fam.p_adj[i]), needed, "", float(fam.level[i]))
+        k = len(seeds) if final else k_look
+        c = dc.paired_components(diff[:k], psi[:k])
+        fam = dc.decide(c.delta, c.var, c.df_at(level), margin, alpha, m)
+        verdict = dc.VERDICTS[int(fam.verdict)]
+        if verdict == "undecided" and not final:
+            continue
+        needed = dc.seeds_needed(c, margin, level) if verdict == "undecided" else None
+        out[a] = Comparison(a, split, metric, verdict, c.k, c.n, float(c.delta), float(fam.low),
+                            float(fam.high), float(fam.p), float(fam.p_adj), needed, "",
+                            float(fam.level))
 
 
 __all__ = ["Comparison", "compare", "decision_split", "paired", "trial_influence"]

@@ -109,17 +109,53 @@ def entity_f1_influence(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray
 
 @dataclass(frozen=True)
 class Components:
-    """Arrays over the leading axes: the mean difference, its variance, the t degrees of freedom
-    and the variance components (per seed, per example, seed x example residual)."""
+    """Arrays over the leading axes: the mean difference, its variance, the mean squares of the
+    two-way ANOVA and the variance components (per seed, per example, seed x example residual).
+    The t degrees of freedom depend on the interval's level: `df_at(level)`."""
 
     delta: np.ndarray
     var: np.ndarray
-    df: np.ndarray
+    ms_seed: np.ndarray
+    ms_ex: np.ndarray
     s2_seed: np.ndarray
     s2_ex: np.ndarray
     s2_res: np.ndarray
     k: int
     n: int
+
+    def df_at(self, level: float | np.ndarray) -> np.ndarray:
+        """Degrees of freedom of an interval at two-sided error `level` (module docstring,
+        item 3): Satterthwaite with the seed mean square at its upper confidence bound."""
+        return satterthwaite(seed_upper(self.ms_seed, self.k, level), self.ms_ex, self.s2_res,
+                             self.k, self.n)
+
+
+DF_GAMMA = 3.0
+"""The seed mean square enters the degrees of freedom at its upper confidence bound of
+confidence `1 - DF_GAMMA·level` (level: the interval's two-sided error). 3 is the largest
+integer for which the exact size in the seed + example normal model stays at or below the level
+for every share of seed variance, k = 2..20, levels 0.05 to 0.05/30 (docs/statistics.md)."""
+
+
+def seed_upper(ms_seed: np.ndarray, k: int, level: float | np.ndarray) -> np.ndarray:
+    """Upper confidence bound of E[MS_seed] (k - 1 degrees of freedom) at confidence
+    `1 - DF_GAMMA·level`."""
+    gamma = np.minimum(DF_GAMMA * np.asarray(level, dtype=float), 0.5)
+    return np.asarray(ms_seed, dtype=float) * (k - 1) / stats.chi2.ppf(gamma, k - 1)
+
+
+def satterthwaite(ms_seed: np.ndarray, ms_ex: np.ndarray, ms_res: np.ndarray, k: int, n: int
+                  ) -> np.ndarray:
+    """Welch-Satterthwaite degrees of freedom of `(MS_seed + MS_ex - MS_res)/(kn)` (the example
+    term left out when MS_ex <= MS_res, as the variance leaves it out), with the seed mean
+    square floored at the residual one, its expectation when seeds add nothing."""
+    ms_seed, ms_ex, ms_res = (np.asarray(x, dtype=float) for x in (ms_seed, ms_ex, ms_res))
+    ex_on = ms_ex > ms_res
+    a, b = np.maximum(ms_seed, ms_res) / (k * n), np.where(ex_on, ms_ex, 0.0) / (k * n)
+    r = np.where(ex_on, ms_res, 0.0) / (k * n)
+    denom = a ** 2 / (k - 1) + b ** 2 / (n - 1) + r ** 2 / ((k - 1) * (n - 1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(denom > 0, (a + b - r) ** 2 / denom, np.inf)
 
 
 def paired_components(diff: np.ndarray, psi: np.ndarray) -> Components:
@@ -141,16 +177,7 @@ def paired_components(diff: np.ndarray, psi: np.ndarray) -> Components:
     s2_seed = np.maximum(ms_seed - ms_res, 0.0) / n
     s2_ex = np.where(ex_on, (ms_ex - ms_res) / k, 0.0)
     var = (ms_seed + np.where(ex_on, ms_ex - ms_res, 0.0)) / (k * n)
-    # Welch-Satterthwaite: var = sum_j c_j MS_j, df = var^2 / sum_j (c_j MS_j)^2 / df_j, with the
-    # seed mean square floored at the residual one (its expectation when seeds add nothing):
-    # one that comes out small by chance would otherwise claim many degrees of freedom exactly
-    # when the variance is underestimated (simulated at k=3: 6.7% family-wise errors, floored 4.8%).
-    a, b = np.maximum(ms_seed, ms_res) / (k * n), np.where(ex_on, ms_ex, 0.0) / (k * n)
-    r = np.where(ex_on, ms_res, 0.0) / (k * n)
-    denom = a ** 2 / (k - 1) + b ** 2 / (n - 1) + r ** 2 / ((k - 1) * (n - 1))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        df = np.where(denom > 0, (a + b - r) ** 2 / denom, np.inf)
-    return Components(delta, var, df, s2_seed, s2_ex, ms_res, k, n)
+    return Components(delta, var, ms_seed, ms_ex, s2_seed, s2_ex, ms_res, k, n)
 
 
 def p_value(delta: np.ndarray, var: np.ndarray, df: np.ndarray) -> np.ndarray:
@@ -163,28 +190,16 @@ def p_value(delta: np.ndarray, var: np.ndarray, df: np.ndarray) -> np.ndarray:
     return np.where(var > 0, p, np.where(np.isnan(var), np.nan, (delta == 0).astype(float)))
 
 
-# ---- a family of comparisons: Holm, intervals, verdicts ------------------------------------------
+# ---- a family of comparisons: simultaneous intervals, verdicts ----------------------------------
 
-def holm(p: np.ndarray, alpha: float = ALPHA) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Holm's step-down along the last axis, vectorised; nan p values are not in the family.
-    Returns (adjusted p, rejected, the level each hypothesis was tested at: `alpha/(m - i)` at
-    step i for a rejected one, the level where the procedure stopped for the others). The
-    adjusted p equal statsmodels' `multipletests(p, method="holm")` (tested)."""
+def bonferroni(p: np.ndarray, m: int | np.ndarray, alpha: float = ALPHA
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Bonferroni over a family of `m` comparisons: (adjusted p `min(1, m·p)`, each
+    comparison's two-sided level `alpha/m`). The adjusted p equal statsmodels'
+    `multipletests(p, method="bonferroni")` (tested)."""
     p = np.asarray(p, dtype=float)
-    m = (~np.isnan(p)).sum(-1, keepdims=True)
-    order = np.argsort(np.where(np.isnan(p), np.inf, p), axis=-1, kind="stable")
-    ps = np.take_along_axis(p, order, -1)
-    steps = np.arange(p.shape[-1])
-    factor = np.maximum(m - steps, 1)
-    adj_sorted = np.minimum(np.maximum.accumulate(np.nan_to_num(ps * factor, nan=np.inf), -1), 1)
-    rejected_sorted = adj_sorted <= alpha
-    n_rej = rejected_sorted.sum(-1, keepdims=True)
-    level_sorted = np.where(rejected_sorted, alpha / factor, alpha / np.maximum(m - n_rej, 1))
-    inverse = np.argsort(order, axis=-1)
-    adj = np.where(np.isnan(p), np.nan, np.take_along_axis(adj_sorted, inverse, -1))
-    rejected = np.take_along_axis(rejected_sorted, inverse, -1) & ~np.isnan(p)
-    level = np.take_along_axis(level_sorted, inverse, -1)
-    return adj, rejected, level
+    m = np.asarray(m)
+    return np.minimum(m * p, 1.0), np.broadcast_to(alpha / np.maximum(m, 1), p.shape)
 
 
 @dataclass(frozen=True)
@@ -196,7 +211,7 @@ class Family:
     high: np.ndarray
     p: np.ndarray
     p_adj: np.ndarray
-    level: np.ndarray    # two-sided error level of each interval (Holm's level for it)
+    level: np.ndarray    # two-sided error level of each interval: alpha/m
     verdict: np.ndarray  # index into VERDICTS
 
     def names(self) -> list[str]:
@@ -204,34 +219,50 @@ class Family:
 
 
 def decide(delta: np.ndarray, var: np.ndarray, df: np.ndarray, margin: float | np.ndarray,
-           alpha: float = ALPHA, p: np.ndarray | None = None) -> Family:
-    """Verdicts for one family (module docstring, item 4). Higher metric is better. `p` may
-    replace the t-test p values (the adaptive procedure passes 1 for comparisons decided at an
-    earlier look). A comparison with a nan variance is undecided and outside the family."""
+           alpha: float, m: int | np.ndarray) -> Family:
+    """Verdicts for one family of `m` comparisons (module docstring, item 4): each interval at
+    level `1 - alpha/m`; *better* when it lies above 0, *worse* below, *equivalent* inside
+    `(-margin, margin)`. Higher metric is better. `df` must be the degrees of freedom at that
+    level (`Components.df_at(alpha/m)`). A comparison with a nan variance is undecided."""
     delta, var, df = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (delta, var, df)))
-    p = p_value(delta, var, df) if p is None else np.asarray(p, dtype=float)
-    adj, rejected, level = holm(p, alpha)
+    p = p_value(delta, var, df)
+    adj, level = bonferroni(p, m, alpha)
     with np.errstate(invalid="ignore"):
         half = stats.t.ppf(1 - level / 2, np.minimum(df, 1e6)) * np.sqrt(var)
     low, high = delta - half, delta + half
-    equivalent = ~rejected & (low > -margin) & (high < margin)
-    verdict = np.select([rejected & (delta > 0), rejected & (delta < 0), equivalent],
-                        [0, 1, 2], default=3)
+    with np.errstate(invalid="ignore"):
+        verdict = np.select([low > 0, high < 0, (low > -margin) & (high < margin)],
+                            [0, 1, 2], default=3)
     return Family(delta, low, high, p, adj, level, verdict)
+
+
+def guarantee(m: int, alpha: float = ALPHA, adaptive: bool = False) -> str:
+    """The one sentence a report states as its guarantee (module docstring, items 4-5)."""
+    if m < 1:
+        return ""
+    each = (f"each of the {m} intervals is" if m > 1 else "its interval is")
+    level = f"1 − {alpha:g}/{m}" if m > 1 else f"1 − {alpha:g}"
+    if adaptive:
+        return (f"Every verdict in this report (better, worse or equivalent) is wrong with "
+                f"probability at most {100 * alpha:g}% in all, whatever the true differences "
+                f"and however the looks added seeds: at each look {each} at level "
+                f"1 − α_l/{m}, the looks' α_l summing to {alpha:g}.")
+    return (f"Every verdict in this report (better, worse or equivalent) is wrong with "
+            f"probability at most {100 * alpha:g}% in all, whatever the true differences: "
+            f"{each} at level {level}.")
 
 
 # ---- seeds needed ----------------------------------------------------------------------------
 
-def expected_var_df(s2_seed: float, s2_ex: float, s2_res: float, k: int, n: int
+def expected_var_df(s2_seed: float, s2_ex: float, s2_res: float, k: int, n: int, level: float
                     ) -> tuple[float, float]:
-    """The variance of the mean difference with k seeds and its Satterthwaite degrees of
-    freedom, from variance components (the mean squares replaced by their expectations)."""
+    """The variance of the mean difference with k seeds and the degrees of freedom an interval
+    at `level` would get (`Components.df_at`) if the mean squares came out at their
+    expectations."""
     ms_seed, ms_ex = s2_res + n * s2_seed, s2_res + k * s2_ex
     var = (ms_seed + (ms_ex - s2_res if s2_ex > 0 else 0.0)) / (k * n)
-    a, b = ms_seed / (k * n), (ms_ex / (k * n) if s2_ex > 0 else 0.0)
-    r = s2_res / (k * n) if s2_ex > 0 else 0.0
-    denom = a ** 2 / (k - 1) + b ** 2 / (n - 1) + r ** 2 / ((k - 1) * (n - 1))
-    return var, (var ** 2 / denom if denom > 0 else math.inf)
+    df = satterthwaite(seed_upper(ms_seed, k, level), ms_ex if s2_ex > 0 else 0.0, s2_res, k, n)
+    return var, float(df)
 
 
 def power(delta: float, var: float, df: float, margin: float, level: float) -> float:
@@ -254,12 +285,13 @@ def seeds_needed(c: Components, margin: float, level: float, target: float = POW
                  max_seeds: int = MAX_SEEDS) -> int | None:
     """The fewest seeds (more than the k at hand, at most `max_seeds`) at which a comparison
     whose true difference is the observed one is decided with probability `target`, tested at
-    `level` (the first Holm step, alpha/m: conservative); None when no number up to
-    `max_seeds` will (e.g. the example term alone, which seeds do not shrink, is too wide)."""
+    `level` (alpha/m). A planning figure: it plugs in the observed difference and variance
+    components (post-hoc power), so it is no promise. None when no number up to `max_seeds`
+    will (e.g. the example term alone, which seeds do not shrink, is too wide)."""
     comps = [float(np.asarray(x)) for x in (c.delta, c.s2_seed, c.s2_ex, c.s2_res)]
     delta, s2_seed, s2_ex, s2_res = comps
     for k in range(max(c.k + 1, 2), max_seeds + 1):
-        var, df = expected_var_df(s2_seed, s2_ex, s2_res, k, c.n)
+        var, df = expected_var_df(s2_seed, s2_ex, s2_res, k, c.n, level)
         if power(delta, var, df, margin, level) >= target:
             return k
     return None
@@ -281,24 +313,26 @@ def alpha_spent(schedule: tuple[int, ...], alpha: float = ALPHA) -> tuple[float,
 
 
 __all__ = ["ALPHA", "DEFAULT_MARGIN", "VERDICTS", "Components", "Family", "accuracy_influence",
-           "alpha_spent", "decide", "entity_f1_influence", "holm", "looks",
-           "macro_f1_influence", "paired_components", "power", "seeds_needed"]
+           "alpha_spent", "bonferroni", "decide", "entity_f1_influence", "guarantee", "looks",
+           "macro_f1_influence", "paired_components", "power", "satterthwaite", "seed_upper",
+           "seeds_needed", "sequential"]
 
 
 def sequential(diff: np.ndarray, psi: np.ndarray, schedule: tuple[int, ...], margin: float,
                alpha: float = ALPHA) -> tuple[np.ndarray, np.ndarray]:
     """The adaptive procedure on complete data, vectorised (module docstring, item 5):
     `diff[..., m, K]`, `psi[..., m, K, n]` hold K >= schedule[-1] seeds; look l uses the first
-    schedule[l] seeds of the comparisons still open, at level alpha_spent[l]. Returns the
-    verdict index per comparison and the seeds each one used (its deciding look, or the last)."""
+    schedule[l] seeds of the comparisons still open, each at level alpha_spent[l]/m (m: all
+    comparisons, open or not). Returns the verdict index per comparison and the seeds each one
+    used (its deciding look, or the last)."""
     spend = alpha_spent(schedule, alpha)
+    m = diff.shape[-2]
     verdict = np.full(diff.shape[:-1], VERDICTS.index("undecided"))
     used = np.full(diff.shape[:-1], schedule[-1])
     open_ = np.ones(diff.shape[:-1], dtype=bool)
     for k, a in zip(schedule, spend, strict=True):
         c = paired_components(diff[..., :k], psi[..., :k, :])
-        p = np.where(open_, p_value(c.delta, c.var, c.df), 1.0)
-        fam = decide(c.delta, c.var, c.df, margin, a, p)
+        fam = decide(c.delta, c.var, c.df_at(a / m), margin, a, m)
         now = open_ & (fam.verdict != VERDICTS.index("undecided"))
         verdict = np.where(now, fam.verdict, verdict)
         used = np.where(now, k, used)

@@ -17,7 +17,7 @@ from bertft.metrics import truncation_note
 from bertft.report import plots
 from bertft.report.advice import plan_section, recommendation, role_lines
 from bertft.report.load import main_metrics
-from bertft.report.decide import ALPHA
+from bertft.report.decide import ALPHA, guarantee
 from bertft.report.missing import Missing, missing_suffix
 from bertft.report.fmt import DASH, METRIC_LABELS, cell, fmt_num, points
 from bertft.report.fmt import md_table as _table
@@ -151,7 +151,7 @@ def _main_table(df: pd.DataFrame, results: Sequence[TrialResult]) -> list[str]:
                *[f"Test {METRIC_LABELS[m]}" for m in metrics],
                "Seeds", "Best epoch", "Train time (s)", "Samples/s", "Tokens/s",
                "Peak memory (MB)", "Verdict", f"Δ {split} {rank} (points) [interval]",
-               "Holm p", "Seeds needed"]
+               "Adjusted p", "Seeds needed"]
     expected = max([len(spec.seeds)] + df["n_seeds"].astype(int).tolist())
     # axis values as stored (pandas would show an int column holding a None as floats)
     values = {a.arm_id: {**a.values, "arm": a.arm_id} for a in group_arms(results)}
@@ -202,6 +202,7 @@ def _decision_note(df: pd.DataFrame, results: Sequence[TrialResult], rank: str, 
     """How the verdicts were reached, in words (docs/statistics.md has the details)."""
     spec = newest(results).spec
     margin = float(getattr(spec, "equivalence_margin", 0.01))
+    m, adaptive = _n_compared(df), bool(int(getattr(spec, "min_seeds", 0) or 0))
     where = ("the **test** split (the validation split picked each trial's best epoch, so "
              "its figures, kept in the table, are optimistic)" if split == "test" else
              "the **validation** split (the task has no test split; it also picked each "
@@ -209,12 +210,14 @@ def _decision_note(df: pd.DataFrame, results: Sequence[TrialResult], rank: str, 
     lines = [f"**Verdicts** compare each arm with the baseline on {where}: the difference in "
              f"{rank}, recomputed from every example's stored prediction, paired over seeds "
              "and over examples (its interval counts both seed-to-seed and example-to-example "
-             f"variation). Holm's correction holds the family-wise error of all {_n_compared(df)} "
-             f"comparisons at {ALPHA}; *better* / *worse*: Holm p < {ALPHA}; *equivalent*: the "
-             f"interval lies within ±{points(margin).lstrip('+')} points (the spec's "
-             "`equivalence_margin`); otherwise *undecided*, with the seeds that would decide "
-             "it at 80% power if the difference is the one observed. Each interval is at the "
-             "level Holm tested it (95% family-wise).", ""]
+             f"variation). Each interval is simultaneous over the report's {m} "
+             f"comparison{'s' if m != 1 else ''} "
+             f"(Bonferroni: level 1 − {ALPHA}/{m}); *better* / *worse*: it lies above / below 0 "
+             f"(adjusted p = {m}·p < {'α_l' if adaptive else ALPHA}); *equivalent*: it lies within "
+             f"±{points(margin).lstrip('+')} points (the spec's `equivalence_margin`); otherwise "
+             "*undecided*, with the seeds needed: a planning figure that plugs in the observed "
+             "difference and variances (post-hoc power, 80%), not a promise.", "",
+             f"**Guarantee.** {guarantee(m, ALPHA, adaptive)}", ""]
     if int(getattr(spec, "min_seeds", 0) or 0):
         lines += [f"Adaptive seeds: {spec.min_seeds} to {len(spec.seeds)} per arm; the "
                   "error rate is spent over the looks (docs/statistics.md), so adding seeds "
@@ -443,8 +446,8 @@ def render_index(entries: Sequence[tuple[str, Sequence[TrialResult],
     return "\n".join([
         "# Ablation reports", "",
         "One report per spec. Finding: the most telling arm-vs-baseline verdict (difference in "
-        "points of the decision metric, on the test split, with its family-wise 95% interval), "
-        f"then the count of each verdict (Holm, family-wise α = {ALPHA}; docs/statistics.md).",
+        "points of the decision metric, on the test split, with its interval, simultaneous over "
+        f"the report's m comparisons at 1 − {ALPHA}/m), then the count of each verdict.",
         "", "Recommendation: the cheapest arm to train among those better than or equivalent to "
         "the baseline, with its measured train time against the baseline's.", "",
         _table(rows, ["Spec", "Kind", "Trials", "Finding", "Recommendation"]), ""])
