@@ -52,6 +52,7 @@ class Setting:
     margin: float = 0.02
     at_margin: int | None = None
     adaptive: tuple[int, int] | None = None  # (min, max) seeds
+    seed_share: float = 0.69    # tails="normal-table": the seed part of the mean's variance
 
 
 def _seed_effects(rng: np.random.Generator, sd: float, shape: tuple, tails: str) -> np.ndarray:
@@ -86,14 +87,15 @@ def simulate(rng: np.random.Generator, s: Setting, reports: int
 
 def _normal_table(rng: np.random.Generator, s: Setting, reports: int
                   ) -> tuple[np.ndarray, np.ndarray]:
-    """An exactly normal seeds x examples table per comparison, no true difference: example and
-    residual parts of the mean's variance equal, the seed part 69% of it."""
+    """An exactly normal seeds x examples table per comparison, true difference `shifts`:
+    residual sd 1, example and residual parts of the mean's variance equal, the seed part
+    `seed_share` of it."""
     k, n, a = s.k, s.n, len(s.shifts)
     rest = 1 / (k * n) + (1 / k) / n  # residual sd 1, example sd sqrt(1/k)
-    seed_sd = math.sqrt(k * rest * 0.69 / 0.31)
+    seed_sd = math.sqrt(k * rest * s.seed_share / (1 - s.seed_share))
     y = (rng.normal(0, seed_sd, (reports, a, k, 1)) + rng.normal(0, math.sqrt(1 / k),
                                                                   (reports, a, 1, n))
-         + rng.standard_normal((reports, a, k, n)))
+         + rng.standard_normal((reports, a, k, n)) + np.array(s.shifts)[:, None, None])
     diff = y.mean(-1)
     return diff, y - diff[..., None]
 
@@ -112,7 +114,10 @@ def _population_f1(shift: float, z: np.ndarray, s: Setting) -> np.ndarray:
 @functools.cache
 def truth(s: Setting) -> tuple[float, ...]:
     """Each arm's true difference: E over seeds of the population macro-F1 difference (Monte
-    Carlo over 400,000 seed effects, the same draws for every arm; exactly 0 for shift 0)."""
+    Carlo over 400,000 seed effects, the same draws for every arm; exactly 0 for shift 0); for
+    a normal table, the shifts themselves."""
+    if s.tails == "normal-table":
+        return s.shifts
     rng = np.random.default_rng(12345)
     z = (_seed_effects(rng, s.shared_sd, (400_000,), s.tails)
          + _seed_effects(rng, s.seed_sd, (400_000,), s.tails))

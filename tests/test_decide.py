@@ -11,12 +11,15 @@ docs/statistics.md come from these tests (fixed generator seeds, so they are rep
 from __future__ import annotations
 
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from scipy.special import expit
 from sklearn.metrics import f1_score
 from statsmodels.stats.multitest import multipletests
 
+from benchmarks import calibration as cb
 from bertft.report import decide as dc
 
 UNDECIDED, EQUIVALENT = dc.VERDICTS.index("undecided"), dc.VERDICTS.index("equivalent")
@@ -67,6 +70,17 @@ def test_bonferroni_matches_statsmodels_and_levels_are_alpha_over_m():
     np.testing.assert_allclose(fam.p_adj, np.minimum(3 * fam.p, 1))
     assert fam.level == pytest.approx([0.05 / 3] * 4)
     assert fam.high[0] - fam.delta[0] == pytest.approx(0.01 * 3.53411, rel=1e-5)
+
+
+def test_equivalence_does_not_borrow_the_alpha_of_other_verdicts():
+    """Two arms clearly worse, a third with standard error 0.9 points around 0: Holm would test
+    the third at 0.05 once the others are rejected (±1.76 points: inside the ±2-point margin,
+    "equivalent"); the simultaneous interval is at 0.05/3 (±2.15 points): undecided."""
+    fam = dc.decide(np.array([-0.10, -0.10, 0.0]), np.array([1e-4, 1e-4, 0.009 ** 2]),
+                    np.full(3, 1e6), 0.02, 0.05, 3)
+    assert fam.names() == ["worse", "worse", "undecided"]
+    assert fam.level == pytest.approx([0.05 / 3] * 3)
+    assert fam.high[2] == pytest.approx(0.009 * 2.39398, rel=1e-4)
 
 
 def test_guarantee_sentence():
@@ -239,3 +253,51 @@ def test_adaptive_stops_decided_arms_early_and_detects_a_real_difference():
     # (decide.DF_GAMMA); the old, too generous degrees of freedom stopped 0.75 here
     assert (verdict[:, 1] == 0).mean() >= 0.99 and (used[:, 1] == 3).mean() >= 0.7
     assert (verdict[:, 0] == 0).mean() >= 0.8  # the 2-point arm, given up to 10 seeds
+
+
+# ---- calibration: every verdict, under the generator of benchmarks/calibration.py ------------
+
+def shipped_fixed(diff: np.ndarray, psi: np.ndarray, margin: float, alpha: float) -> np.ndarray:
+    return fixed_design(diff, psi, margin, alpha).verdict
+
+
+FIXED = shipped_fixed      # the procedures the calibration tests check (swappable, to show
+SEQUENTIAL = dc.sequential  # that the tests fail on the procedure before issue 20)
+
+CALIBRATION = {  # setting, reports: benchmarks/calibration.py runs each with 2,000 and more
+    "identical, seed-dominated, k=3": (cb.SETTINGS[0], 1000),
+    "normal table, k=3, seed part 69%": (cb.SETTINGS[1], 1000),
+    "identical + 2 at a 5-point margin, k=4": (
+        cb.Setting("margin", 4, 300, (0.0, -0.35, -0.35), at_margin=1), 1000),
+    "mixed, t3 seed effects, k=3, n=100": (replace(cb.SETTINGS[7], n=100), 1000),
+    "mixed, example-dominated, k=3, n=1000": (replace(cb.SETTINGS[9], n=1000), 400),
+    "mixed, adaptive 3 -> 6 -> 10": (replace(cb.SETTINGS[10], n=150), 300),
+}
+
+
+@pytest.mark.parametrize("name", list(CALIBRATION))
+def test_any_false_verdict_at_most_alpha_with_its_upper_bound(name):
+    """Any false better / worse / equivalent in a report, against the true differences the
+    generator implies (identical arms: 0; at-margin arms: exactly the margin): the rate's 95%
+    Clopper-Pearson upper bound stays <= 0.055."""
+    s, reports = CALIBRATION[name]
+    delta, margin = np.array(cb.truth(s)), cb.margin_of(s)
+    diff, psi = cb.simulate(np.random.default_rng(100), s, reports)
+    if s.adaptive:
+        verdict = SEQUENTIAL(diff, psi, dc.looks(*s.adaptive), margin, dc.ALPHA)[0]
+    else:
+        verdict = FIXED(diff, psi, margin, dc.ALPHA)
+    wrong = int(cb.false_claims(verdict, delta, margin).sum())
+    print(f"{name}: {wrong}/{reports} = {wrong / reports:.4f}, upper {cb.upper(wrong, reports)}")
+    assert cb.upper(wrong, reports) <= 0.055
+
+
+def test_truth_is_the_generators_expected_difference():
+    """The at-margin arm's true difference (population, from the generator's probabilities)
+    matches the mean of many simulated reports' differences: the margin is the truth, not an
+    estimate from the same data."""
+    s = replace(cb.SETTINGS[4], n=1000, shifts=(-0.2,), at_margin=0)
+    diff, _ = cb.simulate(np.random.default_rng(200), s, 300)
+    assert cb.truth(s)[0] == pytest.approx(-0.0286, abs=0.0005)
+    assert diff.mean() == pytest.approx(cb.truth(s)[0], abs=3 * diff.mean((1, 2)).std() / 20)
+    assert cb.margin_of(s) == -cb.truth(s)[0]
