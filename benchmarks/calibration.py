@@ -5,6 +5,7 @@ compares (issue 20).
 
     python -m benchmarks.calibration            # 2,000 reports per setting (minutes)
     python -m benchmarks.calibration --reports 300
+    python -m benchmarks.calibration --exact    # exact size of the degrees-of-freedom rules
 
 The generator (`simulate`): a probit model with 5 classes (bbc-news-like priors), macro-F1 and
 its influence function recomputed per trial; per-example difficulty shared by all arms and
@@ -278,6 +279,57 @@ POWER_SETTING = Setting("power: example-dominated, k=3, n=668 (identical; -5 poi
                         (0.0, -0.35), **EXAMPLE_DOMINATED)
 
 
+# ---- the exact size of a degrees-of-freedom rule in the seed + example normal model -----------
+
+def _sat(a: np.ndarray, c: float, k: int) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(a > 0, (a + c) ** 2 / (a ** 2 / (k - 1)), np.inf)
+
+
+DF_RULES: dict[str, Callable[[np.ndarray, float, int, float, float], np.ndarray]] = {
+    # (seed term as observed, example term (known), k, true seed term, level) -> df
+    "observed": lambda a, c, k, rho, lv: _sat(a, c, k),
+    "upper bound, 50%": lambda a, c, k, rho, lv: _sat(a * (k - 1) / stats.chi2.ppf(0.5, k - 1),
+                                                      c, k),
+    "upper bound, 75%": lambda a, c, k, rho, lv: _sat(a * (k - 1) / stats.chi2.ppf(0.25, k - 1),
+                                                      c, k),
+    "upper bound, 1 - 3 level (shipped)": lambda a, c, k, rho, lv: _sat(
+        dc.seed_upper(a, k, lv), c, k),
+    "upper bound, 1 - 5 level": lambda a, c, k, rho, lv: _sat(
+        a * (k - 1) / stats.chi2.ppf(min(5 * lv, 0.5), k - 1), c, k),
+    "k - 1": lambda a, c, k, rho, lv: np.full_like(a, k - 1.0),
+    "true mean squares": lambda a, c, k, rho, lv: _sat(rho + 0 * a, c, k),
+}
+
+
+def exact_size(rule: str, k: int, level: float, rho: float, grid: int = 4000
+               ) -> tuple[float, float]:
+    """(Size, mean interval half width) of the t interval with `rule`'s degrees of freedom when
+    the mean's variance is a seed term `rho` (k - 1 df) plus an example term `1 - rho` known
+    exactly (n large): one-dimensional quadrature over the seed mean square's chi-square."""
+    x = stats.chi2.ppf((np.arange(grid) + 0.5) / grid, k - 1)
+    a, c = rho * x / (k - 1), 1 - rho
+    q = stats.t.ppf(1 - level / 2, np.minimum(DF_RULES[rule](a, c, k, rho, level), 1e6))
+    return float((2 * stats.norm.sf(q * np.sqrt(a + c))).mean()), float((q * np.sqrt(a + c)).mean())
+
+
+def exact_table() -> None:
+    """Maximum size / level over the seed share (0 to 1), and the half width relative to
+    Satterthwaite at the true mean squares at seed shares 0.15 and 0.6 (level 0.05/3)."""
+    shares = np.linspace(0, 1, 51)
+    print("| Rule | k | max size / level at 0.05, 0.05/3, 0.0208/3, 0.05/30 "
+          "| width vs true MS at share 0.15, 0.6 (0.05/3) |")
+    print("| --- | --- | --- | --- |")
+    for rule in DF_RULES:
+        for k in (2, 3, 4, 6, 10):
+            sizes = [max(exact_size(rule, k, lv, r)[0] for r in shares) / lv
+                     for lv in (0.05, 0.05 / 3, 0.0208 / 3, 0.05 / 30)]
+            widths = [exact_size(rule, k, 0.05 / 3, r)[1]
+                      / exact_size("true mean squares", k, 0.05 / 3, r)[1] for r in (0.15, 0.6)]
+            print(f"| {rule} | {k} | " + ", ".join(f"{x:.2f}" for x in sizes) + " | "
+                  + ", ".join(f"{w:.2f}" for w in widths) + " |", flush=True)
+
+
 def _row(s: Setting, name: str, t: Tally) -> list[str]:
     arms = "; ".join(
         f"{100 * d:+.1f}: " + ", ".join(f"{100 * c / t.reports:.0f}% {dc.VERDICTS[i]}"
@@ -291,7 +343,12 @@ def _row(s: Setting, name: str, t: Tally) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reports", type=int, default=2000)
+    parser.add_argument("--exact", action="store_true",
+                        help="the exact-size table of the degrees-of-freedom rules instead")
     args = parser.parse_args(argv)
+    if args.exact:
+        exact_table()
+        return
     print("| Setting | Procedure | Any false verdict [95% upper] | False per comparison "
           "| Verdicts per arm (true Δ, points) |")
     print("| --- | --- | --- | --- | --- |")

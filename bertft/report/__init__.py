@@ -3,8 +3,8 @@
 A report is a pure function of the stored `TrialResult`s: one markdown file per spec with
 seed statistics (mean ± 95% t interval), a verdict per arm against the baseline arm (better /
 worse / equivalent / undecided, from per-example predictions paired over seeds and examples,
-Holm-corrected: `compare`, `decide`, docs/statistics.md), plots beside it, and an index
-`README.md`. Unreadable result files are listed, never fatal.
+intervals simultaneous at 1 - 0.05/m: `compare`, `decide`, docs/statistics.md), plots beside
+it, and an index `README.md`. Unreadable result files are listed, never fatal.
 """
 
 from bertft.report.compare import compare
