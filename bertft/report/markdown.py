@@ -201,8 +201,8 @@ def _decision_note(df: pd.DataFrame, results: Sequence[TrialResult], rank: str, 
                    ) -> list[str]:
     """How the verdicts were reached, in words (docs/statistics.md has the details)."""
     spec = newest(results).spec
-    margin = float(getattr(spec, "equivalence_margin", 0.01))
-    m, adaptive = _n_compared(df), bool(int(getattr(spec, "min_seeds", 0) or 0))
+    margin, m = float(getattr(spec, "equivalence_margin", 0.01)), _n_compared(df)
+    adaptive = bool(int(getattr(spec, "min_seeds", 0) or 0))
     where = ("the **test** split (the validation split picked each trial's best epoch, so "
              "its figures, kept in the table, are optimistic)" if split == "test" else
              "the **validation** split (the task has no test split; it also picked each "
@@ -210,15 +210,14 @@ def _decision_note(df: pd.DataFrame, results: Sequence[TrialResult], rank: str, 
     lines = [f"**Verdicts** compare each arm with the baseline on {where}: the difference in "
              f"{rank}, recomputed from every example's stored prediction, paired over seeds "
              "and over examples (its interval counts both seed-to-seed and example-to-example "
-             f"variation). Each interval is simultaneous over the report's {m} "
-             f"comparison{'s' if m != 1 else ''} "
-             f"(Bonferroni: level 1 − {ALPHA}/{m}); *better* / *worse*: it lies above / below 0 "
-             f"(adjusted p = {m}·p < {'α_l' if adaptive else ALPHA}); *equivalent*: it lies within "
-             f"±{points(margin).lstrip('+')} points (the spec's `equivalence_margin`); otherwise "
-             "*undecided*, with the seeds needed: a planning figure that plugs in the observed "
-             "difference and variances (post-hoc power, 80%), not a promise.", "",
+             f"variation). Each interval is at level 1 − α/{m}, simultaneous over the {m} "
+             f"comparison(s) (α = {ALPHA}{', split over the looks' if adaptive else ''}); "
+             f"*better* / *worse*: above / below 0 (adjusted p = min(1, {m}·p)); *equivalent*: "
+             f"within ±{points(margin).lstrip('+')} points (the spec's `equivalence_margin`); "
+             "otherwise *undecided*, with the seeds needed (post-hoc power at the observed "
+             "difference: a planning figure, not a promise).", "",
              f"**Guarantee.** {guarantee(m, ALPHA, adaptive)}", ""]
-    if int(getattr(spec, "min_seeds", 0) or 0):
+    if adaptive:
         lines += [f"Adaptive seeds: {spec.min_seeds} to {len(spec.seeds)} per arm; the "
                   "error rate is spent over the looks (docs/statistics.md), so adding seeds "
                   "to undecided arms does not inflate it.", ""]
