@@ -8,7 +8,7 @@ An adaptive spec declares the trials of its first `min_seeds` seeds: the seeds a
 while a comparison is undecided, so their absence is a decision, not a gap. A store without
 `.current` (written before it existed) declares nothing: its missing trials are unknown.
 
-A spec with a missing trial states no finding: its verdicts are decided as one family (Holm)
+A spec with a missing trial states no finding: its verdicts are decided as one family
 over every arm and over each arm's declared seeds, so a missing trial can change any of them.
 """
 

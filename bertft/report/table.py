@@ -133,7 +133,7 @@ COMPARISON_COLUMNS = ("verdict", "decided_on", "metric", "diff", "diff_low", "di
                       "interval_level", "p_value", "p_adjusted", "n_pairs", "n_examples",
                       "seeds_needed", "note")
 """The arm-vs-baseline decision (bertft.report.compare): the difference arm - baseline in the
-decision split's metric with its interval, Holm-adjusted p, verdict, and for an undecided one
+decision split's metric with its interval, Bonferroni-adjusted p, verdict, and for an undecided one
 the seeds needed (-1: no feasible number)."""
 
 
