@@ -38,7 +38,7 @@ class PlanRow:
     seed_part: float                # sqrt(s2_seed / k)
     example_part: float             # sqrt(s2_ex / n)
     residual_part: float            # sqrt(s2_res / (k n)): SE^2 is about the sum of the squares
-    df: float
+    df: float                       # t degrees of freedom at level alpha/m (Components.df_at)
     seeds: int | None               # confirmation seeds needed; None: no number up to MAX_SEEDS
     examples: int | None            # test examples needed at the confirmation's seed count,
     #                                 when seeds alone cannot; None: not needed, or not feasible
@@ -74,7 +74,7 @@ def plan(results: Sequence[TrialResult], alpha: float = dc.ALPHA) -> list[PlanRo
             c, margin, level, max(len(spec.seeds), 2))
         rows.append(PlanRow(arm.arm_id, c.k, c.n, float(c.delta), math.sqrt(float(c.var)),
                             math.sqrt(float(c.s2_seed) / c.k), math.sqrt(float(c.s2_ex) / c.n),
-                            math.sqrt(float(c.s2_res) / (c.k * c.n)), float(c.df), seeds,
+                            math.sqrt(float(c.s2_res) / (c.k * c.n)), float(c.df_at(level)), seeds,
                             examples))
     return rows
 
@@ -85,7 +85,7 @@ def examples_needed(c: dc.Components, margin: float, level: float, k: int) -> in
     observed one; None when none does."""
     s2 = [float(x) for x in (c.s2_seed, c.s2_ex, c.s2_res)]
     for factor in range(2, MAX_EXAMPLES_FACTOR + 1):
-        var, df = dc.expected_var_df(*s2, k, c.n * factor)
+        var, df = dc.expected_var_df(*s2, k, c.n * factor, level)
         if dc.power(float(c.delta), var, df, margin, level) >= dc.POWER:
             return c.n * factor
     return None
