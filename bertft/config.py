@@ -35,8 +35,10 @@ from bertft.sections import (
 # Bumped whenever the training math changes, so that results of older code are not reused
 # (the reuse key, `Config.hash`, covers it; stored results stay readable and are superseded).
 # 1: until 2026-11-29. 2: a gradient-accumulation window's loss is normalised by the window's
-# real size (examples, labelled tokens, class weights), not by grad_accum_steps.
-TRAINING_CODE_VERSION = 2
+# real size (examples, labelled tokens, class weights), not by grad_accum_steps. 3: macro
+# averages over the classes present in gold or predictions; NER words cut off by max_length are
+# scored as missed (2026-12-06).
+TRAINING_CODE_VERSION = 3
 
 __all__ = [
     "FIELDS", "HASH_SCHEMA", "HINTS", "SECTIONS", "SECTION_OF", "TRAINING_CODE_VERSION",

@@ -61,20 +61,20 @@ def test_the_shipped_bbc_news_specs_share_their_baseline_trials():
     for hashes in baselines.values():
         for seed, h in hashes.items():
             by_seed.setdefault(seed, set()).add(h)
-    assert all(len(h) == 1 for h in by_seed.values()) and sorted(by_seed) == [20, 21, 22, 23]
-    assert sorted(baselines["freezing"]) == [20, 21, 22]
+    assert all(len(h) == 1 for h in by_seed.values()) and sorted(by_seed) == [20, 21, 22, 23, 24]
+    assert sorted(baselines["freezing"]) == [20, 21, 22, 23]
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
 def test_shipped_specs_confirm_on_fresh_seeds_their_pilot_never_ran(path):
     """Pilot, plan, confirm: the pilot that sized a spec ran seeds 0-3, an A/A check ran
-    100-103; the confirmation (the main job) runs other seeds, as many as the pilot (a comment
-    says where the count comes from)."""
+    100-103; the confirmation (the main job) runs other seeds, as many as the pilot's plan
+    asks within the suite's budget (a comment says where the count comes from)."""
     spec = load_spec(path)
     assert spec.pilot_seeds in ((0, 1, 2), (0, 1, 2, 3))
     assert not set(spec.seeds) & {0, 1, 2, 3, 100, 101, 102, 103}
-    assert len(spec.seeds) == len(spec.pilot_seeds)
-    assert "Count\n#   from the pilot's components (docs/statistics.md)" in path.read_text()
+    assert 3 <= len(spec.seeds) <= 5
+    assert "#   Count from the pilot's plan under the report's procedure" in path.read_text()
 
 
 def _spec(**data):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bertft import auto, graphs
+from bertft import auto, config, graphs
 from bertft import frozen as frozen_prefix
 from bertft.config import Config
 from bertft.data import Example, Splits
@@ -53,9 +53,11 @@ def test_every_default_resolves_on_cpu_to_the_fixed_default_it_replaced():
     assert resolve_precision("auto", CPU) == torch.float32
 
 
-def test_the_reuse_key_of_cpu_results_is_unchanged():
+def test_the_reuse_key_of_cpu_results_is_unchanged(monkeypatch):
     """"auto" is hashed as the fixed default it replaced, so stored results keep their keys
-    (the hashes below are those of the code before device-aware defaults)."""
+    (the hashes below are those of the code before device-aware defaults, at its training-code
+    version 2)."""
+    monkeypatch.setattr(config, "TRAINING_CODE_VERSION", 2)
     assert Config().hash() == "5b9d52ae03a95865"
     assert Config.of(unpad=True, sampling="length_buckets", pad_to_multiple_of=None,
                      compile=False, compile_mode="default").hash() == Config().hash()

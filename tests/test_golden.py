@@ -56,7 +56,8 @@ PINNED = {
     ("ner", ner, {"batch_size": 4}),
 ])
 def test_losses_at_fixed_steps_are_pinned(name, splits, extra):
-    assert TRAINING_CODE_VERSION == 2, "the training math changed: re-pin these losses"
+    # version 3 changed metrics (macro over present classes, cut NER words), not the losses
+    assert TRAINING_CODE_VERSION == 3, "the training math changed: re-pin these losses"
     result = fit(Config.of(**COMMON, **extra), splits=splits())
     got = [(h["step"], round(h["train_loss"], 6), round(h["val_loss"], 6))
            for h in result.history]

@@ -61,9 +61,11 @@ def test_a_new_setting_at_its_default_keeps_stored_results(tmp_path, monkeypatch
         "stale", "the settings (new_knob 0 -> 3) changed since this result was stored")
 
 
-def test_stored_hashes_keep_their_values() -> None:
+def test_stored_hashes_keep_their_values(monkeypatch) -> None:
     """The hash of the settings that existed when it became versioned is the one stored
-    results carry (a changed value would stale every stored result)."""
+    results carry (a changed value would stale every stored result): pinned at training-code
+    version 2, the version they were taken at; a version bump changes them on purpose."""
+    monkeypatch.setattr(config_module, "TRAINING_CODE_VERSION", 2)
     assert Config().hash() == "5b9d52ae03a95865"
     assert Config.of(model="tiny-bert", seed=3, train_file="x").hash() == "566762f288622ad2"
 
@@ -259,7 +261,8 @@ def test_a_report_compares_results_of_one_training_code_version(tmp_path) -> Non
         store.write(_result(trial, environment={"training_code_version": version}))
     old = _result(trials[2], validation={"f1_macro": 0.99, "accuracy": 0.99})
     store.write(dataclasses.replace(old, config_hash=trials[2].config.hash(version - 1)))
-    with pytest.warns(UserWarning, match="training-code versions 1 and 2 are not compared"):
+    with pytest.warns(UserWarning, match=f"training-code versions {version - 1} and {version} "
+                      "are not compared"):
         render_all(tmp_path / "results", tmp_path / "reports")
     md = (tmp_path / "reports" / "smoke.md").read_text()
     assert (f"- **Older training code:** 1 stored result of training-code version {version - 1}"
