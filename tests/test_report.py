@@ -24,7 +24,7 @@ from sklearn.metrics import f1_score
 from bertft.errors import BertftError
 from bertft.report import (aggregate, load_results, mean_ci, paired_test, render_all,
                            render_index, render_markdown)
-from bertft.report.markdown import fmt_ci
+from bertft.report.fmt import fmt_ci
 from bertft.report.table import columns
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "report"

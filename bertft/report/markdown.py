@@ -3,7 +3,6 @@ so the same results always give the same text (the golden-file tests rely on it)
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,69 +18,17 @@ from bertft.report.advice import plan_section, recommendation, role_lines
 from bertft.report.load import main_metrics
 from bertft.report.decide import ALPHA, guarantee
 from bertft.report.missing import Missing, missing_suffix
-from bertft.report.fmt import DASH, METRIC_LABELS, cell, fmt_num, points
+from bertft.report.best_arm import best_arm_sections
+from bertft.report.fmt import (
+    DASH, METRIC_LABELS, cell, fmt_ci, fmt_duration, fmt_interval, fmt_needed, fmt_num, fmt_p,
+    fmt_verdict, points, truncate,
+)
 from bertft.report.fmt import md_table as _table
 from bertft.report.table import (
-    Arm, aggregate, by_role, finite, finite_mean, group_arms, kind_of, newest, ran_here,
-    reported, time_shares,
+    aggregate, by_role, finite, group_arms, kind_of, newest, ran_here, reported, time_shares,
 )
 
-TOP_ERRORS = 10
-TEXT_CHARS = 120
 REASON_CHARS = 300
-
-
-# ---- formatting -------------------------------------------------------------------------------
-
-def truncate(text: Any, limit: int) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
-
-
-def fmt_ci(mean: float, half: float) -> str:
-    """`0.8123 ± 0.0123`; one seed gives `0.8123 (n=1)`; no seed gives a dash."""
-    if not finite(mean):
-        return DASH
-    if not finite(half):
-        return f"{mean:.4f} (n=1)"
-    return f"{mean:.4f} ± {half:.4f}"
-
-
-def fmt_p(p: Any) -> str:
-    if not finite(p):
-        return DASH
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
-
-
-def fmt_duration(seconds: float) -> str:
-    s = round(seconds)
-    h, rem = divmod(s, 3600)
-    m, s = divmod(rem, 60)
-    human = f"{h}h {m:02d}m {s:02d}s" if h else f"{m}m {s:02d}s"
-    return f"{seconds:,.1f} s ({human})"
-
-
-def fmt_interval(row: pd.Series | dict) -> str:
-    """`−15.0 [−19.1, −10.9]` (points), or a dash."""
-    if not finite(row["diff"]):
-        return DASH
-    if not finite(row["diff_low"]):
-        return points(row["diff"])
-    return f"{points(row['diff'])} [{points(row['diff_low'])}, {points(row['diff_high'])}]"
-
-
-def fmt_needed(row: pd.Series | dict) -> str:
-    needed = row["seeds_needed"]
-    if needed is None or (isinstance(needed, float) and math.isnan(needed)):
-        return DASH
-    return "no feasible number" if int(needed) < 0 else str(int(needed))
-
-
-def fmt_verdict(row: pd.Series | dict) -> str:
-    verdict = row["verdict"]
-    if verdict is None or (isinstance(verdict, float) and math.isnan(verdict)):
-        return DASH
-    return f"{verdict} ({row['note']})" if isinstance(row.get("note"), str) else str(verdict)
 
 
 def _distinct(values: Sequence[Any]) -> str:
@@ -234,77 +181,6 @@ def _n_compared(df: pd.DataFrame) -> int:
     return int(sum(isinstance(v, str) and v != "baseline" for v in df["verdict"]))
 
 
-def _per_label(best: Arm, kind: str) -> list[str]:
-    key = "per_class" if kind == "classification" else "per_type"
-    what = "class" if kind == "classification" else "entity type"
-    stats: dict[str, dict[str, list[float]]] = {}
-    for t in best.passed:
-        for label, figures in (t.validation.get(key) or {}).items():
-            if isinstance(figures, dict):
-                for k in ("precision", "recall", "f1", "support"):
-                    if finite(figures.get(k)):
-                        stats.setdefault(str(label), {}).setdefault(k, []).append(
-                            float(figures[k]))
-    if not stats:
-        return []
-    names = [str(n) for n in best.passed[0].label_names] if kind == "classification" else []
-    order = [n for n in names if n in stats] + sorted(n for n in stats if n not in names)
-
-    def mean(label: str, k: str) -> float:
-        return finite_mean(stats[label].get(k, []))
-
-    rows = [[label, fmt_num(mean(label, "precision"), 4), fmt_num(mean(label, "recall"), 4),
-             fmt_num(mean(label, "f1"), 4), fmt_num(mean(label, "support"), 0)]
-            for label in order]
-    return [f"### Per-{what} F1 (validation, mean over {len(best.passed)} seeds)", "",
-            _table(rows, [what.capitalize(), "Precision", "Recall", "F1", "Support"]), ""]
-
-
-def _confusion(best: Arm) -> list[str]:
-    mats = [t.validation.get("confusion_matrix") for t in best.passed]
-    mats = [m for m in mats if isinstance(m, list) and m and all(isinstance(r, list) for r in m)]
-    if not mats:
-        return []
-    shape = (len(mats[0]), len(mats[0][0]))
-    same = [m for m in mats if len(m) == shape[0] and all(len(r) == shape[1] for r in m)]
-    total = [[sum(int(m[i][j]) for m in same) for j in range(shape[1])] for i in range(shape[0])]
-    names = [str(n) for n in best.passed[0].label_names]
-    if len(names) != max(shape):
-        names = [str(i) for i in range(max(shape))]
-    rows = [[f"**{names[i]}**", *row] for i, row in enumerate(total)]
-    lines = [f"### Confusion matrix (validation, summed over {len(same)} seeds)", "",
-             "Rows: gold label; columns: predicted label.", "",
-             _table(rows, ["gold \\ predicted", *names[:shape[1]]]), ""]
-    if len(same) < len(mats):
-        lines += [f"{len(mats) - len(same)} matrices of another shape were left out.", ""]
-    return lines
-
-
-def _errors(best: Arm) -> list[str]:
-    """The most confident wrong validation predictions over the arm's seeds; an example that
-    several seeds get wrong is one row, with its highest probability and the seeds."""
-    lines = ["### Most confident errors (validation)", ""]
-    merged: dict[tuple[str, str, str], tuple[float, list[int]]] = {}
-    for t in best.passed:
-        for e in t.errors:
-            key = (" ".join(str(e.get("text", "")).split()), str(e.get("gold", DASH)),
-                   str(e.get("pred", DASH)))
-            c = e.get("confidence")
-            conf = float(c) if finite(c) else math.nan
-            old, seeds = merged.get(key, (math.nan, []))
-            merged[key] = (conf if math.isnan(old) or conf > old else old, seeds + [t.seed])
-    if not merged:
-        return lines + ["No wrong predictions were stored for this arm.", ""]
-    top = sorted(merged.items(),
-                 key=lambda kv: (-kv[1][0] if finite(kv[1][0]) else math.inf, kv[0]))
-    rows = [[truncate(text, TEXT_CHARS), gold, pred, fmt_num(conf, 4),
-             ", ".join(str(s) for s in sorted(set(seeds)))]
-            for (text, gold, pred), (conf, seeds) in top[:TOP_ERRORS]]
-    return lines + [f"The {len(rows)} most confident wrong predictions; probability: the "
-                    "highest over the seeds that made the error.", "",
-                    _table(rows, ["Text", "Gold", "Predicted", "Probability", "Seeds"]), ""]
-
-
 def _first_line(error: Any) -> str:
     """The reason without the traceback the runner appends to a failure."""
     lines = [line for line in str(error or "").splitlines() if line.strip()]
@@ -374,12 +250,7 @@ def render_report(results: Sequence[TrialResult], unreadable: Sequence[tuple[Pat
     best_rows = df[df["best"]]
     if len(best_rows):
         best_id = best_rows.iloc[0]["arm"]
-        best = next(a for a in arms if a.arm_id == best_id)
-        lines += [f"## Best arm: `{best_id}`", ""]
-        lines += _per_label(best, kind)
-        if kind == "classification":
-            lines += _confusion(best)
-        lines += _errors(best)
+        lines += best_arm_sections(next(a for a in arms if a.arm_id == best_id), kind)
     lines += _failures(results) + _unreadable(unreadable)
     return "\n".join(lines).rstrip() + "\n", [p for _, p in drawn]
 
