@@ -18,6 +18,7 @@ from bertft.config import (
     unknown_key_message,
 )
 from bertft.errors import BertftError, ConfigError, TrialDiverged
+from bertft.kinds import DEFAULT, kind_of
 
 EPILOG = ("Exit codes: 0 ok, 1 a run or test failed, 2 usage error (bad config, data, spec or "
           "output folder), 3 training diverged (the loss or the model's outputs became NaN or "
@@ -247,7 +248,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                           resolve_precision(cfg.runtime.precision, pred.device),
                           cfg.loop.ner_strict, words=scored_words(
                               getattr(splits, args.split), pred.tokenizer, cfg.tokens)
-                          if splits.kind == "ner" else ())
+                          if kind_of(splits.kind).token_level else ())
     print(json.dumps({args.split: metrics}, indent=2))
     return 0
 
@@ -282,7 +283,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     cfg = Config.from_dict({"model": args.model, "freeze_layers": parse_value(args.freeze_layers),
                             "freeze_embeddings": args.freeze_embeddings}, source="inspect")
-    model = build_model(cfg.model, "classification", ("label_0", "label_1"))
+    model = build_model(cfg.model, DEFAULT.name, ("label_0", "label_1"))
     info = inspect_model(model, frozen_parameter_names(model, cfg.model))
     print(format_inspection(info, args.model))
     return 0

@@ -19,8 +19,6 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, RandomSampler, Sampler
 from transformers import (
-    DataCollatorForTokenClassification,
-    DataCollatorWithPadding,
     PreTrainedTokenizerBase,
 )
 from transformers.trainer_pt_utils import LengthGroupedSampler
@@ -30,6 +28,7 @@ from bertft.cache import Cache
 from bertft.checkpoint import atomic_torch_save
 from bertft.config import BatchConfig, TokenConfig
 from bertft.data import Example, Splits
+from bertft.kinds import kind_of
 
 IGNORE_INDEX = -100
 Feature = dict[str, list[int] | int]
@@ -77,7 +76,7 @@ def encode_examples(examples: tuple[Example, ...], kind: str, tokenizer: PreTrai
     validation loss are per word."""
     if not examples:
         return []
-    if kind == "classification":
+    if not kind_of(kind).token_level:
         texts = [e.text or "" for e in examples]
         pairs = [e.text_pair or "" for e in examples] if examples[0].text_pair is not None \
             else None
@@ -194,8 +193,7 @@ def collator(tokenizer: PreTrainedTokenizerBase, kind: str, cfg: BatchConfig, ma
     `pad_to_multiple_of`, dynamic widths are rounded up to a multiple of it, never past
     max_length (`auto.bucket_length`; "auto" unresolved here reads the CPU's column)."""
     multiple = auto.value("pad_to_multiple_of", cfg.pad_to_multiple_of)
-    cls = DataCollatorWithPadding if kind == "classification" else \
-        DataCollatorForTokenClassification
+    cls = kind_of(kind).collator_class()
     if cfg.padding == "max_length":
         return cls(tokenizer=tokenizer, padding="max_length", max_length=max_length,
                    pad_to_multiple_of=multiple, return_tensors="pt")

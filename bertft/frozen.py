@@ -52,6 +52,7 @@ from bertft.config import Config
 from bertft.features import (
     IGNORE_INDEX, Encoded, Feature, eval_order, make_loader, real_tokens, train_sampler,
 )
+from bertft.kinds import kind_of
 from bertft.models import encoder_parts
 from bertft.runtime import autocast, resolve_settings, resolved_config, synchronize
 
@@ -158,7 +159,7 @@ class CachedForward:
         parts = encoder_parts(model)
         self.encoded, self.kind, self.cfg, self.k = encoded, kind, cfg, k
         self.top = list(parts.layers[k:])
-        self.cls_only = kind == "classification" and not self.top  # the pooler reads [CLS]
+        self.cls_only = kind_of(kind).pooled and not self.top  # the pooler reads [CLS]
         self.unpadded = unpadded and bool(self.top)  # states packed [T, hidden] per batch
         synchronize(device)
         t0 = time.perf_counter()
@@ -205,7 +206,7 @@ class CachedForward:
         else:
             h = _pad_states(rows, mask.shape[1])
         lengths = torch.tensor([len(feats[i]["input_ids"]) for i in idx])  # type: ignore
-        if self.kind == "classification":
+        if not kind_of(self.kind).token_level:
             labels = torch.tensor([feats[i]["labels"] for i in idx])
         else:
             labels = torch.full((len(idx), mask.shape[1]), IGNORE_INDEX)
@@ -277,7 +278,7 @@ def choose_forward(model: nn.Module, encoded: Encoded, tokenizer: PreTrainedToke
     why = unsupported_reason(model, kind)
     if why is None:
         needed = estimate_bytes(encoded, model.config.hidden_size,
-                                cls_only=kind == "classification"
+                                cls_only=kind_of(kind).pooled
                                 and k == len(encoder_parts(model).layers))
         limit = cache_limit(cache, device)
         if needed > limit:

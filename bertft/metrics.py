@@ -10,6 +10,8 @@ from seqeval.metrics import classification_report as seq_report
 from seqeval.scheme import IOB2
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
+from bertft.kinds import kind_of
+
 
 MAX_CONFUSION_LABELS = 50
 """Up to this many labels, metrics hold the full confusion matrix (labels x labels counts).
@@ -137,27 +139,22 @@ def truncation_note(test_metrics: Iterable[dict]) -> str:
 
 
 def best_metric_name(metric: str, kind: str) -> str:
-    """`auto` resolves to f1_macro (classification) or f1 (NER)."""
+    """`auto` resolves to the kind's ranking metric: f1_macro (classification), f1 (NER)."""
     if metric != "auto":
         return metric
-    return "f1_macro" if kind == "classification" else "f1"
-
-
-SCALAR_METRICS = {
-    "classification": ("accuracy", "f1_macro", "precision_macro", "recall_macro", "loss"),
-    "ner": ("f1", "precision", "recall", "accuracy", "loss"),
-}
+    return kind_of(kind).ranking_metric
 
 
 def metric_problem(metric_for_best: str, kind: str) -> str | None:
     """Why `metric_for_best` cannot rank runs of this task kind, or None when it can."""
-    if best_metric_name(metric_for_best, kind) in SCALAR_METRICS[kind]:
+    allowed = kind_of(kind).scalar_metrics
+    if best_metric_name(metric_for_best, kind) in allowed:
         return None
     return (f"metric_for_best = {metric_for_best!r}: not a {kind} metric; "
-            f"allowed: auto, {', '.join(SCALAR_METRICS[kind])}")
+            f"allowed: auto, {', '.join(allowed)}")
 
 
-# Lower is better for these; every other metric in SCALAR_METRICS is higher-is-better.
+# Lower is better for these; every other metric (TaskKind.scalar_metrics) is higher-is-better.
 LOWER_IS_BETTER = frozenset({"loss"})
 
 

@@ -28,8 +28,6 @@ from typing import Any, Literal
 from torch import nn
 from transformers import (
     AutoConfig,
-    AutoModelForSequenceClassification,
-    AutoModelForTokenClassification,
     AutoTokenizer,
     BertConfig,
     PreTrainedModel,
@@ -38,6 +36,7 @@ from transformers import (
 
 from bertft.config import ModelConfig
 from bertft.errors import BertftError
+from bertft.kinds import kind_of
 
 Kind = Literal["classification", "ner"]
 BUILTIN_MODELS = ("minilm-l6", "tiny-bert")
@@ -293,8 +292,7 @@ def build_model(cfg: ModelConfig, kind: Kind, label_names: tuple[str, ...]) -> P
     The caller seeds torch first (`runtime.set_seed`); head initialisation draws from that stream.
     """
     mcfg = model_config(cfg, label_names)
-    auto = AutoModelForSequenceClassification if kind == "classification" \
-        else AutoModelForTokenClassification
+    auto = kind_of(kind).auto_model()
     if cfg.name == "tiny-bert":
         return auto.from_config(mcfg)
     try:

@@ -8,14 +8,13 @@ from typing import Any
 
 import torch
 from transformers import (
-    AutoModelForSequenceClassification,
-    AutoModelForTokenClassification,
     AutoTokenizer,
 )
 
 from bertft.config import Config
 from bertft.data import clean_text
 from bertft.errors import BertftError
+from bertft.kinds import kind_of
 from bertft.models import _quiet_transformers
 from bertft.rundir import check_model_files, read_run_config
 from bertft.runtime import resolve_device
@@ -37,8 +36,7 @@ class Predictor:
         cfg, kind, names = read_run_config(run_dir)
         dev = resolve_device(device)
         check_model_files(run_dir, names)
-        auto = AutoModelForSequenceClassification if kind == "classification" \
-            else AutoModelForTokenClassification
+        auto = kind_of(kind).auto_model()
         try:
             with _quiet_transformers():  # no per-tensor progress bar on stderr
                 model = auto.from_pretrained(run_dir, use_safetensors=True).to(dev).eval()
@@ -60,7 +58,8 @@ class Predictor:
     def pairs(self) -> bool:
         """Whether the run was trained on text pairs (`text_pair_column`): then every text
         needs its pair, as in training."""
-        return self.kind == "classification" and self.config.data.text_pair_column is not None
+        return (not kind_of(self.kind).token_level
+                and self.config.data.text_pair_column is not None)
 
     @torch.no_grad()
     def predict(self, texts: list[str], batch_size: int = 32, pairs: list[str] | None = None
@@ -72,8 +71,8 @@ class Predictor:
         for start in range(0, len(texts), batch_size):
             chunk = texts[start:start + batch_size]
             second = None if pairs is None else pairs[start:start + batch_size]
-            out += (self._classify(chunk, second) if self.kind == "classification"
-                    else [self._entities(t) for t in chunk])
+            out += ([self._entities(t) for t in chunk] if kind_of(self.kind).token_level
+                    else self._classify(chunk, second))
         return out
 
     def _classify(self, texts: list[str], pairs: list[str] | None) -> list[dict[str, Any]]:

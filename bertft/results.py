@@ -14,6 +14,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from bertft.kinds import DEFAULT
+
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)  # version 1: no per-example predictions (read as `predictions={}`)
 Status = Literal["passed", "failed", "diverged"]
@@ -55,7 +57,7 @@ class TrialResult:
     config_hash: str
     status: Status
     error: str | None = None       # reason for failed / diverged
-    kind: str = "classification"   # or "ner"
+    kind: str = DEFAULT.name       # a TaskKind's name (bertft.kinds.KINDS)
     label_names: tuple[str, ...] = ()
     data: dict[str, Any] = field(default_factory=dict)   # task, source, train/validation/test
     history: tuple[dict[str, Any], ...] = ()             # one row per evaluation

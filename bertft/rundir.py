@@ -21,6 +21,7 @@ from typing import Any
 
 from bertft.config import Config
 from bertft.errors import BertftError
+from bertft.kinds import KINDS
 
 CONFIG_FILE = "bertft_config.json"
 METRICS_FILE = "metrics.json"
@@ -142,8 +143,8 @@ def _run_config_problem(blob: Any) -> str | None:
         return f"missing key{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
     if not isinstance(blob["config"], dict):
         return f"'config' is {type(blob['config']).__name__}; expected an object of settings"
-    if blob["kind"] not in ("classification", "ner"):
-        return f"'kind' is {blob['kind']!r}; expected 'classification' or 'ner'"
+    if blob["kind"] not in KINDS:
+        return f"'kind' is {blob['kind']!r}; expected {' or '.join(map(repr, KINDS))}"
     names = blob["label_names"]
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         return "'label_names' must be a list of strings"

@@ -16,7 +16,8 @@ from torch import nn
 
 from bertft.config import LoopConfig
 from bertft.features import IGNORE_INDEX
-from bertft.metrics import SCALAR_METRICS, improves, worst_value
+from bertft.kinds import kind_of
+from bertft.metrics import improves, worst_value
 
 
 @dataclass
@@ -117,7 +118,8 @@ class TrainState:
         the count of evaluations without improvement; the running sums start afresh."""
         speed = max(self.train_time, 1e-9)
         row = {"epoch": epoch, "step": self.step, **self.running.summary(),
-               **{f"val_{k}": ev.metrics[k] for k in SCALAR_METRICS[kind] if k in ev.metrics},
+               **{f"val_{k}": ev.metrics[k] for k in kind_of(kind).scalar_metrics
+                  if k in ev.metrics},
                "train_seconds": self.train_time, "samples_per_s": self.samples / speed,
                "tokens_per_s": self.tokens / speed}
         self.history.append(row)

@@ -32,6 +32,7 @@ from bertft.data import Splits, load_task
 from bertft.errors import ConfigError, TrialDiverged
 from bertft.features import IGNORE_INDEX, Encoded, cache_dir, encode_splits, scored_words
 from bertft.frozen import forward_logits
+from bertft.kinds import kind_of
 from bertft.metrics import best_metric_name, classification_metrics, metric_problem, ner_evaluation
 from bertft.limits import position_problems
 from bertft.models import build_model, load_tokenizer, model_files
@@ -135,6 +136,7 @@ def evaluate(model: nn.Module, loader, kind: str, label_names: tuple[str, ...],
     predictions come back in data order, and the loss is the mean over examples (NER: over
     labelled words), so neither depends on the batching. NER: see `metrics.ner_evaluation`."""
     model.eval()
+    task = kind_of(kind)
     total_loss, n_items = 0.0, 0
     rows: list[tuple] = []  # (pred, gold, conf) in loader order
     for batch in loader:
@@ -147,7 +149,7 @@ def evaluate(model: nn.Module, loader, kind: str, label_names: tuple[str, ...],
                                             reduction="sum"))
         n_items += int((labels != IGNORE_INDEX).sum())
         conf, pred = logits.float().softmax(-1).max(-1)
-        if kind == "classification":
+        if not task.token_level:
             rows += zip(pred.tolist(), labels.tolist(), conf.tolist(), strict=True)
             continue
         for p, g, c in zip(pred.tolist(), labels.tolist(), conf.tolist(), strict=True):
@@ -159,7 +161,7 @@ def evaluate(model: nn.Module, loader, kind: str, label_names: tuple[str, ...],
         ordered[index] = rows[position]
     preds, golds, confs = (list(col) for col in zip(*ordered, strict=True)) if rows else (
         [], [], [])
-    if kind == "classification":
+    if not task.token_level:
         metrics = classification_metrics(golds, preds, label_names)
     else:
         metrics, preds, golds, confs = ner_evaluation(preds, golds, confs, words, label_names,
@@ -213,13 +215,13 @@ class Setup:
         self.epochs = math.ceil(self.total / per_epoch)
         self.warmup = optim.warmup_steps(cfg.optim, self.total)
         host = (optim.class_weights([f["labels"] for f in self.encoded.train], len(self.names))
-                if cfg.optim.class_weights == "balanced" and self.kind == "classification"
+                if cfg.optim.class_weights == "balanced" and kind_of(self.kind).class_weights
                 else None)
         self.weights = (host, host.to(self.device) if host is not None else None)
         self.show = cfg.process.progress and sys.stderr.isatty()
         self.eval_seconds = {"validation": 0.0, "test": 0.0}  # for the trial's time shares
         self.words = {s: scored_words(getattr(splits, s), self.tokenizer, cfg.tokens)
-                      for s in ("validation", "test")} if self.kind == "ner" else {}
+                      for s in ("validation", "test")} if kind_of(self.kind).token_level else {}
         self.steplog = StepLog(self.total, enabled=not self.show)  # lines when no bar shows
 
     def train_mode(self) -> None:

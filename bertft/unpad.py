@@ -25,10 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bertft.kinds import KINDS, kind_of
 from bertft.models import encoder_parts
 
-SUPPORTED = {"BertForSequenceClassification": "classification",
-             "BertForTokenClassification": "ner"}
+SUPPORTED = {k.head_class: k.name for k in KINDS.values()}
 TOKEN_INDEX = "token_index"  # batch key: flat positions of the real tokens in [B * L]
 # A batch runs unpadded only when at least `unpad_min_padding` of it is padding (a Config field,
 # 5% by default): below it, scattering and gathering cost about what the padding does
@@ -41,7 +41,7 @@ def architecture_reason(model: nn.Module, kind: str) -> str | None:
     name = type(model).__name__
     if SUPPORTED.get(name) != kind:
         return f"{name} is not one of {', '.join(SUPPORTED)}"
-    if kind == "classification" and getattr(model.base_model, "pooler", None) is None:
+    if kind_of(kind).pooled and getattr(model.base_model, "pooler", None) is None:
         return "the model has no pooler"
     return None
 
@@ -117,7 +117,7 @@ def pad(x: torch.Tensor, index: torch.Tensor, shape: tuple[int, int]) -> torch.T
 
 def head(model: nn.Module, h: torch.Tensor, kind: str) -> torch.Tensor:
     """What BertFor{Sequence,Token}Classification do after the encoder."""
-    if kind == "classification":
+    if kind_of(kind).pooled:
         h = model.base_model.pooler(h)
     return model.classifier(model.dropout(h))
 

@@ -321,6 +321,7 @@ def test_models_load_safetensors_and_no_remote_code_unless_asked(monkeypatch,
     """`use_safetensors=True` always; `trust_remote_code` is False unless the spec sets it."""
     import bertft.models as models
     from bertft.config import Config
+    from bertft.kinds import kind_of
 
     calls: list[tuple[str, dict]] = []
 
@@ -333,7 +334,7 @@ def test_models_load_safetensors_and_no_remote_code_unless_asked(monkeypatch,
             raise Stop
         return from_pretrained
     monkeypatch.setattr(models.AutoTokenizer, "from_pretrained", recorder("tokenizer"))
-    monkeypatch.setattr(models.AutoModelForSequenceClassification, "from_pretrained",
+    monkeypatch.setattr(kind_of("classification").auto_model(), "from_pretrained",
                         recorder("model"))
     monkeypatch.setattr(models, "model_config", lambda *a: None)
     assert Config.of().model.trust_remote_code is False

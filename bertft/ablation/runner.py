@@ -20,6 +20,7 @@ from bertft.cache import Cache
 from bertft.config import Config
 from bertft.data import Splits, load_task, splits_nbytes, task_kind
 from bertft.errors import BertftError, TrialDiverged
+from bertft.kinds import kind_of
 from bertft.metrics import entity_counts
 from bertft.trackers import Trackers
 from bertft.train import RunResult, fit
@@ -129,24 +130,29 @@ def nonfinite_metrics(run: RunResult) -> list[str]:
             for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
 
 
+def _label_rows(preds: dict[str, list], names: tuple[str, ...], ner_strict: bool
+                ) -> dict[str, list]:
+    return {"pred": [int(p) for p in preds["pred"]], "label": [int(g) for g in preds["label"]],
+            "confidence": [round(float(c), 3) for c in preds["confidence"]]}
+
+
+def _entity_rows(preds: dict[str, list], names: tuple[str, ...], ner_strict: bool
+                 ) -> dict[str, list]:
+    return entity_counts([[names[t] for t in s] for s in preds["label"]],
+                         [[names[t] for t in s] for s in preds["pred"]], ner_strict)
+
+
+COMPACT = {"labels": _label_rows, "entity_counts": _entity_rows}
+"""How each form of stored predictions (`TaskKind.predictions`) is written."""
+
+
 def stored_predictions(run: RunResult, ner_strict: bool = False) -> dict[str, dict[str, list]]:
     """Per-example predictions of each evaluated split, compact (see `TrialResult.predictions`):
     class ids and the predicted class's probability (3 decimals), or for NER the entity
     TP / FP / FN of every sentence, counted in the seqeval mode the split was scored in."""
-    out: dict[str, dict[str, list]] = {}
-    names = run.label_names
-    for split, preds in run.predictions.items():
-        if not preds or not preds.get("pred"):
-            continue
-        if run.kind == "classification":
-            out[split] = {"pred": [int(p) for p in preds["pred"]],
-                          "label": [int(g) for g in preds["label"]],
-                          "confidence": [round(float(c), 3) for c in preds["confidence"]]}
-        else:
-            out[split] = entity_counts([[names[t] for t in s] for s in preds["label"]],
-                                       [[names[t] for t in s] for s in preds["pred"]],
-                                       ner_strict)
-    return out
+    compact = COMPACT[kind_of(run.kind).predictions]
+    return {split: compact(preds, run.label_names, ner_strict)
+            for split, preds in run.predictions.items() if preds and preds.get("pred")}
 
 
 def confident_errors(run: RunResult, splits: Splits, n: int = N_ERRORS) -> list[dict[str, Any]]:
@@ -157,7 +163,7 @@ def confident_errors(run: RunResult, splits: Splits, n: int = N_ERRORS) -> list[
     for i, (p, g, c) in enumerate(zip(preds.get("pred", []), preds.get("label", []),
                                       preds.get("confidence", []), strict=True)):
         example = splits.validation[i]
-        if run.kind == "classification":
+        if not kind_of(run.kind).token_level:
             if p != g:
                 text = example.text or ""
                 if example.text_pair:

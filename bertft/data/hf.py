@@ -35,13 +35,14 @@ from bertft.data.readers import (
 )
 from bertft.data.types import Example, Kind, RawSplits, portable_sources
 from bertft.errors import DataError
+from bertft.kinds import kind_of
 
 ROLES = ("train_split", "validation_split", "test_split")
 
 
 def load_hf_dataset(cfg: DataConfig, kind: Kind) -> RawSplits:
     """Raw splits of `cfg.dataset` for a classification or NER task."""
-    task = "hf-dataset" if kind == "classification" else "hf-dataset-ner"
+    task = kind_of(kind).hf_task
     if not cfg.dataset:
         raise DataError(f"task {task} needs dataset (a Hub id, a folder of csv/json/parquet "
                         "files, or a folder written by save_to_disk)")
@@ -49,9 +50,9 @@ def load_hf_dataset(cfg: DataConfig, kind: Kind) -> RawSplits:
     source = portable_sources(source) or source  # never this machine's absolute path
     name = f"dataset '{cfg.dataset}'"
     chosen = _choose_splits(splits, cfg, name)
-    if kind == "classification":
-        return _classification(chosen, cfg, name, source)
-    return _ner(chosen, cfg, name, source)
+    if kind_of(kind).token_level:
+        return _ner(chosen, cfg, name, source)
+    return _classification(chosen, cfg, name, source)
 
 
 def open_dataset(dataset: str, config_name: str | None) -> tuple[dict[str, Any], str]:

@@ -18,6 +18,7 @@ from bertft.config import DataConfig
 from bertft.data.tasks import task_spec, unread_setting_problem
 from bertft.data.types import Example, Kind, Splits
 from bertft.errors import DataError
+from bertft.kinds import kind_of
 
 _HTML_TAG = re.compile(r"<[^>]+>")
 
@@ -35,7 +36,7 @@ def clean_text(text: str, cfg: DataConfig) -> str:
 
 
 def _clean_example(ex: Example, cfg: DataConfig, kind: Kind) -> Example:
-    if kind == "ner":
+    if kind_of(kind).token_level:
         if not cfg.lowercase:
             return ex
         return replace(ex, tokens=tuple(t.lower() for t in ex.tokens or ()))
@@ -44,12 +45,12 @@ def _clean_example(ex: Example, cfg: DataConfig, kind: Kind) -> Example:
 
 
 def _is_empty(ex: Example, kind: Kind) -> bool:
-    return not ex.tokens if kind == "ner" else not (ex.text or "").strip()
+    return not ex.tokens if kind_of(kind).token_level else not (ex.text or "").strip()
 
 
 def _dedupe_key(ex: Example, kind: Kind) -> tuple:
     """Duplicates: same (text, text_pair); for NER, same tokens (tags ignored)."""
-    return (ex.tokens,) if kind == "ner" else (ex.text, ex.text_pair)
+    return (ex.tokens,) if kind_of(kind).token_level else (ex.text, ex.text_pair)
 
 
 def preprocess(examples: Sequence[Example], cfg: DataConfig, kind: Kind, is_train: bool
@@ -168,7 +169,7 @@ def load_task(cfg: DataConfig) -> Splits:
             if not given[name]:
                 raise DataError(f"{spec.name}: no {name} examples left after preprocessing "
                                 "(drop_empty)")
-    stratify = spec.kind == "classification"
+    stratify = kind_of(spec.kind).stratify
     if stratify:
         _require_classes(spec.name, train, raw.label_names)
     notes: list[str] = []

@@ -20,10 +20,11 @@ from collections.abc import Sequence
 import pandas as pd
 
 from bertft.report import decide as dc
-from bertft.report.load import main_metrics
 from bertft.report.fmt import METRIC_LABELS, fmt_num, md_table, points
 from bertft.report.plan import plan
-from bertft.report.table import Arm, baseline_arm, by_role, finite, group_arms, kind_of, spec_of
+from bertft.report.table import (
+    Arm, baseline_arm, by_role, finite, group_arms, results_kind, spec_of,
+)
 from bertft.results import TrialResult
 
 
@@ -57,7 +58,7 @@ def plan_section(results: Sequence[TrialResult]) -> list[str]:
     if not rows:
         return []
     spec = spec_of(results)
-    rank = METRIC_LABELS[main_metrics(kind_of(results))[0]]
+    rank = METRIC_LABELS[results_kind(results).ranking_metric]
     table = [[f"`{r.arm_id}`", r.n_seeds, r.note or points(r.delta),
               *[fmt_num(100 * x, 2) for x in (r.se, r.seed_part, r.example_part,
                                               r.residual_part)], fmt_num(r.df, 1),
@@ -122,7 +123,7 @@ def recommendation(results: Sequence[TrialResult], df: pd.DataFrame) -> str:
     arms = {a.arm_id: a for a in group_arms(confirmation)}
     base = baseline_arm(list(arms.values()), spec_of(confirmation))
     base_id = df[df["baseline"]].iloc[0]["arm"]
-    rank = METRIC_LABELS[main_metrics(kind_of(confirmation))[0]]
+    rank = METRIC_LABELS[results_kind(confirmation).ranking_metric]
     split = "test" if (df["decided_on"] == "test").any() else "validation"
     candidates, slower = [], []
     for _, row in df.iterrows():

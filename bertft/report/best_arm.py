@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from bertft.kinds import TaskKind
 from bertft.report.fmt import DASH, fmt_num, truncate
 from bertft.report.fmt import md_table as _table
 from bertft.report.table import Arm, finite, finite_mean
@@ -13,18 +14,17 @@ TOP_ERRORS = 10
 TEXT_CHARS = 120
 
 
-def best_arm_sections(best: Arm, kind: str) -> list[str]:
+def best_arm_sections(best: Arm, kind: TaskKind) -> list[str]:
     """The `## Best arm` section: per-label F1, the confusion matrix (classification) and the
     most confident errors."""
     lines = [f"## Best arm: `{best.arm_id}`", "", *_per_label(best, kind)]
-    if kind == "classification":
+    if kind.confusion_matrix:
         lines += _confusion(best)
     return lines + _errors(best)
 
 
-def _per_label(best: Arm, kind: str) -> list[str]:
-    key = "per_class" if kind == "classification" else "per_type"
-    what = "class" if kind == "classification" else "entity type"
+def _per_label(best: Arm, kind: TaskKind) -> list[str]:
+    key, what = kind.per_label, kind.label_noun
     stats: dict[str, dict[str, list[float]]] = {}
     for t in best.passed:
         for label, figures in (t.validation.get(key) or {}).items():
@@ -35,7 +35,7 @@ def _per_label(best: Arm, kind: str) -> list[str]:
                             float(figures[k]))
     if not stats:
         return []
-    names = [str(n) for n in best.passed[0].label_names] if kind == "classification" else []
+    names = [str(n) for n in best.passed[0].label_names] if kind.per_label_names else []
     order = [n for n in names if n in stats] + sorted(n for n in stats if n not in names)
 
     def mean(label: str, k: str) -> float:

@@ -16,10 +16,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bertft.kinds import kind_of
 from bertft.results import TrialResult
 from bertft.report import decide as dc
-from bertft.report.load import main_metrics
-from bertft.report.table import Arm, baseline_arm, by_role, group_arms, kind_of, spec_of
+from bertft.report.table import (
+    Arm, baseline_arm, by_role, group_arms, results_kind, spec_of,
+)
 
 
 @dataclass(frozen=True)
@@ -49,16 +51,30 @@ def trial_influence(trial: TrialResult, split: str, metric: str
     preds = trial.predictions.get(split) if isinstance(trial.predictions, dict) else None
     if not preds:
         return None
-    if trial.kind == "ner":
-        tp, fp, fn = (np.asarray(preds[k], dtype=float) for k in ("tp", "fp", "fn"))
-        value, psi = dc.entity_f1_influence(tp, fp, fn)
-        return float(value), psi, tuple((tp + fn).astype(int).tolist())  # gold entity counts
+    return INFLUENCE[kind_of(trial.kind).predictions](preds, metric, len(trial.label_names))
+
+
+def _entity_influence(preds: dict, metric: str, n_labels: int
+                      ) -> tuple[float, np.ndarray, tuple]:
+    """Entity F1 (whatever `metric`: NER ranks on it) from per-sentence TP / FP / FN."""
+    tp, fp, fn = (np.asarray(preds[k], dtype=float) for k in ("tp", "fp", "fn"))
+    value, psi = dc.entity_f1_influence(tp, fp, fn)
+    return float(value), psi, tuple((tp + fn).astype(int).tolist())  # gold entity counts
+
+
+def _label_influence(preds: dict, metric: str, n_labels: int
+                     ) -> tuple[float, np.ndarray, tuple]:
+    """Accuracy, or else macro F1, from per-example predicted and gold ids."""
     pred, label = np.asarray(preds["pred"]), np.asarray(preds["label"])
     if metric == "accuracy":
         value, psi = dc.accuracy_influence(pred, label)
     else:
-        value, psi = dc.macro_f1_influence(pred, label, len(trial.label_names))
+        value, psi = dc.macro_f1_influence(pred, label, n_labels)
     return float(value), psi, tuple(label.tolist())
+
+
+INFLUENCE = {"labels": _label_influence, "entity_counts": _entity_influence}
+"""The influence function of each form of stored predictions (`TaskKind.predictions`)."""
 
 
 def decision_split(results: Sequence[TrialResult]) -> str:
@@ -106,7 +122,7 @@ def compare(results: Sequence[TrialResult], alpha: float = dc.ALPHA, upto: int |
     base = baseline_arm(arms, spec)
     if base is None:
         return []
-    metric, split = main_metrics(kind_of(results))[0], decision_split(results)
+    metric, split = results_kind(results).ranking_metric, decision_split(results)
     margin = float(getattr(spec, "equivalence_margin", dc.DEFAULT_MARGIN))
     data = {arm.arm_id: paired(arm, base, split, metric, spec.seeds)
             for arm in arms if arm is not base}

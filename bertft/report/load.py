@@ -9,15 +9,9 @@ from pathlib import Path
 from bertft.results import TrialResult
 from bertft.ablation.store import CURRENT
 from bertft.config import code_version_of
-
-MAIN_METRICS = {"classification": ("f1_macro", "accuracy"), "ner": ("f1",)}
-"""Metrics shown per arm, the first being the one arms are ranked and tested on."""
+from bertft.kinds import KINDS
 
 STATUSES = ("passed", "failed", "diverged")
-
-
-def main_metrics(kind: str) -> tuple[str, ...]:
-    return MAIN_METRICS.get(kind, MAIN_METRICS["classification"])
 
 
 def _problem(result: TrialResult) -> str | None:
@@ -36,12 +30,12 @@ def _problem(result: TrialResult) -> str | None:
         return "trial_id and arm_id must be strings"
     if result.status not in STATUSES:
         return f"status {result.status!r}, expected one of {', '.join(STATUSES)}"
-    if result.kind not in MAIN_METRICS:
-        return f"kind {result.kind!r}, expected one of {', '.join(MAIN_METRICS)}"
+    if result.kind not in KINDS:
+        return f"kind {result.kind!r}, expected one of {', '.join(KINDS)}"
     if not isinstance(result.seed, int) or isinstance(result.seed, bool):
         return f"seed {result.seed!r} is not an integer"
     if result.status == "passed":
-        for metric in main_metrics(result.kind):
+        for metric in KINDS[result.kind].main_metrics:
             value = result.validation.get(metric)
             if (not isinstance(value, int | float) or isinstance(value, bool)
                     or not math.isfinite(value)):

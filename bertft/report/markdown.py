@@ -15,7 +15,6 @@ from bertft.data import portable_sources
 from bertft.metrics import truncation_note
 from bertft.report import plots
 from bertft.report.advice import plan_section, recommendation, role_lines
-from bertft.report.load import main_metrics
 from bertft.report.decide import ALPHA, guarantee
 from bertft.report.missing import Missing, missing_suffix
 from bertft.report.best_arm import best_arm_sections
@@ -25,7 +24,7 @@ from bertft.report.fmt import (
 )
 from bertft.report.fmt import md_table as _table
 from bertft.report.table import (
-    aggregate, by_role, finite, group_arms, kind_of, newest, ran_here, reported, time_shares,
+    aggregate, by_role, finite, group_arms, newest, results_kind, ran_here, reported, time_shares,
 )
 
 REASON_CHARS = 300
@@ -65,7 +64,8 @@ def _header(results: Sequence[TrialResult], unreadable: Sequence[Any], name: str
     lines += [
         f"- **Spec file:** `{spec.file}`",
         f"- **Model:** {_distinct([r.config.get('model') for r in results])}",
-        f"- **Task:** {_distinct([d.get('task') for d in data])} ({kind_of(results)}; source "
+        f"- **Task:** {_distinct([d.get('task') for d in data])} ("
+        f"{results_kind(results).name}; source "
         f"{_distinct([portable_sources(d.get('source')) for d in data])})",
         f"- **Data sizes:** {sizes}{truncation_note(r.test for r in results)}",
         f"- **Device:** {device}; **dtype:** {_distinct([e.get('dtype') for e in env])}",
@@ -87,9 +87,8 @@ def _header(results: Sequence[TrialResult], unreadable: Sequence[Any], name: str
 
 
 def _main_table(df: pd.DataFrame, results: Sequence[TrialResult]) -> list[str]:
-    kind = kind_of(results)
     spec = newest(results).spec
-    metrics = main_metrics(kind)
+    metrics = results_kind(results).main_metrics
     rank = METRIC_LABELS[metrics[0]]
     split = _decision_split(df)
     axes = list(spec.axes) or ["arm"]
@@ -224,8 +223,8 @@ def render_report(results: Sequence[TrialResult], unreadable: Sequence[tuple[Pat
     text = recommendation(results, df).replace("Recommendation:", "**Recommendation:**", 1)
     advice = [text, ""] if text else []
     results = reported(results)  # the confirmation's, or a pilot's alone
-    kind = kind_of(results)
-    rank = main_metrics(kind)[0]
+    kind = results_kind(results)
+    rank = kind.ranking_metric
     arms = group_arms(results)
     lines = _header(results, unreadable, name)
     lines[-1:-1] = roles
@@ -307,7 +306,7 @@ def render_index(entries: Sequence[tuple[str, Sequence[TrialResult],
     """`README.md` of the reports folder: one row per spec (name, results, unreadable files)."""
     rows = []
     for name, results, unreadable in sorted(entries, key=lambda e: e[0]):
-        kind = kind_of(results) if results else DASH
+        kind = results_kind(results).name if results else DASH
         gap = (missing or {}).get(name)  # declared trials not stored
         advice = recommendation(results, aggregate(results)) if results and not gap else ""
         rows.append([f"[{name}]({quote(name)}.md)", kind,

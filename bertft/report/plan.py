@@ -17,9 +17,8 @@ from dataclasses import dataclass
 
 from bertft.report import decide as dc
 from bertft.report.compare import decision_split, paired
-from bertft.report.load import main_metrics
 from bertft.results import TrialResult
-from bertft.report.table import baseline_arm, by_role, group_arms, kind_of, spec_of
+from bertft.report.table import baseline_arm, by_role, group_arms, results_kind, spec_of
 
 MAX_EXAMPLES_FACTOR = 20
 """Most test examples the plan considers, as a multiple of the pilot's; beyond: no feasible
@@ -56,7 +55,7 @@ def plan(results: Sequence[TrialResult], alpha: float = dc.ALPHA) -> list[PlanRo
     base = baseline_arm(arms, spec)
     if base is None:
         return []
-    metric, split = main_metrics(kind_of(pilot))[0], decision_split(pilot)
+    metric, split = results_kind(pilot).ranking_metric, decision_split(pilot)
     margin = float(spec.equivalence_margin)
     others = [a for a in arms if a is not base]
     level = alpha / max(len(others), 1)

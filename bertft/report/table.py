@@ -9,8 +9,8 @@ from typing import Any
 
 import pandas as pd
 
+from bertft.kinds import DEFAULT, TaskKind, kind_of
 from bertft.results import SpecInfo, TrialResult
-from bertft.report.load import main_metrics
 from bertft.report.stats import mean_ci
 
 
@@ -36,11 +36,11 @@ def spec_of(results: Sequence[TrialResult]) -> SpecInfo:
     return newest(results).spec
 
 
-def kind_of(results: Sequence[TrialResult]) -> str:
+def results_kind(results: Sequence[TrialResult]) -> TaskKind:
     """The task kind, from the passed trials when there are any: records written before the
     runners stored the kind of failed trials carry the default (classification)."""
     passed = [r for r in results if r.status == "passed"]
-    return newest(passed or results).kind if results else "classification"
+    return kind_of(newest(passed or results).kind) if results else DEFAULT
 
 
 def by_role(results: Sequence[TrialResult]) -> tuple[list[TrialResult], list[TrialResult]]:
@@ -122,7 +122,8 @@ def _max(values: Sequence[Any]) -> float:
 
 def columns(kind: str, axes: Sequence[str]) -> list[str]:
     """The aggregated table's columns, in order (the csv/json export)."""
-    metric_cols = [f"{split}_{m}_{stat}" for split in ("val", "test") for m in main_metrics(kind)
+    metric_cols = [f"{split}_{m}_{stat}" for split in ("val", "test")
+                   for m in kind_of(kind).main_metrics
                    for stat in ("mean", "ci")]
     return ["arm", *axes, "baseline", "best", "n_seeds", "seeds", "n_failed", "n_diverged",
             "fewer_seeds", *metric_cols, "best_epoch", "train_seconds", "samples_per_s",
@@ -159,8 +160,8 @@ def aggregate(results: Sequence[TrialResult]) -> pd.DataFrame:
     another arm has. Arms whose every trial failed keep their row, with nan figures. Over the
     confirmation's results when there are any, else the pilot's (`reported`)."""
     results = reported(results)
-    kind = kind_of(results)
-    metrics = main_metrics(kind)
+    kind = results_kind(results).name
+    metrics = kind_of(kind).main_metrics
     if not results:
         return pd.DataFrame(columns=columns(kind, ()))
     spec = spec_of(results)
