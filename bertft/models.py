@@ -23,7 +23,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from torch import nn
 from transformers import (
@@ -38,7 +38,7 @@ from bertft.config import ModelConfig
 from bertft.errors import BertftError
 from bertft.kinds import kind_of
 
-Kind = Literal["classification", "ner"]
+Kind = str  # a task kind's name: a key of bertft.kinds.KINDS
 BUILTIN_MODELS = ("minilm-l6", "tiny-bert")
 TINY_BERT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                  intermediate_size=64, max_position_embeddings=512)

@@ -7,9 +7,8 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
-Kind = Literal["classification", "ner"]
+Kind = str  # a task kind's name: a key of bertft.kinds.KINDS
 SPLIT_NAMES = ("train", "validation", "test")
 
 
