@@ -28,7 +28,7 @@ from torch import nn
 from bertft.kinds import KINDS, kind_of
 from bertft.models import encoder_parts
 
-SUPPORTED = {k.head_class: k.name for k in KINDS.values()}
+SUPPORTED = tuple(dict.fromkeys(k.head_class for k in KINDS.values()))  # the kinds' heads
 TOKEN_INDEX = "token_index"  # batch key: flat positions of the real tokens in [B * L]
 # A batch runs unpadded only when at least `unpad_min_padding` of it is padding (a Config field,
 # 5% by default): below it, scattering and gathering cost about what the padding does
@@ -39,7 +39,7 @@ TOKEN_INDEX = "token_index"  # batch key: flat positions of the real tokens in [
 def architecture_reason(model: nn.Module, kind: str) -> str | None:
     """Why `head` (and the frozen-prefix cache) cannot reproduce `model`'s top, or None."""
     name = type(model).__name__
-    if SUPPORTED.get(name) != kind:
+    if name != kind_of(kind).head_class:
         return f"{name} is not one of {', '.join(SUPPORTED)}"
     if kind_of(kind).pooled and getattr(model.base_model, "pooler", None) is None:
         return "the model has no pooler"
