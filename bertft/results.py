@@ -12,6 +12,7 @@ import math
 import types
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from bertft.kinds import DEFAULT
@@ -25,6 +26,9 @@ Role = Literal["confirmation", "pilot"]
 spec had no pilot seeds, so every seed it ran was one its verdicts were decided on."""
 DEFAULT_MARGIN = 0.01
 """Equivalence margin of a spec that sets none: 1 point of the decision metric."""
+CURRENT = Path(".current") / "trials.json"
+"""Below a spec's results folder: {trial id: config hash} of the spec's trials as last
+collected (the store writes it, reports keep only the results that match it)."""
 
 
 @dataclass(frozen=True)

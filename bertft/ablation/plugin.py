@@ -34,6 +34,7 @@ from bertft.ablation.store import ResultStore
 from bertft.config import parse_overrides
 from bertft.errors import BertftError, ConfigError
 from bertft.outputs import output_problem
+from bertft.report.looks import decided
 from bertft.trackers import check_installed
 
 EXECUTORS = ("local", "gpus", "ray")
@@ -200,7 +201,7 @@ def _skip_if_decided(spec: Spec, trial: Trial, opts: Options) -> None:
                                              _data_fingerprint(trial), trial.role)
     if found.state == "complete" and not opts.rerun:
         return
-    why = skip_reason(spec, trial, opts.results)
+    why = skip_reason(spec, trial, opts.results, decided)
     if why:
         pytest.skip(why)
 

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Literal
 from filelock import FileLock
 
 from bertft.names import file_stem
-from bertft.results import TrialResult
+from bertft.results import CURRENT, TrialResult
 from bertft.rundir import write_json_atomic
 
 if TYPE_CHECKING:
@@ -43,7 +43,6 @@ if TYPE_CHECKING:
 
 State = Literal["missing", "complete", "stale", "corrupt"]
 SUPERSEDED = "superseded"
-CURRENT = Path(".current") / "trials.json"
 SETTINGS = ".settings"
 
 
@@ -245,5 +244,4 @@ class ResultStore:
             yield
 
 
-__all__ = ["CURRENT", "SUPERSEDED", "Lookup", "ResultStore", "code_version", "file_stem",
-           "stale_reason"]
+__all__ = ["SUPERSEDED", "Lookup", "ResultStore", "code_version", "file_stem", "stale_reason"]

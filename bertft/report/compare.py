@@ -19,9 +19,7 @@ import numpy as np
 from bertft.kinds import kind_of
 from bertft.results import TrialResult
 from bertft.report import decide as dc
-from bertft.report.table import (
-    Arm, baseline_arm, by_role, group_arms, results_kind, spec_of,
-)
+from bertft.report.arms import Arm, baseline_arm, by_role, group_arms, results_kind, spec_of
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,7 @@ import json
 import math
 from pathlib import Path
 
-from bertft.results import TrialResult
-from bertft.ablation.store import CURRENT
+from bertft.results import CURRENT, TrialResult
 from bertft.config import code_version_of
 from bertft.kinds import KINDS
 

@@ -23,9 +23,8 @@ from bertft.report.fmt import (
     fmt_verdict, points, truncate,
 )
 from bertft.report.fmt import md_table as _table
-from bertft.report.table import (
-    aggregate, by_role, finite, group_arms, newest, results_kind, ran_here, reported, time_shares,
-)
+from bertft.report.arms import by_role, group_arms, newest, reported, results_kind
+from bertft.report.table import aggregate, finite, ran_here, time_shares
 
 REASON_CHARS = 300
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bertft.report.table import by_role, newest
+from bertft.report.arms import by_role, newest
 from bertft.results import SpecInfo, TrialResult
 
 

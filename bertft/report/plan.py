@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from bertft.report import decide as dc
 from bertft.report.compare import decision_split, paired
 from bertft.results import TrialResult
-from bertft.report.table import baseline_arm, by_role, group_arms, results_kind, spec_of
+from bertft.report.arms import baseline_arm, by_role, group_arms, results_kind, spec_of
 
 MAX_EXAMPLES_FACTOR = 20
 """Most test examples the plan considers, as a multiple of the pilot's; beyond: no feasible

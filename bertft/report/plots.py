@@ -14,7 +14,7 @@ from matplotlib.ticker import MaxNLocator
 
 from bertft.results import SpecInfo
 from bertft.report.stats import mean_ci
-from bertft.report.table import Arm, metric_by_seed, sort_key
+from bertft.report.arms import Arm, metric_by_seed, sort_key
 
 
 def _label(value: Any) -> str:
