@@ -9,6 +9,7 @@ import pytest
 
 from bertft.ablation.spec import SpecError, expand, load_spec, make_id, parse_spec
 from bertft.config import Config, parse_overrides
+from bertft.data import load_task
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = sorted((ROOT / "ablations").glob("*.toml"))
@@ -354,21 +355,23 @@ def test_trial_configs_are_full_configs():
 
 # -- the store under the plugin (trials faked: no training) -------------------------------------
 def _fake_trials(monkeypatch) -> list[str]:
-    """The plugin's runner returns a passed result at once; returns the trial ids it ran."""
-    import bertft.ablation.plugin as plugin
+    """The local executor's runner returns a passed result at once; returns the trial ids it
+    ran."""
+    import bertft.ablation.executors as executors
     from bertft.results import TrialResult
     from bertft.ablation.runner import spec_info
 
     ran: list[str] = []
 
-    def run_trial(trial, spec, measure=None, checkpoint_dir=None, tracking_root=None):
+    def run_trial(trial, spec, measure=None, checkpoint_dir=None, tracking_root=None,
+                  cache=None):
         ran.append(trial.trial_id)
         return TrialResult(spec=spec_info(spec), trial_id=trial.trial_id, arm_id=trial.arm_id,
                            overrides=trial.overrides, seed=trial.seed,
                            config=trial.config.to_dict(), config_hash=trial.config.hash(),
                            status="passed", validation={"f1_macro": 0.5, "accuracy": 0.6},
                            created="2025-01-01T00:00:00+00:00", role=trial.role)
-    monkeypatch.setattr(plugin, "run_trial", run_trial)
+    monkeypatch.setattr(executors, "run_trial", run_trial)
     return ran
 
 
@@ -453,18 +456,18 @@ def test_a_trial_with_the_settings_of_another_specs_trial_copies_its_result(pyte
 def test_a_result_of_other_data_is_superseded_and_rerun(pytester, monkeypatch):
     """A stored result records its data fingerprint; an edited data file or an upgraded data
     package (another fingerprint) makes it stale, while matching data reuses it."""
-    import bertft.ablation.plugin as plugin
-    from bertft.ablation.runner import load_splits
+    import bertft.ablation.executors as executors
 
     ran = _fake_trials(monkeypatch)
-    fake = plugin.run_trial
+    fake = executors.run_trial
 
-    def with_data(trial, spec, measure=None, checkpoint_dir=None, tracking_root=None):
+    def with_data(trial, spec, measure=None, checkpoint_dir=None, tracking_root=None,
+                  cache=None):
         result = fake(trial, spec, measure, checkpoint_dir, tracking_root)
-        fingerprint = load_splits(trial.config).fingerprint()
+        fingerprint = load_task(trial.config.data).fingerprint()
         return dataclasses.replace(result, data={"fingerprint": fingerprint})
 
-    monkeypatch.setattr(plugin, "run_trial", with_data)
+    monkeypatch.setattr(executors, "run_trial", with_data)
     results = pytester.path / "results"
     _run_smoke(pytester, results, "-k", "0.01").assert_outcomes(passed=2, deselected=2)
     ran.clear()

@@ -87,13 +87,14 @@ head_lr = [0.001, 0.01, 0.1]
 def _fake_predictions(monkeypatch) -> list[str]:
     """A passed result with 400 test predictions: head_lr=0.1 is wrong far more often (decided
     at the first look); head_lr=0.01 behaves like the baseline, coin flips (stays open)."""
-    import bertft.ablation.plugin as plugin
+    import bertft.ablation.executors as executors
     from bertft.results import TrialResult
     from bertft.ablation.runner import spec_info
 
     ran: list[str] = []
 
-    def run_trial(trial, spec, measure=None, checkpoint_dir=None, tracking_root=None):
+    def run_trial(trial, spec, measure=None, checkpoint_dir=None, tracking_root=None,
+                  cache=None):
         ran.append(trial.trial_id)
         rng = np.random.default_rng(zlib.crc32(trial.trial_id.encode()))
         label = np.arange(400) % 2
@@ -107,7 +108,7 @@ def _fake_predictions(monkeypatch) -> list[str]:
                            validation={"f1_macro": 0.5, "accuracy": 0.5},
                            test={"f1_macro": 0.5}, predictions={"test": preds},
                            created="2025-01-01T00:00:00+00:00")
-    monkeypatch.setattr(plugin, "run_trial", run_trial)
+    monkeypatch.setattr(executors, "run_trial", run_trial)
     return ran
 
 

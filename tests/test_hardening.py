@@ -510,7 +510,7 @@ def test_a_foreign_created_date_does_not_break_rerun() -> None:
     from bertft.results import TrialResult
 
     result = TrialResult.from_json({**json.loads(RECORD.read_text()), "created": "yesterday"})
-    opts = Options({}, Path("r"), True, "local", None, started=0.0)
+    opts = Options(overrides={}, results=Path("r"), rerun=True, executor="local", started=0.0)
     assert _written_since(result, opts) is False
 
 

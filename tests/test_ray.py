@@ -19,6 +19,7 @@ from bertft.results import TrialResult  # noqa: E402
 from bertft.ablation.runner import spec_info  # noqa: E402
 from bertft.ablation.spec import expand, load_spec  # noqa: E402
 from bertft.ablation.store import ResultStore  # noqa: E402
+from bertft.cache import Cache  # noqa: E402
 from bertft.errors import BertftError, ConfigError  # noqa: E402
 
 pytest_plugins = ["pytester"]
@@ -78,18 +79,37 @@ def test_ray_results_match_local_and_resume(tmp_path, pytester):
     assert not ray.is_initialized()
 
 
-class FakeExecutor:
-    """Records what the plugin asks of the executor; runs nothing."""
+class FakeExecutor(ray_executor.RayExecutor):
+    """Records what the plugin asks of the ray executor (made by the plugin's session, with
+    the options' settings); runs nothing and starts no Ray."""
 
-    def __init__(self) -> None:
+    def __init__(self, results, cache, settings) -> None:
+        self.made_with = (results, settings)
         self.calls: list[tuple[str, list[str]]] = []
 
-    def submit(self, trials_and_specs):
-        self.calls.append(("submit", [t.trial_id for t, _ in trials_and_specs]))
+    def submit(self, jobs):
+        self.calls.append(("submit", [t.trial_id for t, _ in jobs]))
 
-    def run(self, trial, spec, measure):
+    def result(self, trial, spec, measure=None):
         self.calls.append(("run", [trial.trial_id]))
         return _passed(trial, spec)
+
+    def cancel(self):
+        self.calls.append(("cancel", []))
+
+
+def _fake_ray(monkeypatch) -> list[FakeExecutor]:
+    """The plugin's `ray` executor replaced by a FakeExecutor; returns those made."""
+    from bertft.ablation import plugin
+
+    made: list[FakeExecutor] = []
+
+    class Fake(FakeExecutor):
+        def __init__(self, results, cache, settings) -> None:
+            super().__init__(results, cache, settings)
+            made.append(self)
+    monkeypatch.setitem(plugin.EXECUTORS, "ray", Fake)
+    return made
 
 
 def _passed(trial, spec) -> TrialResult:
@@ -100,9 +120,7 @@ def _passed(trial, spec) -> TrialResult:
 
 
 def test_plugin_submits_pending_trials_before_running_any(pytester, monkeypatch):
-    fake, settings = FakeExecutor(), []
-    monkeypatch.setattr(ray_executor, "get_executor",
-                        lambda *args: settings.append(args) or fake)
+    made = _fake_ray(monkeypatch)
     spec_path = pytester.path / "smoke.toml"
     spec_path.write_text(SMOKE.read_text())
     results = pytester.path / "results"
@@ -117,14 +135,16 @@ def test_plugin_submits_pending_trials_before_running_any(pytester, monkeypatch)
         "--deselect", f"smoke.toml::smoke[{deselected}]")
 
     out.assertoutcome(passed=2, skipped=1)
-    assert fake.calls == [("submit", pending)] + [("run", [t]) for t in pending]
+    [fake] = made  # one executor for the session, cancelled when it ends
+    assert fake.calls == [("submit", pending)] + [("run", [t]) for t in pending] + [
+        ("cancel", [])]
     # None: the spec's [resources], else 1; the results dir locates per-epoch checkpoints
-    assert set(settings) == {("auto", 0.5, None, 3, results)}
+    assert fake.made_with == (results, {"address": "auto", "num_gpus": 0.5, "num_cpus": None,
+                                       "max_retries": 3})
 
 
 def test_a_stored_file_that_is_not_an_object_is_submitted_again(pytester, monkeypatch):
-    fake = FakeExecutor()
-    monkeypatch.setattr(ray_executor, "get_executor", lambda *args: fake)
+    made = _fake_ray(monkeypatch)
     spec_path = pytester.path / "smoke.toml"
     spec_path.write_text(SMOKE.read_text())
     results = pytester.path / "results"
@@ -135,7 +155,7 @@ def test_a_stored_file_that_is_not_an_object_is_submitted_again(pytester, monkey
     out = pytester.inline_run(str(spec_path), "-p", "no:cacheprovider", "--bertft-results",
                               str(results), "--bertft-executor", "ray")
     out.assertoutcome(passed=4)
-    assert fake.calls[0] == ("submit", trial_ids)
+    assert made[0].calls[0] == ("submit", trial_ids)
     assert Path(f"{path}.corrupt").read_text() == "[]"
 
 
@@ -158,10 +178,10 @@ def _executor_whose_task(monkeypatch, error: BaseException, sent: list | None = 
         raise error
     monkeypatch.setattr(ray, "is_initialized", lambda: True)  # nothing to start or shut down
     monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
-    monkeypatch.setattr(ray, "remote", lambda fn: remote if fn is ray_executor._run_remote
+    monkeypatch.setattr(ray, "remote", lambda fn: remote if fn.__name__ == "run_remote"
                         else pytest.fail(f"unexpected remote function {fn}"))
     monkeypatch.setattr(ray, "get", get)
-    executor = ray_executor.RayExecutor(None, num_cpus=2, max_retries=3, results=results)
+    executor = ray_executor.RayExecutor(results, Cache(), {"num_cpus": 2, "max_retries": 3})
     executor.options = options  # what each task was submitted with
     return executor
 
@@ -174,7 +194,7 @@ def _executor_whose_task(monkeypatch, error: BaseException, sent: list | None = 
 def test_dead_worker_is_a_failed_trial(monkeypatch, error):
     trial, spec = _trial_and_spec()
     executor = _executor_whose_task(monkeypatch, error)
-    result = executor.run(trial, spec, measure=None)
+    result = executor.result(trial, spec, measure=None)
     assert executor.options == [{"num_gpus": 0.0, "num_cpus": 2.0, "max_retries": 3}]
     assert result.status == "failed"
     assert type(error).__name__ in result.error
@@ -189,7 +209,7 @@ def test_usage_error_in_worker_is_raised_on_driver(monkeypatch):
     executor = _executor_whose_task(
         monkeypatch, ray.exceptions.RayTaskError("_run_remote", "Traceback ...", cause))
     with pytest.raises(ConfigError, match="nope"):
-        executor.run(trial, spec)
+        executor.result(trial, spec)
 
 
 def test_settings_are_checked_together():
@@ -212,7 +232,7 @@ def test_resources_come_from_the_options_then_the_spec_then_defaults():
 def test_missing_ray_is_a_usage_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
     with pytest.raises(BertftError, match=r"pip install 'bertft\[ray\]'"):
-        ray_executor.get_executor(None)
+        ray_executor.RayExecutor(None, Cache(), {})
 
 
 def test_tasks_checkpoint_where_the_local_runner_does(monkeypatch, tmp_path):
@@ -235,6 +255,22 @@ def test_tasks_checkpoint_where_the_local_runner_does(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     ray_executor._run_remote(*sent[0])
     assert got == [(expected, Path("results"))]  # trackers log where a local trial's do
+
+
+def test_a_worker_keeps_one_cache_for_its_trials(monkeypatch):
+    """The task function a worker unpickles once holds the cache its trials share."""
+    from bertft.ablation import runner
+
+    caches = []
+    monkeypatch.setattr(runner, "run_trial", lambda t, s, measure=None, checkpoint_dir=None,
+                        tracking_root=None, cache=None: caches.append(cache) or _passed(t, s))
+    monkeypatch.setattr(ray, "get_gpu_ids", lambda: [0])
+    task = ray_executor.worker_task()
+    shipped = ray.cloudpickle.loads(ray.cloudpickle.dumps(task))  # as Ray sends it
+    trial, spec = _trial_and_spec()
+    shipped(trial, spec, "/nonexistent")
+    shipped(trial, spec, "/nonexistent")
+    assert isinstance(caches[0], Cache) and caches[1] is caches[0]
 
 
 def test_failed_ner_trial_is_stored_as_ner():

@@ -12,7 +12,6 @@ Registered through the `pytest11` entry point, so it works from any directory. I
 from __future__ import annotations
 
 import dataclasses
-import os
 import signal
 import threading
 import time
@@ -25,10 +24,12 @@ from typing import Any
 import pytest
 
 from bertft.results import TrialResult
-from bertft.ablation.runner import load_splits, run_trial, spec_info
+from bertft.ablation.runner import load_splits, spec_info
 from bertft.ablation.adaptive import skip_reason
+from bertft.ablation.executors import Executor, GpusExecutor, LocalExecutor, Session
+from bertft.ablation.ray_executor import RayExecutor
 from bertft.ablation.spec import (
-    ROLES, SEED_LIMIT, Spec, SpecError, Trial, expand, load_spec, resource_problems,
+    ROLES, SEED_LIMIT, Spec, SpecError, Trial, expand, load_spec,
 )
 from bertft.ablation.store import ResultStore
 from bertft.config import parse_overrides
@@ -37,7 +38,8 @@ from bertft.outputs import output_problem
 from bertft.report.looks import decided
 from bertft.trackers import check_installed
 
-EXECUTORS = ("local", "gpus", "ray")
+EXECUTORS: dict[str, type[Executor]] = {
+    cls.name: cls for cls in (LocalExecutor, GpusExecutor, RayExecutor)}
 
 
 @dataclass(frozen=True)
@@ -45,12 +47,9 @@ class Options:
     overrides: dict[str, Any]
     results: Path
     rerun: bool
-    executor: str
-    ray_address: str | None
+    executor: str                       # a name in EXECUTORS
     started: float
-    ray_num_gpus: float | None = None   # per trial; None: the spec's [resources], else auto
-    ray_num_cpus: float | None = None   # per trial; None: the spec's [resources], else 1
-    ray_max_retries: int = 1
+    executor_settings: dict[str, Any] = dataclasses.field(default_factory=dict)  # its options
     max_seeds: int | None = None        # --bertft-max-seeds: adaptive seeds up to this many
     role: str = "confirmation"          # --bertft-pilot: "pilot" (the specs' pilot_seeds)
 
@@ -65,19 +64,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="Results store (default: results/).")
     group.addoption("--bertft-rerun", action="store_true",
                     help="Run trials again even when a stored result matches.")
-    group.addoption("--bertft-executor", default="local", choices=EXECUTORS,
-                    help="local: in this process; gpus: one pytest-xdist worker per GPU "
-                         "(with -n); ray: Ray tasks.")
-    group.addoption("--bertft-ray-address", default=None, metavar="ADDR",
-                    help="Ray cluster address ('auto' for a running cluster); default: a "
-                         "local Ray.")
-    group.addoption("--bertft-ray-num-gpus", type=float, default=None, metavar="N",
-                    help="GPUs per trial with the ray executor (fractions share a GPU); "
-                         "overrides the spec's [resources] num_gpus; default: 1 if the "
-                         "cluster has GPUs, else 0.")
-    group.addoption("--bertft-ray-num-cpus", type=float, default=None, metavar="N",
-                    help="CPUs per trial with the ray executor; overrides the spec's "
-                         "[resources] num_cpus; default: 1.")
+    group.addoption("--bertft-executor", default="local", choices=tuple(EXECUTORS),
+                    help="; ".join(f"{n}: {c.summary}" for n, c in EXECUTORS.items()) + ".")
+    for cls in EXECUTORS.values():  # --bertft-<executor>-<option>: each executor's own
+        for o in cls.options:
+            group.addoption(_flag(cls, o.name), type=o.type, default=o.default,
+                            metavar=o.metavar, help=o.help)
     group.addoption("--bertft-max-seeds", type=int, default=None, metavar="N",
                     help="Adaptive seeds: run up to N seeds per arm, adding seeds only to "
                          "arms whose comparison with the baseline is still undecided (a spec's "
@@ -85,9 +77,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--bertft-pilot", action="store_true",
                     help="Run each spec's pilot_seeds instead of its seeds (the confirmation): "
                          "the pilot's report plans the confirmation (docs/statistics.md).")
-    group.addoption("--bertft-ray-max-retries", type=int, default=1, metavar="N",
-                    help="Ray retries of a trial whose worker died (default: 1); then the "
-                         "trial is stored as failed.")
+
+
+def _flag(cls: type[Executor], option: str) -> str:
+    return f"--bertft-{cls.name}-{option.replace('_', '-')}"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -95,42 +88,31 @@ def pytest_configure(config: pytest.Config) -> None:
         overrides = parse_overrides(config.getoption("bertft_set"), source="--bertft-set")
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
-    given = {k: config.getoption(f"bertft_ray_{k}") for k in ("num_gpus", "num_cpus")}
-    if bad := resource_problems({k: v for k, v in given.items() if v is not None}):
-        # checked whatever the executor: nan/inf must not wait for a Ray run to be found
-        raise pytest.UsageError("--bertft-ray-" + "; --bertft-ray-".join(bad).replace("_", "-"))
+    settings = {name: {o.name: config.getoption(_flag(cls, o.name)) for o in cls.options}
+                for name, cls in EXECUTORS.items()}
+    # every executor's options are checked whatever the executor: nan/inf must not wait for
+    # a Ray run to be found
+    if bad := [_flag(cls, p.partition(" ")[0]) + " " + p.partition(" ")[2]
+               for name, cls in EXECUTORS.items() for p in cls.option_problems(settings[name])]:
+        raise pytest.UsageError("; ".join(bad))
     if config.getoption("bertft_data_dir"):
         overrides["data_dir"] = config.getoption("bertft_data_dir")
     max_seeds = config.getoption("bertft_max_seeds")
     if max_seeds is not None and not 2 <= max_seeds <= SEED_LIMIT:
         raise pytest.UsageError(f"--bertft-max-seeds {max_seeds}: allowed: an integer from 2 "
                                 f"to {SEED_LIMIT}")
-    config.stash[OPTIONS] = Options(
+    executor = config.getoption("bertft_executor")
+    opts = config.stash[OPTIONS] = Options(
         overrides=overrides, results=Path(config.getoption("bertft_results")),
-        rerun=config.getoption("bertft_rerun"), executor=config.getoption("bertft_executor"),
-        ray_address=config.getoption("bertft_ray_address"), started=time.time(),
-        ray_num_gpus=config.getoption("bertft_ray_num_gpus"),
-        ray_num_cpus=config.getoption("bertft_ray_num_cpus"),
-        ray_max_retries=config.getoption("bertft_ray_max_retries"), max_seeds=max_seeds,
+        rerun=config.getoption("bertft_rerun"), executor=executor, started=time.time(),
+        executor_settings=settings[executor], max_seeds=max_seeds,
         role="pilot" if config.getoption("bertft_pilot") else "confirmation")
-    worker = getattr(config, "workerinput", {}).get("workerid")  # gwN on an xdist worker
-    if config.getoption("bertft_executor") == "gpus" and worker:
-        _pin_gpu(worker)
-
-
-def _pin_gpu(worker: str) -> None:
-    """xdist worker gwN sees only GPU N (of those visible to the parent)."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    gpus = visible.split(",") if visible else None
-    index = int(worker.removeprefix("gw"))
-    if gpus is None:
-        import torch
-
-        gpus = [str(i) for i in range(torch.cuda.device_count())] or ["0"]
-    os.environ["CUDA_VISIBLE_DEVICES"] = gpus[index % len(gpus)]
+    EXECUTORS[executor].prepare(getattr(config, "workerinput", {}).get("workerid"))  # gwN
+    config.stash[SESSION] = Session(EXECUTORS[executor], opts.executor_settings, opts.results)
 
 
 OPTIONS = pytest.StashKey[Options]()
+SESSION = pytest.StashKey[Session]()  # the executor and the cache this session's trials share
 SPEC_NAMES = pytest.StashKey[dict[str, Path]]()  # spec name -> the file collected with it
 
 
@@ -183,10 +165,10 @@ class SpecFile(pytest.File):
 
 def _trial_test(spec: Spec, trial: Trial):
     def trial_test(benchmark: Any, request: pytest.FixtureRequest) -> None:
-        opts = request.config.stash[OPTIONS]
+        opts, session = request.config.stash[OPTIONS], request.config.stash[SESSION]
         if spec.min_seeds and trial.role == "confirmation":
-            _skip_if_decided(spec, trial, opts)
-        result = run_stored(spec, trial, opts, benchmark)
+            _skip_if_decided(spec, trial, opts, session)
+        result = run_stored(spec, trial, opts, session, benchmark)
         benchmark.extra_info.update(_extra_info(result))
         if result.status != "passed":
             pytest.fail(f"trial {result.status}: {result.error}", pytrace=False)
@@ -194,11 +176,11 @@ def _trial_test(spec: Spec, trial: Trial):
     return trial_test
 
 
-def _skip_if_decided(spec: Spec, trial: Trial, opts: Options) -> None:
+def _skip_if_decided(spec: Spec, trial: Trial, opts: Options, session: Session) -> None:
     """Adaptive seeds: skip a seed above the minimum whose comparison is already decided
     (bertft.ablation.adaptive); a stored result is reused as usual."""
     found = ResultStore(opts.results).lookup(spec.name, trial.trial_id, trial.config,
-                                             _data_fingerprint(trial), trial.role)
+                                             _data_fingerprint(trial, session), trial.role)
     if found.state == "complete" and not opts.rerun:
         return
     why = skip_reason(spec, trial, opts.results, decided)
@@ -206,11 +188,12 @@ def _skip_if_decided(spec: Spec, trial: Trial, opts: Options) -> None:
         pytest.skip(why)
 
 
-def run_stored(spec: Spec, trial: Trial, opts: Options, benchmark: Any = None) -> TrialResult:
+def run_stored(spec: Spec, trial: Trial, opts: Options, session: Session, benchmark: Any = None
+               ) -> TrialResult:
     """Reuse a matching stored result, else run the trial under its lock and store it."""
     store = ResultStore(opts.results)
     config_hash = trial.config.hash()
-    data_fingerprint = _data_fingerprint(trial)
+    data_fingerprint = _data_fingerprint(trial, session)
     found = store.lookup(spec.name, trial.trial_id, trial.config, data_fingerprint, trial.role)
     if found.state == "complete" and not opts.rerun:
         _reuse(found.result, store, spec, trial)
@@ -229,7 +212,7 @@ def run_stored(spec: Spec, trial: Trial, opts: Options, benchmark: Any = None) -
             if shared is not None:  # another spec trained these settings: copy its result
                 result = _copy_for(shared, spec, trial, store)
             else:
-                result = _executor(opts).run(trial, spec, _measure(benchmark))
+                result = session.executor.result(trial, spec, _measure(benchmark))
             if found.state == "stale":  # stored under other settings: kept, never overwritten
                 assert found.result is not None
                 kept = store.supersede(spec.name, trial.trial_id, found.result.config_hash)
@@ -252,9 +235,9 @@ def _copy_for(result: TrialResult, spec: Spec, trial: Trial, store: ResultStore)
         environment={**result.environment, "reused_from": source})
 
 
-def _data_fingerprint(trial: Trial) -> Callable[[], str]:
-    """The fingerprint of the data as the trial would load it now (loaded once per process)."""
-    return lambda: load_splits(trial.config).fingerprint()
+def _data_fingerprint(trial: Trial, session: Session) -> Callable[[], str]:
+    """The fingerprint of the data as the trial would load it now (loaded once per session)."""
+    return lambda: load_splits(trial.config, session.cache).fingerprint()
 
 
 def _reuse(result: TrialResult | None, store: ResultStore, spec: Spec, trial: Trial) -> None:
@@ -296,25 +279,6 @@ def _extra_info(result: TrialResult) -> dict[str, Any]:
     return {"status": result.status, "samples_per_s": t.get("samples_per_s"),
             "tokens_per_s": t.get("tokens_per_s"), "device": env.get("device"),
             "dtype": env.get("dtype"), "peak_memory_mb": t.get("peak_memory_mb")}
-
-
-class _LocalExecutor:
-    def __init__(self, store: ResultStore) -> None:
-        self.store = store
-
-    def run(self, trial: Trial, spec: Spec, measure) -> TrialResult:
-        return run_trial(trial, spec, measure,
-                         self.store.checkpoint_dir(spec.name, trial.trial_id), self.store.root)
-
-
-def _executor(opts: Options):
-    if opts.executor == "ray":
-        from bertft.ablation.ray_executor import get_executor
-
-        return get_executor(opts.ray_address, opts.ray_num_gpus, opts.ray_num_cpus,
-                            opts.ray_max_retries, opts.results)
-    # 'gpus': each xdist worker runs locally on its pinned GPU
-    return _LocalExecutor(ResultStore(opts.results))
 
 
 HAS_TRIALS = pytest.StashKey[bool]()
@@ -368,7 +332,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         pytest.exit(f"--bertft-results {opts.results}: {problem}", pytest.ExitCode.USAGE_ERROR)
     store = ResultStore(opts.results)
     _record_current(session.items, store)
-    if opts.executor != "ray" or hasattr(session.config, "workerinput"):
+    if not EXECUTORS[opts.executor].submits_ahead or hasattr(session.config, "workerinput"):
         return  # an xdist worker: items submit alone
     pending, submitted = [], set()
     for item in session.items:
@@ -377,8 +341,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
                              and spec.seeds.index(trial.seed) >= spec.min_seeds):
             continue  # adaptive seeds above the minimum are submitted when found needed
         config_hash = trial.config.hash()
-        found = store.lookup(spec.name, trial.trial_id, trial.config, _data_fingerprint(trial),
-                             trial.role)
+        found = store.lookup(spec.name, trial.trial_id, trial.config,
+                             _data_fingerprint(trial, session.config.stash[SESSION]), trial.role)
         # as in run_stored/_reuse: a stored pass or divergence is not run again, a failure is;
         # settings another spec stored, or submitted above, are copied when their item runs
         if opts.rerun or found.state != "complete" or found.result.status == "failed":
@@ -388,7 +352,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
                 submitted.add(config_hash)
     if pending:
         try:
-            _executor(opts).submit(pending)
+            session.config.stash[SESSION].executor.submit(pending)
         except BertftError as exc:
             raise pytest.UsageError(str(exc)) from None
 
@@ -403,10 +367,8 @@ def _record_current(items: list[pytest.Item], store: ResultStore) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    if session.config.stash[OPTIONS].executor == "ray":
-        from bertft.ablation import ray_executor
-
-        ray_executor.shutdown()  # cancel trials nobody waits for (-x); stop a local Ray
+    if SESSION in session.config.stash:  # cancel trials nobody waits for (-x); stop a local Ray
+        session.config.stash[SESSION].close()
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:

@@ -10,7 +10,8 @@ a `TrialResult` and the plugin writes it to the results store, so resume, report
 work unchanged.
 
 Data and models reach the workers without redoing shared work: a worker process keeps loaded
-datasets in memory between its trials (`runner.load_splits`), and tokenization is cached on disk
+datasets in memory between its trials (the cache of its task function, `worker_task`), and
+tokenization is cached on disk
 under `$BERTFT_CACHE_DIR`. `BERTFT_*` and `HF_*` variables of the driver are passed to every task
 (`runtime_env`), so on a multi-node cluster point `BERTFT_CACHE_DIR` (and `HF_HOME`) at a shared
 path. Relative paths in a spec resolve against the driver's working directory, which the task
@@ -34,21 +35,21 @@ import os
 import time
 import traceback
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bertft.results import TrialResult
+from bertft.ablation.executors import Executor, Measure, Option
 from bertft.ablation.runner import spec_info
 from bertft.ablation.spec import Spec, Trial, resource_problems
 from bertft.ablation.store import ResultStore
+from bertft.cache import Cache
 from bertft.data import task_kind
 from bertft.errors import BertftError, ConfigError
+from bertft.results import TrialResult
 
 MISSING_RAY = "executor 'ray' needs Ray: pip install 'bertft[ray]'"
 FORWARDED_ENV_PREFIXES = ("BERTFT_", "HF_")  # cache, data and model locations for the workers
-
-_EXECUTOR: RayExecutor | None = None
 
 
 def _import_ray():
@@ -59,8 +60,23 @@ def _import_ray():
     return ray
 
 
+def worker_task() -> Callable[..., dict[str, Any]]:
+    """The function each Ray task runs (`_run_remote`), with a cache of its own: a worker
+    process unpickles the function once and keeps it, so the cache (loaded datasets,
+    frozen-prefix states) serves every trial that worker runs; it is empty when pickled."""
+    cache: Cache | None = None
+
+    def run_remote(trial: Trial, spec: Spec, cwd: str, checkpoint_dir: str | None = None,
+                   tracking_root: str | None = None) -> dict[str, Any]:
+        nonlocal cache
+        cache = cache if cache is not None else Cache()
+        return _run_remote(trial, spec, cwd, checkpoint_dir, tracking_root, cache)
+    return run_remote
+
+
 def _run_remote(trial: Trial, spec: Spec, cwd: str, checkpoint_dir: str | None = None,
-                tracking_root: str | None = None) -> dict[str, Any]:
+                tracking_root: str | None = None, cache: Cache | None = None
+                ) -> dict[str, Any]:
     """Body of a Ray task: one trial, returned as plain JSON data (the driver stores it).
     `checkpoint_dir`: the local runner's, relative to `cwd` when the results dir is; trackers
     log from here, under the same run names and `tracking_root` as a local trial."""
@@ -74,23 +90,50 @@ def _run_remote(trial: Trial, spec: Spec, cwd: str, checkpoint_dir: str | None =
         os.chdir(cwd)
     return run_trial(trial, spec, checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir
                      else None, tracking_root=Path(tracking_root) if tracking_root
-                     else None).to_json()
+                     else None, cache=cache).to_json()
 
 
 def _key(trial: Trial) -> tuple[str, str, str]:
     return trial.spec, trial.trial_id, trial.config.hash()
 
 
-class RayExecutor:
-    """Submits trials as Ray tasks and hands back their results, one `run` per pytest item."""
+class RayExecutor(Executor):
+    """Submits trials as Ray tasks and hands back their results, one `result` per pytest item.
+    Settings (`options`): address, num_gpus, num_cpus, max_retries."""
 
-    def __init__(self, address: str | None, num_gpus: float | None = None,
-                 num_cpus: float | None = None, max_retries: int = 1,
-                 results: Path | None = None) -> None:
+    name = "ray"
+    summary = "Ray tasks"
+    submits_ahead = True
+    options = (
+        Option("address", "Ray cluster address ('auto' for a running cluster); default: a "
+               "local Ray.", metavar="ADDR"),
+        Option("num_gpus", "GPUs per trial with the ray executor (fractions share a GPU); "
+               "overrides the spec's [resources] num_gpus; default: 1 if the cluster has GPUs, "
+               "else 0.", float, metavar="N"),
+        Option("num_cpus", "CPUs per trial with the ray executor; overrides the spec's "
+               "[resources] num_cpus; default: 1.", float, metavar="N"),
+        Option("max_retries", "Ray retries of a trial whose worker died (default: 1); then the "
+               "trial is stored as failed.", int, 1, metavar="N"),
+    )
+
+    @classmethod
+    def option_problems(cls, settings: Mapping[str, Any]) -> list[str]:
+        """Resources that are not finite numbers (nan, inf) or out of range."""
+        return resource_problems({k: settings[k] for k in ("num_gpus", "num_cpus")
+                                  if settings.get(k) is not None})
+
+    def __init__(self, results: Path | None, cache: Cache, settings: Mapping[str, Any]
+                 ) -> None:
+        """`results`: the store (tasks checkpoint into its per-trial folders); `cache`: unused
+        here (each worker keeps its own, `worker_task`); `settings`: the options' values,
+        defaults for those not given."""
+        settings = {o.name: o.default for o in self.options} | dict(settings)
+        address, num_gpus, num_cpus, max_retries = (
+            settings["address"], settings["num_gpus"], settings["num_cpus"],
+            settings["max_retries"])
         check_settings(num_gpus, num_cpus, max_retries)
+        super().__init__(results, cache, settings)  # type: ignore[arg-type]
         self.address = address
-        self.results = results  # the store, for per-epoch checkpoints (checkpoint_every_epoch)
-        self.settings = (num_gpus, num_cpus, max_retries)
         ray = _import_ray()
         self._initialised_ray = not ray.is_initialized()
         if self._initialised_ray:
@@ -103,7 +146,7 @@ class RayExecutor:
                      **extra)
         self.cluster_gpus = float(ray.cluster_resources().get("GPU", 0))
         self.num_gpus, self.num_cpus, self.max_retries = num_gpus, num_cpus, max_retries
-        self._remote = ray.remote(_run_remote)
+        self._remote = ray.remote(worker_task())
         self._warned: set[float] = set()
         self._refs: dict[tuple[str, str, str], Any] = {}
         self._submitted: dict[tuple[str, str, str], float] = {}
@@ -118,10 +161,9 @@ class RayExecutor:
                           "node joins", stacklevel=2)
         return gpus, cpus
 
-    def submit(self, trials_and_specs: Iterable[tuple[Trial, Spec]]) -> int:
-        """Start a task for each trial not already running; returns how many were started."""
-        started = 0
-        for trial, spec in trials_and_specs:
+    def submit(self, jobs: Sequence[tuple[Trial, Spec]]) -> None:
+        """Start a task for each trial not already running."""
+        for trial, spec in jobs:
             key = _key(trial)
             if key not in self._refs:
                 gpus, cpus = self.resources(spec)
@@ -131,8 +173,6 @@ class RayExecutor:
                                               self.checkpoint_dir(trial, spec),
                                               str(self.results) if self.results else None)
                 self._submitted[key] = time.time()
-                started += 1
-        return started
 
     def checkpoint_dir(self, trial: Trial, spec: Spec) -> str | None:
         """The same per-trial checkpoint folder the local runner uses."""
@@ -140,7 +180,7 @@ class RayExecutor:
             return None
         return str(ResultStore(self.results).checkpoint_dir(spec.name, trial.trial_id))
 
-    def run(self, trial: Trial, spec: Spec, measure=None) -> TrialResult:
+    def result(self, trial: Trial, spec: Spec, measure: Measure = None) -> TrialResult:
         """Wait for this trial's task (submitting it now if it was not) and return its result.
         `measure` can only time the wait here; the result's own `timing` is what counts."""
         ray = _import_ray()
@@ -158,7 +198,7 @@ class RayExecutor:
             return failed_result(trial, spec, exc, submitted)
         return TrialResult.from_json(data)
 
-    def shutdown(self) -> None:
+    def cancel(self) -> None:
         """Cancel tasks nobody waits for any more (e.g. after `-x`), then disconnect from Ray
         (a local Ray stops; a cluster keeps running)."""
         ray = _import_ray()
@@ -206,34 +246,9 @@ def failed_result(trial: Trial, spec: Spec, exc: BaseException, submitted: float
         timing={"wall_seconds": time.time() - submitted})  # includes time queued on Ray
 
 
-def get_executor(address: str | None = None, num_gpus: float | None = None,
-                 num_cpus: float | None = None, max_retries: int = 1,
-                 results: Path | None = None) -> RayExecutor:
-    """The process-wide executor (Ray is initialised once per process)."""
-    global _EXECUTOR
-    settings = (num_gpus, num_cpus, max_retries)
-    if _EXECUTOR is None:
-        _EXECUTOR = RayExecutor(address, num_gpus, num_cpus, max_retries, results)
-    elif (_EXECUTOR.address, _EXECUTOR.settings, _EXECUTOR.results) != (address, settings,
-                                                                         results):
-        raise BertftError(f"the ray executor is already running with address="
-                          f"{_EXECUTOR.address!r}, (num_gpus, num_cpus, max_retries)="
-                          f"{_EXECUTOR.settings} and results={_EXECUTOR.results}; got "
-                          f"address={address!r}, {settings} and results={results}")
-    return _EXECUTOR
-
-
-def shutdown() -> None:
-    """End the process-wide executor, if any (the plugin calls this when a session ends)."""
-    global _EXECUTOR
-    if _EXECUTOR is not None:
-        executor, _EXECUTOR = _EXECUTOR, None
-        executor.shutdown()
-
-
 def _now() -> str:
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
 
 
-__all__ = ["MISSING_RAY", "RayExecutor", "check_settings", "failed_result", "get_executor",
-           "resolve_resources", "shutdown"]
+__all__ = ["MISSING_RAY", "RayExecutor", "check_settings", "failed_result", "resolve_resources",
+           "worker_task"]

@@ -27,21 +27,10 @@ from bertft.train import RunResult, fit
 
 N_ERRORS = 20  # most confident wrong validation predictions kept for the report
 
-def process_cache() -> Cache:
-    """The cache this process's trials share (loaded splits, tokenized data, frozen-prefix
-    states): the runner owns one per process, made on first use."""
-    global _PROCESS_CACHE
-    if _PROCESS_CACHE is None:
-        _PROCESS_CACHE = Cache()
-    return _PROCESS_CACHE
 
-
-_PROCESS_CACHE: Cache | None = None
-
-
-def load_splits(cfg: Config, cache: Cache | None = None) -> Splits:
-    """The trial's data; trials with equal `data` sections share one loaded copy."""
-    cache = cache if cache is not None else process_cache()
+def load_splits(cfg: Config, cache: Cache) -> Splits:
+    """The trial's data; trials with equal `data` sections share one loaded copy in `cache`
+    (an executor's: `bertft.ablation.executors.Session`)."""
     return cache.get_or_put("splits", cfg.data, lambda: load_task(cfg.data), splits_nbytes)
 
 
@@ -63,9 +52,10 @@ def run_trial(trial: Trial, spec: Spec, measure=None, checkpoint_dir: Path | Non
     does, to time it); it must call `fn` once and return its value. `checkpoint_dir` is where
     per-epoch checkpoints go when the trial's config sets `checkpoint_every_epoch`. The trial
     is one run of each tracker in `report_to`, under `tracking_dir` or else `tracking_root`
-    (the results folder). `cache` defaults to the process's (`process_cache`)."""
+    (the results folder). `cache`: what trials of one executor share (loaded splits, tokenized
+    data, frozen-prefix states); None: a cache of this trial's own."""
     start = time.perf_counter()
-    cache = cache if cache is not None else process_cache()
+    cache = cache if cache is not None else Cache()
     trackers = Trackers.open(trial.config.process, tracking_root, spec.name, trial.trial_id,
                              trial.config.to_dict())
     result = _run_trial(trial, spec, measure, checkpoint_dir, trackers.log_row, cache,
