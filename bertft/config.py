@@ -29,8 +29,9 @@ from bertft.auto import hashed
 from bertft.errors import ConfigError
 from bertft.sections import (
     BatchConfig, DataConfig, Freezing, LoopConfig, ModelConfig, OptimConfig, ProcessConfig,
-    RuntimeConfig, Section, TokenConfig, check_value, describe, flat_key,
+    RuntimeConfig, Section, TokenConfig, flat_key,
 )
+from bertft.values import check_value, describe
 
 # Bumped whenever the training math changes, so that results of older code are not reused
 # (the reuse key, `Config.hash`, covers it; stored results stay readable and are superseded).

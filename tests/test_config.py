@@ -124,3 +124,40 @@ def test_freeze_layers_all_resolves_to_every_layer_and_the_embeddings():
     with pytest.raises(ConfigError, match="freeze_layers = 3: model m has 2 encoder layers; "
                                           "allowed: 0..2 or 'all'"):
         ModelConfig(name="m", freeze_layers=3).freezing(2)
+
+
+def _numeric(tp) -> bool:
+    """An int or float setting (None or a word such as 'all' allowed too); not a column, which
+    is a name or an index (str | int, checked against the header setting)."""
+    import types
+    import typing
+
+    args = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) \
+        else (tp,)
+    return any(a in (int, float) for a in args) and str not in args
+
+
+def test_every_numeric_setting_declares_its_range_and_ranges_lists_them_all():
+    from bertft.config import HINTS
+    from bertft.limits import RANGES
+
+    numeric = {k for k, tp in HINTS.items() if _numeric(tp)}
+    assert {"max_eval_samples", "max_test_samples", "unpad_min_padding", "freeze_layers",
+            "encoder_dropout", "num_threads"} <= numeric
+    assert sorted(k for k in numeric if "within" not in FIELDS[k].metadata) == []
+    assert set(RANGES) == numeric
+    assert all(RANGES[k] is FIELDS[k].metadata["within"] for k in numeric)  # one declaration
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("max_eval_samples", 10**10, "max_eval_samples = 10000000000: allowed: [1, 1000000000]"),
+    ("max_test_samples", float("inf"), "max_test_samples = inf: expected an integer or None"),
+    ("unpad_min_padding", float("inf"),
+     "unpad_min_padding = inf: must be a finite number in [0, 1)"),
+    ("unpad_min_padding", float("nan"),
+     "unpad_min_padding = nan: must be a finite number in [0, 1)"),
+])
+def test_the_ranges_once_missing_are_enforced(key, value, message):
+    with pytest.raises(ConfigError) as exc:
+        Config.of(**{key: value})
+    assert exc.value.problems == [message]

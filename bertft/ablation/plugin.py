@@ -35,7 +35,6 @@ from bertft.ablation.store import ResultStore
 from bertft.config import parse_overrides
 from bertft.errors import BertftError, ConfigError
 from bertft.outputs import output_problem
-from bertft.report.looks import decided
 from bertft.trackers import check_installed
 
 EXECUTORS: dict[str, type[Executor]] = {
@@ -183,6 +182,8 @@ def _skip_if_decided(spec: Spec, trial: Trial, opts: Options, session: Session) 
                                              _data_fingerprint(trial, session), trial.role)
     if found.state == "complete" and not opts.rerun:
         return
+    from bertft.report.looks import decided  # the report package (matplotlib) when needed
+
     why = skip_reason(spec, trial, opts.results, decided)
     if why:
         pytest.skip(why)
