@@ -31,7 +31,7 @@ CURRENT = Path(".current") / "trials.json"
 collected (the store writes it, reports keep only the results that match it)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SpecInfo:
     """What a report needs to know about the spec a trial came from."""
 

@@ -152,7 +152,8 @@ def aa_results(tmp: Path, model: str, seeds: int, **settings) -> list:
                        "base": {"model": model, "task": "bbc-news", "progress": False,
                                 "save_model": False, **settings},
                        "grid": {"weight_decay": [0.01]}}, str(tmp / "aa.toml"), {})
-    info = SpecInfo("aa", "A/A", "aa.toml", ("stream",), {"stream": "a"}, tuple(range(seeds)))
+    info = SpecInfo(name="aa", description="A/A", file="aa.toml", axes=("stream",),
+                    baseline={"stream": "a"}, seeds=tuple(range(seeds)))
     out = []
     for trial in expand(spec):
         arm = "a" if trial.seed < 100 else "b"

@@ -42,8 +42,10 @@ def spec_info(spec: Spec) -> SpecInfo:
         shown = str(path.relative_to(Path.cwd().resolve()))
     except ValueError:
         shown = spec.path
-    return SpecInfo(spec.name, spec.description, shown, spec.axis_names, spec.baseline,
-                    spec.seeds, spec.equivalence_margin, spec.min_seeds, spec.pilot_seeds)
+    return SpecInfo(name=spec.name, description=spec.description, file=shown,
+                    axes=spec.axis_names, baseline=spec.baseline, seeds=spec.seeds,
+                    equivalence_margin=spec.equivalence_margin, min_seeds=spec.min_seeds,
+                    pilot_seeds=spec.pilot_seeds)
 
 
 def run_trial(trial: Trial, spec: Spec, measure=None, checkpoint_dir: Path | None = None,

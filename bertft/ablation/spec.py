@@ -54,7 +54,7 @@ class SpecError(ConfigError):
     """All problems found in one spec file."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Spec:
     name: str
     description: str
@@ -190,11 +190,12 @@ def parse_spec(data: dict[str, Any], source: str, overrides: dict[str, Any],
     bad_resources = resource_problems(resources)
     p += [f"resources.{m}" for m in bad_resources]
 
-    spec = Spec(name if isinstance(name, str) else "", description
-                if isinstance(description, str) else "", source, base, tuple(axes),
-                tuple(values), tuple(seeds), dict(baseline),
-                {} if bad_resources else {k: float(v) for k, v in resources.items()},
-                float(margin), min_seeds, pilot)
+    spec = Spec(name=name if isinstance(name, str) else "",
+                description=description if isinstance(description, str) else "",
+                path=source, base=base, axes=tuple(axes), values=tuple(values),
+                seeds=tuple(seeds), baseline=dict(baseline),
+                resources={} if bad_resources else {k: float(v) for k, v in resources.items()},
+                equivalence_margin=float(margin), min_seeds=min_seeds, pilot_seeds=pilot)
     if not p:  # every grid point must make a valid config; each distinct problem once
         p += _grid_problems(spec)
     if p:
