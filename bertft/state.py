@@ -139,9 +139,3 @@ class TrainState:
         """Early stopping: `early_stopping_patience` evaluations without improvement."""
         patience = loop.early_stopping_patience
         return bool(patience) and self.bad_evals >= patience
-
-    def final_weights_scored(self) -> bool:
-        """The last evaluation saw the weights the run ends with (no best weights to restore,
-        or they are the current ones): the final validation can reuse it."""
-        return (self.last_eval is not None and self.last_eval.step == self.step
-                and (self.best_state is None or self.best["step"] == self.step))

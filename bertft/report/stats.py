@@ -13,10 +13,6 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from scipy import stats
 
-ALPHA = 0.05
-"""Significance level of the paired test (two-sided); no multiple-comparison correction."""
-
-
 def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
     """Mean and half width of the two-sided t confidence interval over seeds.
 
