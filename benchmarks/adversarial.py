@@ -675,7 +675,8 @@ def _(d):
 
     cfg = config.Config.of(model="tiny-bert")
     store = ResultStore(d / "r")
-    store.write(TrialResult(SpecInfo("s", "", "s.toml", (), {}, (0,)), "seed=0", "", {}, 0,
+    info = SpecInfo(name="s", description="", file="s.toml", axes=(), baseline={}, seeds=(0,))
+    store.write(TrialResult(info, "seed=0", "", {}, 0,
                             cfg.to_dict(), cfg.hash(), "passed", validation={"accuracy": 1.0}))
     settings = cfg.to_dict()  # as a spec written before the setting existed
     newer = dataclasses.make_dataclass("OptimConfig", [("knob", int, dataclasses.field(

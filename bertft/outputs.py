@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from bertft.errors import BertftError
+from bertft.rundir import CONFIG_FILE, METRICS_FILE, MODEL_FILES
 
 PATH_MAX = 4096
 
@@ -64,11 +65,7 @@ def check_output_dir(path: str | Path, flag: str) -> Path:
 
 # What a run folder holds (bertft's records, the model and tokenizer files `save_pretrained`
 # writes, the checkpoint folder): what marks a folder as a run, and what --overwrite removes.
-RUN_RECORDS = ("bertft_config.json", "metrics.json")
-MODEL_FILES = ("config.json", "model.safetensors", "pytorch_model.bin", "tokenizer.json",
-               "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json",
-               "merges.txt", "added_tokens.json", "sentencepiece.bpe.model", "spiece.model",
-               "generation_config.json")
+RUN_RECORDS = (CONFIG_FILE, METRICS_FILE)
 CHECKPOINT_DIR = "checkpoint"
 TRACKER_DIRS = ("tensorboard", "mlruns", "wandb")  # what `report_to` trackers write there
 

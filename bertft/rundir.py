@@ -25,6 +25,10 @@ from bertft.kinds import KINDS
 
 CONFIG_FILE = "bertft_config.json"
 METRICS_FILE = "metrics.json"
+MODEL_FILES = ("config.json", "model.safetensors", "pytorch_model.bin", "tokenizer.json",
+               "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json",
+               "merges.txt", "added_tokens.json", "sentencepiece.bpe.model", "spiece.model",
+               "generation_config.json")  # what `save_pretrained` writes (the model's files)
 
 
 def write_json_atomic(path: str | Path, data: Any) -> None:
@@ -81,8 +85,6 @@ def save_run(result, out_dir: str | Path) -> Path:
     model and tokenizer file is recorded in bertft_config.json, so that a loader can tell a
     folder whose files come from different runs. Without `save_model`, model files an older
     run left there are removed: the folder never pairs an old model with new records."""
-    from bertft.outputs import MODEL_FILES
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, str] = {}

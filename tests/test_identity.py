@@ -139,16 +139,17 @@ def test_a_hub_model_is_identified_by_its_cached_revision(tmp_path, monkeypatch)
 def test_a_grid_over_a_local_model_reruns_after_its_weights_change(pytester, monkeypatch):
     """The plugin: the second run reuses, the third (weights rewritten) trains again and says
     why; the old result is kept under superseded/."""
-    import bertft.ablation.plugin as plugin
+    import bertft.ablation.executors as executors
     from bertft.models import model_files
 
     folder = _model_folder(pytester.path, b"weights 1")
     ran: list[str] = []
 
-    def run_trial(trial, spec, measure=None, checkpoint_dir=None, tracking_root=None):
+    def run_trial(trial, spec, measure=None, checkpoint_dir=None, tracking_root=None,
+                  cache=None):
         ran.append(trial.trial_id)  # what fit records, without training
         return _result(trial, environment={"model_files": model_files(trial.config.model.name)})
-    monkeypatch.setattr(plugin, "run_trial", run_trial)
+    monkeypatch.setattr(executors, "run_trial", run_trial)
     spec = pytester.path / "local.toml"
     spec.write_text(SMOKE.read_text().replace('"tiny-bert"', json.dumps(str(folder))))
     args = [str(spec), "--bertft-results", str(pytester.path / "results"), "-p",
