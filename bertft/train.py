@@ -174,9 +174,7 @@ def evaluate(model: nn.Module, loader, kind: str, label_names: tuple[str, ...],
 
 
 class Setup:
-    """One run's parts, built once (data, tokenized features, model, optimizer, forward path,
-    loaders, step budget), and the operations on them (train mode, gradual unfreezing, the
-    optimizer step, timed evaluation, checkpoint and resume); `fit` drives them."""
+    """A run's parts built once (data, model, optimizer, forward path) and its steps on them."""
 
     def __init__(self, cfg: Config, splits: Splits, cache: Cache) -> None:
         self.cfg, self.splits, self.kind, self.names = (
