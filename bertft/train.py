@@ -3,10 +3,10 @@
 `fit(cfg)` is the whole pipeline: load data -> tokenize -> build model -> freeze -> train with
 evaluation and early stopping -> restore best -> test -> (save). Classification and NER share it.
 `setup` builds what stays fixed through a run (`Setup`); `TrainState` (`bertft.state`) is what
-changes and what a checkpoint keeps; `train_epoch` runs one epoch of accumulation windows.
-Frozen layers run in eval mode (no dropout). When the embeddings and the bottom K layers are
-frozen for the whole run, `bertft.frozen` computes their outputs once and batches carry those
-states instead of token ids (see its docstring); the loop is the same either way.
+changes and what a checkpoint keeps; `train_epoch` runs one epoch of accumulation windows. Frozen
+layers run in eval mode (no dropout). When the embeddings and the bottom K layers are frozen for
+the whole run, `bertft.frozen` computes their outputs once and batches carry those states instead
+of token ids (see its docstring); the loop is the same either way.
 """
 
 from __future__ import annotations
@@ -24,23 +24,21 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from bertft import checkpoint, graphs, optim
-from bertft import frozen as frozen_prefix
+from bertft import checkpoint, graphs, optim, frozen as frozen_prefix
 from bertft.cache import Cache
 from bertft.config import TRAINING_CODE_VERSION, Config
 from bertft.data import Splits, load_task
 from bertft.errors import ConfigError, TrialDiverged
 from bertft.features import IGNORE_INDEX, Encoded, cache_dir, encode_splits, scored_words
-from bertft.frozen import forward_logits
 from bertft.kinds import kind_of
 from bertft.metrics import best_metric_name, classification_metrics, metric_problem, ner_evaluation
 from bertft.limits import position_problems
 from bertft.models import build_model, load_tokenizer, model_files
 from bertft.progress import Hook, StepLog, bars_as_ours
 from bertft.runtime import (
-    autocast, configure_determinism, configure_threads, environment, peak_memory_mb,
+    autocast, configure_determinism, configure_threads, environment, peak_memory_mb, set_seed,
     reset_peak_memory, resolve_device, resolve_precision, resolve_settings, resolved_config,
-    set_seed, synchronize,
+    synchronize,
 )
 from bertft.state import Evaluation, Running, TrainState
 
@@ -128,8 +126,8 @@ def accumulation_windows(loader: Iterable[dict[str, torch.Tensor]], accum: int
 def evaluate(model: nn.Module, loader, kind: str, label_names: tuple[str, ...],
              device: torch.device, dtype: torch.dtype, ner_strict: bool = False,
              logits_fn: Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor]
-             = forward_logits, words: Sequence[tuple[Sequence[int], Sequence[int]]] = ()
-             ) -> tuple[dict[str, Any], dict[str, list]]:
+             = frozen_prefix.forward_logits,
+             words: Sequence[tuple[Sequence[int], Sequence[int]]] = ()) -> tuple[dict, dict]:
     """Metrics and per-example predictions (predicted id, gold id, confidence) on one split.
 
     The loader may visit examples in any fixed order (`make_loader` goes longest first):
