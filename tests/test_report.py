@@ -25,7 +25,7 @@ from bertft.errors import BertftError
 from bertft.report import (aggregate, load_results, mean_ci, paired_test, render_all,
                            render_index, render_markdown)
 from bertft.report.fmt import fmt_ci
-from bertft.report.table import columns
+from bertft.report.columns import columns
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "report"
 RESULTS = FIXTURES / "results"

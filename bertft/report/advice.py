@@ -20,10 +20,9 @@ from collections.abc import Sequence
 import pandas as pd
 
 from bertft.report import decide as dc
-from bertft.report.fmt import METRIC_LABELS, fmt_num, md_table, points
+from bertft.report.fmt import METRIC_LABELS, finite, fmt_num, md_table, points
 from bertft.report.plan import plan
 from bertft.report.arms import Arm, baseline_arm, by_role, group_arms, results_kind, spec_of
-from bertft.report.table import finite
 from bertft.results import TrialResult
 
 

@@ -6,10 +6,9 @@ from __future__ import annotations
 import math
 
 from bertft.kinds import TaskKind
-from bertft.report.fmt import DASH, fmt_num, truncate
+from bertft.report.fmt import DASH, finite, finite_mean, fmt_num, truncate
 from bertft.report.fmt import md_table as _table
 from bertft.report.arms import Arm
-from bertft.report.table import finite, finite_mean
 
 TOP_ERRORS = 10
 TEXT_CHARS = 120

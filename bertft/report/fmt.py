@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 from tabulate import tabulate
 
-from bertft.report.table import finite
 
 METRIC_LABELS = {"f1_macro": "F1 (macro)", "accuracy": "accuracy", "f1": "entity F1"}
 DASH = "–"
+
+
+def finite(value: Any) -> bool:
+    """A real number (not a bool, NaN or infinity): what tables and sums may use."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def finite_mean(values: Sequence[Any]) -> float:
+    """The mean of the finite numbers among `values` (NaN when there are none)."""
+    xs = [float(v) for v in values if finite(v)]
+    return sum(xs) / len(xs) if xs else math.nan
 
 
 def cell(value: Any) -> str:

@@ -18,9 +18,10 @@ from bertft.report.advice import plan_section, recommendation, role_lines
 from bertft.report.decide import ALPHA, guarantee
 from bertft.report.missing import Missing, missing_suffix
 from bertft.report.best_arm import best_arm_sections
+from bertft.report.columns import View, shown
 from bertft.report.fmt import (
-    DASH, METRIC_LABELS, cell, fmt_ci, fmt_duration, fmt_interval, fmt_needed, fmt_num, fmt_p,
-    fmt_verdict, points, truncate,
+    DASH, METRIC_LABELS, cell, fmt_duration, fmt_interval, fmt_needed, fmt_verdict, points,
+    truncate,
 )
 from bertft.report.fmt import md_table as _table
 from bertft.report.arms import by_role, group_arms, newest, reported, results_kind
@@ -90,32 +91,13 @@ def _main_table(df: pd.DataFrame, results: Sequence[TrialResult]) -> list[str]:
     metrics = results_kind(results).main_metrics
     rank = METRIC_LABELS[metrics[0]]
     split = _decision_split(df)
-    axes = list(spec.axes) or ["arm"]
-    headers = [*axes,
-               *[f"Val {METRIC_LABELS[m]}" for m in metrics],
-               *[f"Test {METRIC_LABELS[m]}" for m in metrics],
-               "Seeds", "Best epoch", "Train time (s)", "Samples/s", "Tokens/s",
-               "Peak memory (MB)", "Verdict", f"Δ {split} {rank} (points) [interval]",
-               "Adjusted p", "Seeds needed"]
-    expected = max([len(spec.seeds)] + df["n_seeds"].astype(int).tolist())
-    # axis values as stored (pandas would show an int column holding a None as floats)
-    values = {a.arm_id: {**a.values, "arm": a.arm_id} for a in group_arms(results)}
+    view = View({a.arm_id: a.values for a in group_arms(results)},
+                max([len(spec.seeds)] + df["n_seeds"].astype(int).tolist()), split)
+    headers, cols = shown(results_kind(results).name, spec.axes, view)
     rows = []
     for _, r in df.iterrows():
-        seeds = str(int(r["n_seeds"]))
-        if r["fewer_seeds"]:
-            seeds = f"{seeds} of {expected} ⚠"
-        row = [values[r["arm"]][a] for a in axes]
-        row += [fmt_ci(r[f"{s}_{m}_mean"], r[f"{s}_{m}_ci"]) for s in ("val", "test")
-                for m in metrics]
-        row += [seeds, fmt_num(r["best_epoch"], 1), fmt_num(r["train_seconds"], 1),
-                fmt_num(r["samples_per_s"], 1), fmt_num(r["tokens_per_s"], 0),
-                fmt_num(r["peak_memory_mb"], 0), fmt_verdict(r), fmt_interval(r),
-                fmt_p(r["p_adjusted"]), fmt_needed(r)]
-        row = [cell(c) for c in row]
-        if r["best"]:
-            row = [f"**{c}**" for c in row]
-        rows.append(row)
+        row = [cell(c.cell(r, view)) for c in cols]
+        rows.append([f"**{c}**" for c in row] if r["best"] else row)
     lines = ["## Results", "", _table(rows, headers), "",
              f"Metrics are the mean ± the half width of the 95% confidence interval "
              f"(t distribution) over the passed seeds; `n=1` means a single seed, so no interval. "
@@ -131,7 +113,7 @@ def _main_table(df: pd.DataFrame, results: Sequence[TrialResult]) -> list[str]:
                 if t.arm_id == r["arm"] and t.status != "passed"]
         why = f"; {', '.join(lost)}" if lost else ""
         lines.append(f"- ⚠ Fewer seeds than the other arms: `{r['arm']}` has "
-                     f"{int(r['n_seeds'])} of {expected} passed seeds{why}.")
+                     f"{int(r['n_seeds'])} of {view.expected} passed seeds{why}.")
     if len(short):
         lines.append("")
     return lines

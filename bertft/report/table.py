@@ -13,19 +13,10 @@ from bertft.results import TrialResult
 from bertft.report.arms import (
     baseline_arm, group_arms, metric_by_seed, reported, results_kind, spec_of,
 )
+from bertft.report.columns import columns
 from bertft.report.compare import compare
+from bertft.report.fmt import finite, finite_mean
 from bertft.report.stats import mean_ci
-
-
-def finite(value: Any) -> bool:
-    """A real number (not a bool, NaN or infinity): what tables and sums may use."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def finite_mean(values: Sequence[Any]) -> float:
-    """The mean of the finite numbers among `values` (NaN when there are none)."""
-    xs = [float(v) for v in values if finite(v)]
-    return sum(xs) / len(xs) if xs else math.nan
 
 
 def _max(values: Sequence[Any]) -> float:
@@ -33,19 +24,9 @@ def _max(values: Sequence[Any]) -> float:
     return max(xs) if xs else math.nan
 
 
-def columns(kind: str, axes: Sequence[str]) -> list[str]:
-    """The aggregated table's columns, in order (the csv/json export)."""
-    metric_cols = [f"{split}_{m}_{stat}" for split in ("val", "test")
-                   for m in kind_of(kind).main_metrics
-                   for stat in ("mean", "ci")]
-    return ["arm", *axes, "baseline", "best", "n_seeds", "seeds", "n_failed", "n_diverged",
-            "fewer_seeds", *metric_cols, "best_epoch", "train_seconds", "samples_per_s",
-            "tokens_per_s", "peak_memory_mb", *COMPARISON_COLUMNS]
-
-
-COMPARISON_COLUMNS = ("verdict", "decided_on", "metric", "diff", "diff_low", "diff_high",
+COMPARISON_COLUMNS = ("verdict", "note", "decided_on", "metric", "diff", "diff_low", "diff_high",
                       "interval_level", "p_value", "p_adjusted", "n_pairs", "n_examples",
-                      "seeds_needed", "note")
+                      "seeds_needed")
 """The arm-vs-baseline decision (bertft.report.compare): the difference arm - baseline in the
 decision split's metric with its interval, Bonferroni-adjusted p, verdict, and for an undecided one
 the seeds needed (-1: no feasible number)."""
@@ -103,7 +84,12 @@ def aggregate(results: Sequence[TrialResult]) -> pd.DataFrame:
         row["peak_memory_mb"] = _max([t.timing.get("peak_memory_mb") for t in passed])
         row.update(_comparison_row(decided.get(arm.arm_id), arm is base))
         rows.append(row)
-    df = pd.DataFrame(rows, columns=columns(kind, spec.axes))
+    declared = columns(kind, spec.axes)
+    for row in rows:  # DataFrame(columns=...) would drop an undeclared key without a word
+        undeclared = sorted(set(row) - set(declared))
+        if undeclared:
+            raise ValueError(f"aggregate built columns not in report.columns: {undeclared}")
+    df = pd.DataFrame(rows, columns=declared)
     scores = df[f"val_{rank}_mean"]
     if scores.notna().any():
         df.loc[int(scores.astype(float).idxmax()), "best"] = True  # first arm wins a tie
