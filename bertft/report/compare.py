@@ -22,7 +22,7 @@ from bertft.report import decide as dc
 from bertft.report.arms import Arm, baseline_arm, by_role, group_arms, results_kind, spec_of
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Comparison:
     """One arm against the baseline."""
 
@@ -127,9 +127,11 @@ def compare(results: Sequence[TrialResult], alpha: float = dc.ALPHA, upto: int |
     out: dict[str, Comparison] = {}
     for arm_id, d in data.items():
         if isinstance(d, str):
-            out[arm_id] = Comparison(arm_id, split, metric, "undecided", note=d)
+            out[arm_id] = Comparison(arm_id=arm_id, split=split, metric=metric,
+                                     verdict="undecided", note=d)
         elif len(d[0]) < 2:
-            out[arm_id] = Comparison(arm_id, split, metric, "undecided", n_seeds=1,
+            out[arm_id] = Comparison(arm_id=arm_id, split=split, metric=metric,
+                                     verdict="undecided", n_seeds=1,
                                      n_examples=d[2].shape[-1], delta=float(d[1][0]),
                                      note="one shared seed: no interval")
     ready = {a: d for a, d in data.items() if a not in out}
@@ -165,9 +167,10 @@ def _look(ready: dict, out: dict[str, Comparison], k_look: int, alpha: float, m:
         if verdict == "undecided" and not final:
             continue
         needed = dc.seeds_needed(c, margin, level) if verdict == "undecided" else None
-        out[a] = Comparison(a, split, metric, verdict, c.k, c.n, float(c.delta), float(fam.low),
-                            float(fam.high), float(fam.p), float(fam.p_adj), needed, "",
-                            float(fam.level))
+        out[a] = Comparison(arm_id=a, split=split, metric=metric, verdict=verdict, n_seeds=c.k,
+                            n_examples=c.n, delta=float(c.delta), low=float(fam.low),
+                            high=float(fam.high), p=float(fam.p), p_adj=float(fam.p_adj),
+                            seeds_needed=needed, level=float(fam.level))
 
 
 __all__ = ["Comparison", "compare", "decision_split", "paired", "trial_influence"]
