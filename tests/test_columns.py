@@ -1,6 +1,5 @@
 """The results table's columns are declared once (bertft.report.columns): the export's columns,
-the markdown headers and their cells all come from that list, and `aggregate` refuses a key the
-list does not declare instead of letting pandas drop it."""
+their values, the markdown headers and their cells all come from that list."""
 
 from __future__ import annotations
 
@@ -9,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bertft.report import table
-from bertft.report.columns import View, columns, columns_of, shown
+from bertft.report.columns import Column, View, columns, columns_of, shown
 from bertft.report.load import load_results
 
 RESULTS = Path(__file__).resolve().parent / "fixtures" / "report" / "results"
@@ -37,10 +36,14 @@ def test_markdown_headers_and_cells_come_from_the_same_columns():
     assert [c.header for c in columns_of("ner", ()) if c.keys == ("arm",)] == ["arm"]
 
 
-def test_aggregate_refuses_a_key_that_no_column_declares(monkeypatch):
+def test_every_row_value_comes_from_its_column_and_a_wrong_count_is_refused(monkeypatch):
     results, _ = load_results(next(p for p in RESULTS.iterdir() if p.is_dir()))
-    original = table._comparison_row
-    monkeypatch.setattr(table, "_comparison_row",
-                        lambda c, is_base: {**original(c, is_base), "undeclared": 1})
-    with pytest.raises(ValueError, match=r"not in report.columns: \['undeclared'\]"):
+    df = table.aggregate(results)
+    spec = results[0].spec
+    assert list(df.columns) == columns(results[0].kind, spec.axes)
+    assert df["verdict"].tolist().count("baseline") == 1
+    broken = [Column(c.keys, (lambda a, f: (0,)) if c.keys == ("verdict", "note") else c.source,
+                     c.header, c.cell) for c in columns_of(results[0].kind, spec.axes)]
+    monkeypatch.setattr(table, "columns_of", lambda kind, axes: broken)
+    with pytest.raises(ValueError, match=r"column \('verdict', 'note'\) gave 1 values for 2 keys"):
         table.aggregate(results)

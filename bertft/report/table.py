@@ -2,47 +2,16 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from typing import Any
 
 import pandas as pd
 
 from bertft.kinds import kind_of
 from bertft.results import TrialResult
-from bertft.report.arms import (
-    baseline_arm, group_arms, metric_by_seed, reported, results_kind, spec_of,
-)
-from bertft.report.columns import columns
+from bertft.report.arms import baseline_arm, group_arms, reported, results_kind, spec_of
+from bertft.report.columns import Facts, columns, columns_of, row
 from bertft.report.compare import compare
-from bertft.report.fmt import finite, finite_mean
-from bertft.report.stats import mean_ci
-
-
-def _max(values: Sequence[Any]) -> float:
-    xs = [float(v) for v in values if finite(v)]
-    return max(xs) if xs else math.nan
-
-
-COMPARISON_COLUMNS = ("verdict", "note", "decided_on", "metric", "diff", "diff_low", "diff_high",
-                      "interval_level", "p_value", "p_adjusted", "n_pairs", "n_examples",
-                      "seeds_needed")
-"""The arm-vs-baseline decision (bertft.report.compare): the difference arm - baseline in the
-decision split's metric with its interval, Bonferroni-adjusted p, verdict, and for an undecided one
-the seeds needed (-1: no feasible number)."""
-
-
-def _comparison_row(c: Any, is_base: bool) -> dict[str, Any]:
-    if c is None:
-        return {k: (math.nan if k.startswith(("diff", "p_", "interval")) else None)
-                for k in COMPARISON_COLUMNS} | {"verdict": "baseline" if is_base else None,
-                                                 "n_pairs": 0, "n_examples": 0}
-    needed = None if c.verdict != "undecided" or c.note else (
-        -1 if c.seeds_needed is None else c.seeds_needed)
-    return {"verdict": c.verdict, "decided_on": c.split, "metric": c.metric, "diff": c.delta,
-            "diff_low": c.low, "diff_high": c.high, "interval_level": 1 - c.level,
-            "p_value": c.p, "p_adjusted": c.p_adj, "n_pairs": c.n_seeds,
-            "n_examples": c.n_examples, "seeds_needed": needed, "note": c.note or None}
+from bertft.report.fmt import finite
 
 
 def aggregate(results: Sequence[TrialResult]) -> pd.DataFrame:
@@ -63,33 +32,9 @@ def aggregate(results: Sequence[TrialResult]) -> pd.DataFrame:
     base = baseline_arm(arms, spec)
     rank = metrics[0]
     expected = max([len(spec.seeds)] + [len(a.passed) for a in arms])
-    decided = {c.arm_id: c for c in compare(results)}
-    rows = []
-    for arm in arms:
-        passed = arm.passed
-        row: dict[str, Any] = {"arm": arm.arm_id, **arm.values,
-                               "baseline": arm is base, "best": False,
-                               "n_seeds": len(passed),
-                               "seeds": ",".join(str(t.seed) for t in passed),
-                               "n_failed": sum(t.status == "failed" for t in arm.trials),
-                               "n_diverged": sum(t.status == "diverged" for t in arm.trials),
-                               "fewer_seeds": len(passed) < expected}
-        for split, key in (("val", "validation"), ("test", "test")):
-            for m in metrics:
-                mean, ci = mean_ci(list(metric_by_seed(arm, key, m).values()))
-                row[f"{split}_{m}_mean"], row[f"{split}_{m}_ci"] = mean, ci
-        row["best_epoch"] = finite_mean([t.best.get("epoch") for t in passed])
-        for k in ("train_seconds", "samples_per_s", "tokens_per_s"):
-            row[k] = finite_mean([t.timing.get(k) for t in passed])
-        row["peak_memory_mb"] = _max([t.timing.get("peak_memory_mb") for t in passed])
-        row.update(_comparison_row(decided.get(arm.arm_id), arm is base))
-        rows.append(row)
-    declared = columns(kind, spec.axes)
-    for row in rows:  # DataFrame(columns=...) would drop an undeclared key without a word
-        undeclared = sorted(set(row) - set(declared))
-        if undeclared:
-            raise ValueError(f"aggregate built columns not in report.columns: {undeclared}")
-    df = pd.DataFrame(rows, columns=declared)
+    facts = Facts(base, expected, {c.arm_id: c for c in compare(results)})
+    cols = columns_of(kind, spec.axes)
+    df = pd.DataFrame([row(cols, arm, facts) for arm in arms], columns=columns(kind, spec.axes))
     scores = df[f"val_{rank}_mean"]
     if scores.notna().any():
         df.loc[int(scores.astype(float).idxmax()), "best"] = True  # first arm wins a tie
