@@ -19,7 +19,6 @@ from bertft.config import Config
 from bertft.errors import BertftError, ConfigError
 from bertft.limits import position_problems
 from bertft.predict import Predictor, file_lines, split_words
-from bertft.progress import StepLog
 from bertft.trackers import Trackers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -303,18 +302,6 @@ def test_train_logs_loss_every_log_every_steps_and_per_class_metrics(tmp_path) -
 
 
 # -- progress: the loss says what it averages; no other library's bar without a terminal -------
-def test_the_progress_line_says_what_its_loss_averages() -> None:
-    import io
-    import re
-
-    out = io.StringIO()
-    log = StepLog(total_steps=100, enabled=True, stream=out)
-    line = log.line(40, 0.41, 320, window=20)
-    assert re.fullmatch(r"step 40/100 \| loss 0\.4100 \(mean of the last 20 steps\) \| "
-                        r"[\d.]+ samples/s \| ETA \d+s", line)
-    assert "(mean of the last step)" in log.line(41, 0.4, 328, window=1)
-
-
 def test_the_loss_line_is_the_mean_of_the_steps_since_the_previous_line() -> None:
     from bertft.state import Running
 

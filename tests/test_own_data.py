@@ -223,6 +223,7 @@ def test_step_log_lines() -> None:
     assert re.fullmatch(r"step 4/10 \| loss 0\.6931 \(mean of the last 4 steps\) \| "
                         r"[\d.]+ samples/s \| ETA \d+s", line)
     assert out.getvalue() == line + "\n"
+    assert "(mean of the last step)" in log.line(5, 0.4, 40, window=1)
     assert StepLog(10, enabled=False, stream=out).line(5, 1.0, 8, window=1) is None
 
 

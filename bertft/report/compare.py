@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -82,6 +83,31 @@ def decision_split(results: Sequence[TrialResult]) -> str:
     return "validation"
 
 
+@dataclass(frozen=True)
+class Setting:
+    """What a family of arm-vs-baseline comparisons is computed on: the spec, the arms of the
+    results at hand, the baseline arm, the ranking metric, the decision split and the margin."""
+
+    spec: Any
+    arms: list[Arm]
+    base: Arm
+    metric: str
+    split: str
+    margin: float
+
+
+def against_baseline(results: Sequence[TrialResult], spec: Any) -> Setting | None:
+    """The setting of `results`' comparisons (the confirmation's for a report, the pilot's for
+    a plan); None when no arm matches the spec's baseline."""
+    arms = group_arms(results)
+    base = baseline_arm(arms, spec)
+    if base is None:
+        return None
+    return Setting(spec, arms, base, results_kind(results).ranking_metric,
+                   decision_split(results),
+                   float(getattr(spec, "equivalence_margin", dc.DEFAULT_MARGIN)))
+
+
 def paired(arm: Arm, base: Arm, split: str, metric: str, order: Sequence[int]
             ) -> tuple[list[int], np.ndarray, np.ndarray] | str:
     """Shared seeds (spec order), per-seed differences and influence differences, or why not."""
@@ -115,13 +141,11 @@ def compare(results: Sequence[TrialResult], alpha: float = dc.ALPHA, upto: int |
     results = by_role(results)[0]
     if not any(r.status == "passed" for r in results):
         return []
-    spec = spec_of(results)
-    arms = group_arms(results)
-    base = baseline_arm(arms, spec)
-    if base is None:
+    setting = against_baseline(results, spec_of(results))
+    if setting is None:
         return []
-    metric, split = results_kind(results).ranking_metric, decision_split(results)
-    margin = float(getattr(spec, "equivalence_margin", dc.DEFAULT_MARGIN))
+    spec, arms, base = setting.spec, setting.arms, setting.base
+    metric, split, margin = setting.metric, setting.split, setting.margin
     data = {arm.arm_id: paired(arm, base, split, metric, spec.seeds)
             for arm in arms if arm is not base}
     out: dict[str, Comparison] = {}

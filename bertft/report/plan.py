@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bertft.report import decide as dc
-from bertft.report.compare import decision_split, paired
+from bertft.report.compare import against_baseline, paired
 from bertft.results import TrialResult
-from bertft.report.arms import baseline_arm, by_role, group_arms, results_kind, spec_of
+from bertft.report.arms import by_role, spec_of
 
 MAX_EXAMPLES_FACTOR = 20
 """Most test examples the plan considers, as a multiple of the pilot's; beyond: no feasible
@@ -50,14 +50,12 @@ def plan(results: Sequence[TrialResult], alpha: float = dc.ALPHA) -> list[PlanRo
     pilot = [r for r in by_role(results)[1] if r.status == "passed"]
     if not pilot:
         return []
-    spec = spec_of(results)
-    arms = group_arms(pilot)
-    base = baseline_arm(arms, spec)
-    if base is None:
+    setting = against_baseline(pilot, spec_of(results))
+    if setting is None:
         return []
-    metric, split = results_kind(pilot).ranking_metric, decision_split(pilot)
-    margin = float(spec.equivalence_margin)
-    others = [a for a in arms if a is not base]
+    spec, base, metric, split = setting.spec, setting.base, setting.metric, setting.split
+    margin = setting.margin
+    others = [a for a in setting.arms if a is not base]
     level = alpha / max(len(others), 1)
     rows = []
     for arm in others:
