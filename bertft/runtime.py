@@ -55,8 +55,8 @@ def resolve_settings(cfg: Config, device: torch.device) -> dict[str, Any]:
 def resolved_config(cfg: Config, device: torch.device) -> Config:
     """`cfg` with no "auto" left in its device-aware settings (resolving twice changes
     nothing). Its hash is the requested config's only where both resolve alike."""
-    settings = resolve_settings(cfg, device)
-    changed = {k: settings[k] for k in auto.SETTINGS if settings[k] != cfg.to_dict()[k]}
+    settings, flat = resolve_settings(cfg, device), cfg.to_dict()
+    changed = {k: settings[k] for k in auto.SETTINGS if settings[k] != flat[k]}
     return cfg.replace(**changed) if changed else cfg
 
 

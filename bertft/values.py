@@ -16,6 +16,14 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 
+def same_value(a: Any, b: Any) -> bool:
+    """Setting values compared as a spec means them: equality that keeps booleans apart from
+    numbers (0 == False in Python); 1 == 1.0."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    return a == b
+
+
 @dataclass(frozen=True)
 class Range:
     low: float

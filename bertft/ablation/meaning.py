@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bertft.config import SECTION_OF, SECTIONS, Config
+from bertft.values import same_value
 
 SAFE_NAME = "ASCII letters, digits, - and _, starting with a letter or a digit"
 RESERVED_NAMES = {
@@ -73,13 +74,6 @@ def outside_key_problems(axes: Sequence[tuple[str, ...]], wheres: Sequence[str])
             "with --set"
             for keys, where in zip(axes, wheres, strict=True) for key in keys
             if not SECTIONS[SECTION_OF[key]].affects_results]
-
-
-def same_value(a: Any, b: Any) -> bool:
-    """Equality that keeps booleans apart from numbers (0 == False in Python); 1 == 1.0."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a == b
-    return a == b
 
 
 def value_problem(key: str, value: Any, allowed: Sequence[Any]) -> str | None:
@@ -139,7 +133,7 @@ def data_file_problems(cfg: Config) -> list[str]:
     """The data files a trial reads: each exists, is a readable file, and (text-file) has a
     format the reader knows; a local dataset or data_dir folder exists. Cheap: nothing is read
     but the files' metadata."""
-    from bertft.data.readers import _file_format
+    from bertft.data.readers import file_format
     from bertft.errors import DataError
 
     data = cfg.data
@@ -171,7 +165,7 @@ def data_file_problems(cfg: Config) -> list[str]:
             problems.append(f"{key} = {name!r}: not readable (permission denied)")
         elif data.task == "text-file":
             try:
-                _file_format(path, data.file_format)
+                file_format(path, data.file_format)
             except DataError as exc:
                 problems.append(f"{key}: {exc}")
     return problems
@@ -189,5 +183,4 @@ def _kind(value: Any) -> str:
 
 
 __all__ = ["RESERVED_NAMES", "baseline_arm_problems", "data_file_problems", "grid_data_problems",
-           "name_problems", "outside_key_problems", "override_problems", "same_value",
-           "value_problem"]
+           "name_problems", "outside_key_problems", "override_problems", "value_problem"]

@@ -57,7 +57,7 @@ class _Record:
     values: dict[str, Any]
 
 
-def _file_format(path: Path, fmt: str) -> str:
+def file_format(path: Path, fmt: str) -> str:
     if fmt != "auto":
         if fmt not in FILE_FORMATS:
             raise DataError(f"{path}: unknown file_format '{fmt}'; allowed: auto, "
@@ -146,7 +146,7 @@ def read_table(path: Path, fmt: str, encoding: str, missing: str, header: bool =
                ) -> tuple[str, list[_Record]]:
     """Read a CSV, TSV or JSONL file; returns the resolved format and its records."""
     text = read_text(path, encoding, missing)
-    fmt = _file_format(path, fmt)
+    fmt = file_format(path, fmt)
     if fmt == "jsonl":
         records = _read_jsonl(text, path)
     else:

@@ -10,6 +10,7 @@ from typing import Any
 
 from bertft.kinds import DEFAULT, TaskKind, kind_of
 from bertft.results import SpecInfo, TrialResult
+from bertft.values import same_value
 
 
 @dataclass(frozen=True)
@@ -74,19 +75,12 @@ def group_arms(results: Sequence[TrialResult]) -> list[Arm]:
     return sorted(arms, key=lambda arm: ([sort_key(arm.values[a]) for a in axes], arm.arm_id))
 
 
-def _same(a: Any, b: Any) -> bool:
-    """Equality that keeps booleans apart from numbers (0 == False in Python)."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a == b
-    return a == b
-
-
 def baseline_arm(arms: Sequence[Arm], spec: SpecInfo) -> Arm | None:
     """The first arm whose axis values match every key of `spec.baseline`; None if none does."""
     if not spec.baseline:
         return None
     for arm in arms:
-        if all(k in arm.trials[0].overrides and _same(arm.trials[0].overrides[k], v)
+        if all(k in arm.trials[0].overrides and same_value(arm.trials[0].overrides[k], v)
                for k, v in spec.baseline.items()):
             return arm
     return None
