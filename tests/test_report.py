@@ -564,6 +564,7 @@ def test_a_pilot_report_gives_the_plan_and_no_verdicts(tmp_path, cls_results):
     # 4, not 3: planned at the degrees of freedom the confirmation's interval would get
     # (seed mean square at its upper bound, decide.Components.df_at)
     assert best.seeds == 4 and best.examples is None
+    assert best.seeds_cautious is not None and best.seeds_cautious >= best.seeds
     assert best.se == pytest.approx((confirmed[BEST].high - confirmed[BEST].delta)
                                     / dc.stats.t.ppf(1 - level / 2, best.df))
     md = render_markdown(pilot, unreadable, tmp_path)
@@ -574,6 +575,26 @@ def test_a_pilot_report_gives_the_plan_and_no_verdicts(tmp_path, cls_results):
     plan_md = md.split("## Plan for the confirmation (from the pilot)")[1].split("##")[0]
     assert "Planning figures from the pilot's observed differences (seeds 1, 2, 3)" in plan_md
     assert f"| `{BEST}` | 3             | +5.2 " in plan_md
+    assert "Seeds needed (80% bound)" in plan_md and "at its 80% upper confidence bound" in plan_md
+
+
+def test_the_cautious_plan_bounds_the_seed_component_from_above():
+    """Browne (1995): size from an upper bound of the pilot's variance. With k = 3 the
+    chi-square bound at 80% is MS_seed * 2 / chi2.ppf(0.2, 2) = MS_seed * 2 / (-2 ln 0.8)."""
+    import math
+
+    import numpy as np
+
+    from bertft.report import decide as dc
+    from bertft.report.plan import seed_bound
+
+    c = dc.Components(*(np.asarray(x) for x in (0.0, 0.1, 1.0, 0.5, 0.05, 0.0, 0.5)), k=3, n=10)
+    assert seed_bound(c) == pytest.approx((2 / (-2 * math.log(0.8)) - 0.5) / 10)
+    # a pilot whose seed mean square came out at the residual one (seed part 0.00) still
+    # plans with seed noise: the bound is positive where the point estimate is 0
+    flat = dc.Components(*(np.asarray(x) for x in (0.0, 0.1, 0.5, 0.5, 0.0, 0.0, 0.5)), k=3,
+                         n=10)
+    assert float(flat.s2_seed) == 0.0 and seed_bound(flat) > 0.05
 
 
 # ---- the recommendation -----------------------------------------------------------------------

@@ -21,7 +21,7 @@ import pandas as pd
 
 from bertft.report import decide as dc
 from bertft.report.fmt import METRIC_LABELS, finite, fmt_num, md_table, points
-from bertft.report.plan import plan
+from bertft.report.plan import CAUTIOUS, plan
 from bertft.report.arms import Arm, baseline_arm, by_role, group_arms, results_kind, spec_of
 from bertft.results import TrialResult
 
@@ -61,8 +61,11 @@ def plan_section(results: Sequence[TrialResult]) -> list[str]:
               *[fmt_num(100 * x, 2) for x in (r.se, r.seed_part, r.example_part,
                                               r.residual_part)], fmt_num(r.df, 1),
               _needed(r.seeds) if not r.note else "–",
+              _needed(r.seeds_cautious) if not r.note else "–",
               _needed(r.examples) if r.seeds is None and not r.note else "–"] for r in rows]
     feasible = [r.seeds for r in rows if r.seeds is not None]
+    cautious = max((r.seeds_cautious for r in rows if r.seeds_cautious is not None),
+                   default="none")
     return ["## Plan for the confirmation (from the pilot)", "",
             f"Planning figures from the pilot's observed differences (seeds "
             f"{_seeds(spec.pilot_seeds)}), in points of {rank}: each comparison's standard "
@@ -71,13 +74,16 @@ def plan_section(results: Sequence[TrialResult]) -> list[str]:
             f"{dc.ALPHA}/{len(rows)} if the true difference were the one the pilot observed "
             "(post-hoc: they size the confirmation and decide nothing); when no seed count up "
             f"to {dc.MAX_SEEDS} does, the test examples that would at the confirmation's "
-            f"{len(spec.seeds)} seeds.", "",
+            f"{len(spec.seeds)} seeds. A pilot of a few seeds often under-draws the seed "
+            f"variance, so the cautious count plans with the seed component at its "
+            f"{CAUTIOUS:.0%} upper confidence bound.", "",
             md_table(table, ["Arm", "Pilot seeds", "Δ (points)", "SE", "Seed part",
                              "Example part", "Residual part", "df", "Seeds needed",
+                             f"Seeds needed ({CAUTIOUS:.0%} bound)",
                              "Test examples needed"]), "",
             f"The confirmation runs the spec's `seeds` ({_seeds(spec.seeds)}: "
             f"{len(spec.seeds)} seeds); the largest feasible need above is "
-            f"{max(feasible) if feasible else 'none'}.", ""]
+            f"{max(feasible) if feasible else 'none'} ({cautious} with the bound).", ""]
 
 
 def _needed(n: int | None) -> str:
