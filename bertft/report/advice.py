@@ -4,8 +4,9 @@ pilot gives, and the arm to pick.
 The recommendation: among the arms *better* than the baseline or *equivalent* to it, the
 cheapest to train, by the measured train time (`timing.train_seconds`, mean over the seeds the
 arm shares with the baseline) as a ratio to the baseline's, with the range of the per-seed ratio
-over those seeds; "the baseline" when no arm qualifies. An equivalent arm that is slower on
-every seed is no candidate (the baseline gives the same for less). A cost difference is within
+over those seeds; "the baseline" when no arm qualifies. An equivalent arm is a candidate only
+when it trained faster than the baseline on average (ratio below 1): the same metric for the
+same or more time is no reason to leave the baseline. A cost difference is within
 run-to-run timing noise when the seed range of the ratio includes 1.0 (some seed trained it no
 faster, or no slower, than the baseline), and the recommendation says so. A trial copied from
 another spec's result of the same settings (`environment.reused_from`) carries the time of the
@@ -134,13 +135,14 @@ def recommendation(results: Sequence[TrialResult], df: pd.DataFrame) -> str:
         if row["verdict"] not in ("better", "equivalent") or base is None:
             continue
         cost = time_ratio(arms[row["arm"]], base)
-        if row["verdict"] == "equivalent" and cost[3] and cost[1] > 1:
-            slower.append(f"`{row['arm']}`")  # the same metric for more: the baseline wins
+        if row["verdict"] == "equivalent" and cost[3] and not cost[0] < 1:
+            # the same metric for the same or more time: the baseline wins
+            slower.append(f"`{row['arm']}` ({cost[0]:.2f}× the baseline's train time)")
             continue
         candidates.append((cost[0] if finite(cost[0]) else math.inf, row, cost))
     if not candidates:
         why = (f"{', '.join(slower)} {'is' if len(slower) == 1 else 'are'} equivalent but "
-               "trained slower on every seed" if slower
+               "not faster to train on average" if slower
                else "no arm is better than it or equivalent to it")
         return f"Recommendation: the baseline (`{base_id}`): {why}."
     _, row, cost = min(candidates, key=lambda c: (c[0], c[1]["arm"]))
