@@ -33,6 +33,7 @@ bf16 tensors). Whether `"auto"` should pick this precision on CUDA waits on the 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any
 
@@ -75,10 +76,13 @@ class MasterWeights:
         self.params, self.fp32 = [p for p, _ in pairs], [m for _, m in pairs]
         self.buffers = [torch.empty_like(m) for m in self.fp32]  # the masters' gradients
         model.to(torch.bfloat16)  # parameters keep their identity (the optimizer's hooks below)
-        # torch marks its hooks with attributes, which a bound method cannot take: lambdas
-        self.hooks = [model.register_state_dict_post_hook(lambda *a: self._state_dict(*a)),
-                      model.register_load_state_dict_pre_hook(
-                          lambda *a: self._load_state_dict(*a)),
+        # public from torch 2.5, the private forms (same hook arguments) before; torch marks
+        # a hook with an attribute, which a bound method cannot take: lambdas
+        post = getattr(model, "register_state_dict_post_hook", model._register_state_dict_hook)
+        pre = getattr(model, "register_load_state_dict_pre_hook", None) or functools.partial(
+            model._register_load_state_dict_pre_hook, with_module=True)
+        self.hooks = [post(lambda *a: self._state_dict(*a)),
+                      pre(lambda *a: self._load_state_dict(*a)),
                       optimizer.register_step_post_hook(lambda *a: self._copy_back())]
 
     @torch.no_grad()
