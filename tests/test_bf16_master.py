@@ -164,3 +164,26 @@ def test_combinations_it_cannot_run_are_refused_before_loading(overrides, messag
     assert err.value.problems == [message]
     with pytest.raises(AssertionError, match="loaded the tokenizer"):  # bf16 runs them
         fit(Config.of(**TINY, precision="bf16", **overrides), splits=toy_splits())
+
+
+def test_bertft_eval_reads_a_bf16_master_run_like_any_run(tmp_path, capsys):
+    from bertft.cli import main
+
+    rows = [f"{'good great fine' if i % 2 else 'bad awful poor'} text {i},"
+            f"{'pos' if i % 2 else 'neg'}" for i in range(40)]
+    data = tmp_path / "data.csv"
+    data.write_text("text,label\n" + "\n".join(rows) + "\n")
+    run = tmp_path / "run"
+    threads = torch.get_num_threads()
+    assert main(["train", "--out", str(run), "--task", "text-file", "--train-file", str(data),
+                 "--model", "tiny-bert", "--epochs", "2", "--max-length", "16", "--progress",
+                 "false", "--num-threads", "1", "--precision", MASTER]) == 0
+    torch.set_num_threads(threads)
+    trained = json.loads((run / "metrics.json").read_text())
+    assert trained["environment"]["dtype"] == "bfloat16"
+    capsys.readouterr()
+    assert main(["eval", str(run), "--split", "test"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)["test"]
+    # the fp32 masters under bf16 autocast against the bf16 weights without it (measured: 2e-5)
+    assert evaluated["accuracy"] == trained["test"]["accuracy"]
+    assert evaluated["loss"] == pytest.approx(trained["test"]["loss"], abs=0.01)
