@@ -10,7 +10,8 @@ Tables (rows in the order they run; each row's JSON is written as soon as it end
 stopped at its time cap keeps what it measured):
   short  SST-2, 4,000 rows, max_length 128, batch 32, 2 epochs (samples/s of the last epoch)
   long   IMDb train sample, 2,048 rows (nearly every row fills max_length 128), batch 32,
-         3 epochs; samples/s and MFU of the last epoch
+         3 epochs; samples/s and MFU of the last epoch; bf16 autocast (the CUDA default) and
+         `precision = "bf16-master"` (no weight casts per step) at batch 32 and 128
 
 Throughput and MFU are taken from the *last* epoch (steady state: CUDA context, allocator,
 cuBLAS heuristics, torch.compile and CUDA graph capture all happen in the first; the first
@@ -78,6 +79,9 @@ TABLES: dict[str, Table] = {
         "trainer-dynamic": {TRAINER: "dynamic"},
         "bertft-defaults": {},
         "bertft-defaults-bs128": {"batch_size": 128},
+        # bf16 weights with fp32 masters, no autocast (bertft/master.py) beside the autocast rows
+        "bertft-bf16-master": {"precision": "bf16-master"},
+        "bertft-bf16-master-bs128": {"precision": "bf16-master", "batch_size": 128},
         "bertft-graphs-bucketed": GRAPHS,
         "bertft-graphs-bucketed-bs128": {**GRAPHS, "batch_size": 128},
         "bertft-eager-padded": {**EAGER, "unpad": False},

@@ -18,6 +18,9 @@ Why the columns differ (benchmarks/README.md, issue 23, holds the measurements):
   few shapes: lengths are padded up to multiples of 32 (at most max_length, `bucket_length`) and a
   short training batch is filled up with rows that carry no loss (`fixed_batch`), so a run
   needs one graph per length bucket.
+- precision: no column picks `bf16-master` (bf16 weights with fp32 masters, no weight casts per
+  step: `bertft.master`) until the prepared GPU run (long-text table, batch 32 and 128 beside
+  the autocast rows) shows it faster than bf16 autocast there; it is opt-in until then.
 
 This module imports nothing heavy: `Config.hash` reads the CPU column (see `HASHED_AS`).
 """

@@ -161,6 +161,7 @@ class CachedForward:
         self.top = list(parts.layers[k:])
         self.cls_only = kind_of(kind).pooled and not self.top  # the pooler reads [CLS]
         self.unpadded = unpadded and bool(self.top)  # states packed [T, hidden] per batch
+        self.weights = next(model.parameters()).dtype  # states are fp32; bf16-master's are not
         synchronize(device)
         t0 = time.perf_counter()
         key = (cfg.model.name, encoded.key, k, self.cls_only, str(device), str(dtype),
@@ -227,7 +228,7 @@ class CachedForward:
         return auto.bucket_length(longest, m, self.cfg.tokens.max_length)
 
     def logits(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        h, mask = batch["hidden_states"], batch["attention_mask"]
+        h, mask = batch["hidden_states"].to(self.weights), batch["attention_mask"]
         if unpad.TOKEN_INDEX in batch:
             index = batch[unpad.TOKEN_INDEX]
             h = unpad.pad(unpad.layers(self.top, h, index, mask), index, mask.shape)

@@ -16,6 +16,7 @@ import torch
 
 from bertft import auto
 from bertft.errors import BertftError
+from bertft.sections import MASTER
 
 if TYPE_CHECKING:
     from bertft.config import Config
@@ -62,11 +63,14 @@ def resolved_config(cfg: Config, device: torch.device) -> Config:
 
 def resolve_precision(name: str, device: torch.device) -> torch.dtype:
     """`auto`: bf16 autocast on a GPU that supports it, else fp32 (`bertft.auto`). Returns the
-    autocast dtype."""
+    dtype the math runs in: the autocast dtype, or bf16 for `bf16-master`, whose weights are
+    held in bf16 and run without autocast (`bertft.master`; a model saved by such a run is fp32,
+    which `bertft eval` then runs under bf16 autocast)."""
     if name == auto.AUTO:
         name = auto.resolve({k: auto.AUTO for k in auto.SETTINGS}, device.type,
                             bf16_supported(device))["precision"]
-    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16,
+             MASTER: torch.bfloat16}[name]
     if dtype == torch.float16 and device.type == "cpu":
         raise BertftError("precision = 'fp16': not supported on cpu; use 'fp32' or 'bf16'")
     return dtype

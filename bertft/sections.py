@@ -20,7 +20,10 @@ from bertft.values import BIG, SEED_MAX, Range, check_value, range_problems
 
 Padding = Literal["dynamic", "max_length"]
 Sampling = Literal["auto", "length_buckets", "random", "group_by_length"]
-Precision = Literal["auto", "fp32", "bf16", "fp16"]
+Precision = Literal["auto", "fp32", "bf16", "bf16-master", "fp16"]
+# bf16 weights without autocast, stepped through fp32 master weights (bertft/master.py). Named
+# apart from Lightning's "bf16-true", whose optimizer steps the bf16 weights themselves.
+MASTER = "bf16-master"
 Schedule = Literal["linear", "constant"]
 ClassWeights = Literal["none", "balanced"]
 FileFormat = Literal["auto", "csv", "tsv", "jsonl"]
@@ -365,7 +368,9 @@ class RuntimeConfig(Section):
 
     device: str = _f("auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps.")
     precision: Precision = _f("auto", "auto: bf16 autocast on GPUs that support it, else fp32 "
-                              "(bertft/auto.py).")
+                              "(bertft/auto.py). bf16-master: bf16 weights without autocast "
+                              "(no weight casts per op), the optimizer stepping fp32 master "
+                              "weights; eager only, no gradual unfreezing (bertft/master.py).")
     deterministic: bool = _f(False, "Use torch's deterministic algorithms (GPU).")
     compile: bool | Literal["auto"] = _f(
         "auto", "torch.compile the model, reused by later trials of the process that share its "

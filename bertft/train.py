@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from bertft import checkpoint, graphs, optim, frozen as frozen_prefix
+from bertft import checkpoint, graphs, master, optim, frozen as frozen_prefix
 from bertft.cache import Cache
 from bertft.config import TRAINING_CODE_VERSION, Config
 from bertft.data import Splits, load_task
@@ -37,8 +37,7 @@ from bertft.models import build_model, load_tokenizer, model_files
 from bertft.progress import Hook, StepLog, bars_as_ours
 from bertft.runtime import (
     autocast, configure_determinism, configure_threads, environment, peak_memory_mb, set_seed,
-    reset_peak_memory, resolve_device, resolve_precision, resolve_settings, resolved_config,
-    synchronize,
+    reset_peak_memory, resolve_device, resolve_settings, resolved_config, synchronize,
 )
 from bertft.state import Evaluation, Running, TrainState
 
@@ -181,7 +180,7 @@ class Setup:
         # "auto" settings resolved for the device (bertft.auto); cfg stays the requested one
         self.resolved = resolve_settings(cfg, self.device)
         self.run = resolved_config(cfg, self.device)
-        self.dtype = resolve_precision(self.run.runtime.precision, self.device)
+        self.dtype, self.cast = master.dtypes(self.run, self.device)  # cast: autocast's
         if problem := metric_problem(cfg.loop.metric_for_best, self.kind):
             raise ConfigError([problem])
         self.tokenizer = load_tokenizer(cfg.model)
@@ -197,12 +196,13 @@ class Setup:
         self.model, self.reused = graphs.kept_model(model, self.frozen, self.device, self.dtype,
                                                     self.run.runtime, cache_dir())
         self.frozen_modules = _frozen_modules(self.model, self.frozen)
-        self.optimizer = optim.build_optimizer(self.model, cfg.optim, self.device)
+        self.optimizer, self.master = master.build(self.model, cfg.optim, self.device,
+                                                   self.run.runtime.precision)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
         # full model on token ids, or top layers on cached frozen-prefix states (precompute here)
         self.forward = frozen_prefix.choose_forward(self.model, self.encoded, self.tokenizer,
                                                     self.kind, self.run, self.device,
-                                                    self.dtype, cache)
+                                                    self.cast, cache)
         self.compiled_before = graphs.compile_seconds()  # compiling happens in the first steps
         if self.run.runtime.compile:
             self.forward.compile(self.model)
@@ -236,12 +236,12 @@ class Setup:
 
     def optimizer_step(self, step: int) -> None:
         """Schedule the LR, clip, step (through the fp16 scaler when on), clear gradients."""
-        o = self.cfg.optim
+        o, params = self.cfg.optim, self.master.grads(self.model)  # the fp32 gradients
         optim.set_lr(self.optimizer, optim.lr_factor(step, self.warmup, self.total,
                                                      o.lr_schedule))
         if o.max_grad_norm:
             self.scaler.unscale_(self.optimizer)
-            nn.utils.clip_grad_norm_(self.model.parameters(), o.max_grad_norm)
+            nn.utils.clip_grad_norm_(params, o.max_grad_norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
@@ -251,7 +251,7 @@ class Setup:
         loader = self.val_loader if split == "validation" else self.forward.loader(
             split, train=False)
         metrics, preds = evaluate(self.model, loader, self.kind, self.names, self.device,
-                                  self.dtype, self.cfg.loop.ner_strict, self.forward.logits,
+                                  self.cast, self.cfg.loop.ner_strict, self.forward.logits,
                                   self.words.get(split, ()))
         self.eval_seconds[split] += time.perf_counter() - t
         return Evaluation(step, metrics, preds)
@@ -342,7 +342,7 @@ def train_epoch(s: Setup, state: TrainState, epoch: int,
     t0 = _now(s.device)
     stop = False
     for window in accumulation_windows(s.train_loader, s.cfg.optim.grad_accum_steps):
-        n, t = accumulate(s.model, s.forward, window, s.weights, s.scaler, s.device, s.dtype,
+        n, t = accumulate(s.model, s.forward, window, s.weights, s.scaler, s.device, s.cast,
                           state.running)
         state.samples, state.tokens = state.samples + n, state.tokens + t
         bar.update(len(window))
@@ -414,7 +414,7 @@ def _result(s: Setup, state: TrainState, started: float) -> RunResult:
               "fingerprint": s.splits.fingerprint(), **s.splits.sizes(),
               "label_names": list(s.names), "unstratified": list(s.splits.unstratified)},
         predictions={"validation": val.predictions, "test": test.predictions},
-        model=s.model, tokenizer=s.tokenizer,
+        model=s.master.finish(s.model), tokenizer=s.tokenizer,
     )
 
 
