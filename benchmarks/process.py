@@ -2,6 +2,7 @@
 
     python -m benchmarks.process                      # SST-2, 2,000 rows, 875 validation rows
     python -m benchmarks.process --rows 256 --val-rows 64 --test-rows 256   # the gate's size
+    python -m benchmarks.process --workload short-questions   # very short texts, same sizes
 
 Each round starts both as fresh processes, one after the other (interleaved: a burst of load on a
 shared machine hits one round, not one system), and times each from start to exit: interpreter
@@ -14,6 +15,14 @@ Trainer's best CPU recipe (on a GPU: bf16, as bertft's defaults pick there): dyn
 from `bertft.data.load_task` (so both see identical examples) and tokenizes them itself.
 Neither writes model files. Printed per system: wall seconds (fastest round) and training
 samples/s; the ratio is the Trainer's wall time over bertft's (higher is better for bertft).
+
+`--workload short-questions` trains both on very short texts instead: the first `--rows` SST-2
+training phrases of 6 to 14 words (`benchmarks.workload.SHORT_QUESTIONS`' selection,
+`keep_words`, in the order `load_task` gives the training split), with the same validation and
+test rows as the default workload. The benchmark writes the three splits once, untimed, as TSV
+files (`sentence<TAB>label`) in a temporary folder, checks that bertft's `text-file` task reads
+them back as exactly those examples, and both processes then load them through that task (as a
+user's own data), so reading the data is inside each timed process.
 """
 
 from __future__ import annotations
@@ -32,27 +41,73 @@ GLUE_SST2_TRAIN = 67349
 COMMON = dict(epochs=1, batch_size=32, lr=5e-5, max_length=128, eval_batch_size=128)
 
 
-def _sizes(rows: int, val_rows: int, test_rows: int | None) -> dict:
-    """The data settings both systems load their rows with (`bertft.data.load_task`)."""
-    return {"max_train_samples": rows, "validation_ratio": val_rows / GLUE_SST2_TRAIN,
-            "max_test_samples": test_rows}
+def sst2_settings(data: str, rows: int | None, val_rows: int, test_rows: int | None,
+                  folder: Path | None = None) -> dict:
+    """The default workload's data settings: SST-2 from `data`, a seeded subset of `rows`
+    training rows, `val_rows` carved from train, `test_rows` of GLUE dev (None: all 872).
+    Both systems load their rows with them (`bertft.data.load_task`); `folder` is unused."""
+    return {"task": "sst2", "data_dir": data, "max_train_samples": rows,
+            "validation_ratio": val_rows / GLUE_SST2_TRAIN, "max_test_samples": test_rows}
 
 
-def bertft_argv(data: str, rows: int, val_rows: int, test_rows: int | None,
-                out: str) -> list[str]:
-    """`bertft train` with its defaults and the shared workload settings."""
+QUESTION_COLUMNS = ("sentence", "label")
+
+
+def question_settings(data: str, rows: int, val_rows: int, test_rows: int | None,
+                      folder: Path) -> dict:
+    """The short-questions workload: writes its splits into `folder` as TSV files and returns
+    the `text-file` settings that load them. Train: the first `rows` training texts of
+    `SHORT_QUESTIONS.words` words (`keep_words`) of the default workload's training pool;
+    validation and test: the default workload's. Refuses files that bertft would not read back
+    as exactly these examples."""
+    from benchmarks.workload import SHORT_QUESTIONS, keep_words  # imports torch: not in the
+    from bertft.config import Config  # timed Trainer script, which imports this module
+    from bertft.data import load_task
+
+    source = load_task(Config.of(**sst2_settings(data, None, val_rows, test_rows)).data)
+    chosen = keep_words(source, SHORT_QUESTIONS.words, rows)
+    settings: dict = {"task": "text-file", "text_column": QUESTION_COLUMNS[0],
+                      "label_column": QUESTION_COLUMNS[1]}
+    for split in ("train", "validation", "test"):
+        path = folder / f"{split}.tsv"
+        lines = ["\t".join(QUESTION_COLUMNS)] + [
+            f"{e.text}\t{chosen.label_names[e.label]}" for e in getattr(chosen, split)]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        settings[f"{split}_file"] = str(path)
+    loaded = load_task(Config.of(**settings).data)
+    differ = [name for name in ("label_names", "train", "validation", "test")
+              if getattr(loaded, name) != getattr(chosen, name)]
+    if differ:
+        raise SystemExit(f"short-questions: {', '.join(differ)} read back from {folder} differ "
+                         "from the rows written there")
+    return settings
+
+
+# --workload: the function that gives both systems' data settings (writing any files they read
+# into the folder it is given, which lives as long as the measurement)
+WORKLOADS = {"sst2": sst2_settings, "short-questions": question_settings}
+
+
+def _cli_value(value) -> str:
+    """A setting as `--set` reads it back (a TOML literal; `none` for None)."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return json.dumps(value) if isinstance(value, str) else str(value)
+
+
+def bertft_argv(settings: dict, out: str) -> list[str]:
+    """`bertft train` with its defaults, the data `settings` and the shared workload settings."""
     c = COMMON
-    sizes = {k: "none" if v is None else v for k, v in _sizes(rows, val_rows,
-                                                               test_rows).items()}
-    sets = {"task": '"sst2"', "data_dir": json.dumps(data), **sizes, "epochs": c["epochs"],
-            "batch_size": c["batch_size"], "head_lr": c["lr"], "base_lr": c["lr"],
-            "max_length": c["max_length"], "eval_batch_size": c["eval_batch_size"],
-            "save_model": "false", "progress": "false"}
+    sets = {**settings, "epochs": c["epochs"], "batch_size": c["batch_size"],
+            "head_lr": c["lr"], "base_lr": c["lr"], "max_length": c["max_length"],
+            "eval_batch_size": c["eval_batch_size"], "save_model": False, "progress": False}
     return [sys.executable, "-m", "bertft", "train", "--out", out,
-            *[x for k, v in sets.items() for x in ("--set", f"{k}={v}")]]
+            *[x for k, v in sets.items() for x in ("--set", f"{k}={_cli_value(v)}")]]
 
 
-def trainer_main(data: str, rows: int, val_rows: int, test_rows: int | None) -> dict:
+def trainer_main(settings: dict) -> dict:
     """The Trainer script (run in its own process by `trainer_argv`)."""
     import torch
     from transformers import (
@@ -65,8 +120,7 @@ def trainer_main(data: str, rows: int, val_rows: int, test_rows: int | None) -> 
     from bertft.models import minilm_dir
 
     c = COMMON
-    splits = load_task(Config.of(task="sst2", data_dir=data,
-                                 **_sizes(rows, val_rows, test_rows)).data)
+    splits = load_task(Config.of(**settings).data)
     tok = AutoTokenizer.from_pretrained(minilm_dir())
 
     def encode(examples) -> list[dict]:
@@ -76,7 +130,8 @@ def trainer_main(data: str, rows: int, val_rows: int, test_rows: int | None) -> 
                                      strict=True)]
 
     train, val, test = (encode(s) for s in (splits.train, splits.validation, splits.test))
-    model = AutoModelForSequenceClassification.from_pretrained(minilm_dir(), num_labels=2)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        minilm_dir(), num_labels=len(splits.label_names))
     with tempfile.TemporaryDirectory(prefix="bertft-bench-trainer-") as out:
         args = TrainingArguments(
             output_dir=out, per_device_train_batch_size=c["batch_size"],
@@ -99,10 +154,9 @@ def trainer_main(data: str, rows: int, val_rows: int, test_rows: int | None) -> 
             "validation": len(val), "test": len(test)}
 
 
-def trainer_argv(data: str, rows: int, val_rows: int, test_rows: int | None) -> list[str]:
-    return [sys.executable, "-m", "benchmarks.process", "--trainer-script", "--data", data,
-            "--rows", str(rows), "--val-rows", str(val_rows),
-            *(["--test-rows", str(test_rows)] if test_rows is not None else [])]
+def trainer_argv(settings: dict) -> list[str]:
+    return [sys.executable, "-m", "benchmarks.process", "--trainer-script", "--settings",
+            json.dumps(settings)]
 
 
 def _timed(argv: list[str]) -> tuple[float, str]:
@@ -117,30 +171,37 @@ def _timed(argv: list[str]) -> tuple[float, str]:
 
 
 def measure(data: str, rows: int, val_rows: int, rounds: int,
-            test_rows: int | None = None) -> dict:
-    """Interleaved rounds of both processes; the fastest wall time of each counts."""
+            test_rows: int | None = None, workload: str = "sst2") -> dict:
+    """Interleaved rounds of both processes on `workload` (`WORKLOADS`); the fastest wall time
+    of each counts. Any data files are written once, before the first round, untimed."""
     walls: dict[str, list[float]] = {"bertft": [], "trainer": []}
     info: dict[str, dict] = {}
-    for _ in range(rounds):
-        with tempfile.TemporaryDirectory(prefix="bertft-bench-process-") as out:
-            seconds, _ = _timed(bertft_argv(data, rows, val_rows, test_rows, out))
-            metrics = json.loads((Path(out) / "metrics.json").read_text())
-        walls["bertft"].append(seconds)
-        info["bertft"] = {"accuracy": metrics["test"]["accuracy"], **{
-            k: metrics["timing"][k] for k in ("train_seconds", "samples_per_s", "eval_seconds",
-                                              "setup_seconds", "non_train_share")},
-            "validation": metrics["data"]["validation"]}
-        seconds, stdout = _timed(trainer_argv(data, rows, val_rows, test_rows))
-        walls["trainer"].append(seconds)
-        info["trainer"] = json.loads(stdout.strip().splitlines()[-1])
-    return {"rows": rows, "val_rows": val_rows, "test_rows": test_rows, "rounds": rounds,
-            "wall_seconds": walls,
+    with tempfile.TemporaryDirectory(prefix="bertft-bench-data-") as folder:
+        settings = WORKLOADS[workload](data, rows, val_rows, test_rows, Path(folder))
+        for _ in range(rounds):
+            with tempfile.TemporaryDirectory(prefix="bertft-bench-process-") as out:
+                seconds, _ = _timed(bertft_argv(settings, out))
+                metrics = json.loads((Path(out) / "metrics.json").read_text())
+            walls["bertft"].append(seconds)
+            info["bertft"] = {"accuracy": metrics["test"]["accuracy"], **{
+                k: metrics["timing"][k] for k in ("train_seconds", "samples_per_s",
+                                                  "eval_seconds", "setup_seconds",
+                                                  "non_train_share")},
+                "validation": metrics["data"]["validation"]}
+            seconds, stdout = _timed(trainer_argv(settings))
+            walls["trainer"].append(seconds)
+            info["trainer"] = json.loads(stdout.strip().splitlines()[-1])
+    return {"workload": workload, "rows": rows, "val_rows": val_rows, "test_rows": test_rows,
+            "rounds": rounds, "wall_seconds": walls,
             "process_vs_trainer": min(walls["trainer"]) / min(walls["bertft"]), **info}
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.process", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--workload", choices=list(WORKLOADS), default="sst2",
+                   help="sst2: SST-2 rows; short-questions: SST-2 phrases of 6 to 14 words, "
+                        "read from TSV files (default: sst2)")
     p.add_argument("--data", default=os.environ.get("BERTFT_DATA_DIR")
                    or str(ROOT.parent / "shared" / "data"))
     p.add_argument("--rows", type=int, default=2000)
@@ -149,12 +210,17 @@ def main(argv: list[str] | None = None) -> int:
                    help="a seeded subset of GLUE dev as the test set (default: all 872)")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--trainer-script", action="store_true", help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
+    p.add_argument("--settings", type=json.loads, help=argparse.SUPPRESS)  # the script's data
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     if args.trainer_script:
-        print(json.dumps(trainer_main(args.data, args.rows, args.val_rows, args.test_rows)))
+        print(json.dumps(trainer_main(args.settings)))
         return 0
-    print(json.dumps(measure(args.data, args.rows, args.val_rows, args.rounds, args.test_rows),
-                     indent=2))
+    print(json.dumps(measure(args.data, args.rows, args.val_rows, args.rounds, args.test_rows,
+                             args.workload), indent=2))
     return 0
 
 

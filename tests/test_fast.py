@@ -157,7 +157,7 @@ def test_process_benchmark_runs_bertft_defaults_on_the_trainers_workload():
     from benchmarks import process
     from bertft.cli import build_parser, config_from_args
 
-    argv = process.bertft_argv("/data", 256, 64, 100, "/tmp/out")
+    argv = process.bertft_argv(process.sst2_settings("/data", 256, 64, 100), "/tmp/out")
     assert argv[1:4] == ["-m", "bertft", "train"]
     cfg = config_from_args(build_parser().parse_args(argv[3:]))
     flat = cfg.to_dict()
@@ -165,9 +165,94 @@ def test_process_benchmark_runs_bertft_defaults_on_the_trainers_workload():
                               "epochs", "batch_size", "max_length", "eval_batch_size")] == [
         "sst2", "/data", 256, 100, 1, 32, 128, 128]
     every = config_from_args(build_parser().parse_args(
-        process.bertft_argv("/data", 256, 64, None, "/tmp/out")[3:]))
+        process.bertft_argv(process.sst2_settings("/data", 256, 64, None), "/tmp/out")[3:]))
     assert every.data.max_test_samples is None  # all 872 GLUE dev rows
     assert round(flat["validation_ratio"] * process.GLUE_SST2_TRAIN) == 64
     assert [flat[k] for k in ("sampling", "unpad", "save_model")] == ["auto", "auto", False]
     on_cpu = resolve_settings(cfg, torch.device("cpu"))
     assert [on_cpu[k] for k in ("sampling", "unpad")] == ["length_buckets", True]
+
+
+def _toy_sst2(folder) -> None:
+    """An SST-2 folder in GLUE's layout: 40 unique training texts of 3 to 17 words (a trailing
+    space, as GLUE's; some hold a quote, which TSV keeps as is) and 10 dev texts."""
+    (folder / "sst2").mkdir(parents=True)
+    train = [f'w{i} ' + " ".join(['"x"' if i % 3 == 0 else "x"] * (2 + i * 7 % 15)) + " "
+             for i in range(40)]
+    dev = [f"d{i} y y y " for i in range(10)]
+    for name, texts in (("train.tsv", train), ("dev.tsv", dev)):
+        rows = [f"{t}\t{i % 2}" for i, t in enumerate(texts)]
+        (folder / "sst2" / name).write_text("sentence\tlabel\n" + "\n".join(rows) + "\n")
+
+
+def test_short_questions_files_hold_what_keep_words_keeps_and_the_sst2_eval_rows(tmp_path):
+    """`benchmarks.process --workload short-questions`: the TSV files both systems read hold
+    the first rows of 6-14 words of the default workload's training pool (`keep_words`) and
+    the default workload's validation and test rows, read back by `text-file` unchanged."""
+    from benchmarks import process
+    from benchmarks.workload import keep_words
+    from bertft.data import load_task
+
+    _toy_sst2(tmp_path / "data")
+    (tmp_path / "q").mkdir()
+    settings = process.question_settings(str(tmp_path / "data"), 8, 10102, 6, tmp_path / "q")
+    assert settings == {"task": "text-file", "text_column": "sentence", "label_column": "label",
+                        **{f"{s}_file": str(tmp_path / "q" / f"{s}.tsv")
+                           for s in ("train", "validation", "test")}}
+    loaded = load_task(Config.of(**settings).data)
+    pool = load_task(Config.of(**process.sst2_settings(str(tmp_path / "data"), None, 10102,
+                                                       6)).data)
+    default = load_task(Config.of(**process.sst2_settings(str(tmp_path / "data"), 8, 10102,
+                                                          6)).data)
+    assert loaded.train == keep_words(pool, (6, 14), 8).train
+    assert [len(e.text.split()) for e in loaded.train] == [13, 6, 7, 14, 8, 12, 10, 11]
+    assert any('"' in e.text for e in loaded.train)
+    assert (loaded.validation, loaded.test) == (default.validation, default.test)
+    assert (len(loaded.validation), len(loaded.test), loaded.label_names) == (
+        6, 6, ("negative", "positive"))
+    first = loaded.train[0]
+    assert (tmp_path / "q" / "train.tsv").read_text().splitlines()[:2] == [
+        "sentence\tlabel", f"{first.text}\t{loaded.label_names[first.label]}"]
+
+
+def test_short_questions_files_that_read_back_otherwise_are_refused(tmp_path, monkeypatch):
+    """Label names that `text-file` would order otherwise (it sorts them) would swap every
+    label: the benchmark stops instead of timing other data."""
+    import dataclasses
+
+    from benchmarks import process, workload
+
+    keep = workload.keep_words
+    monkeypatch.setattr(workload, "keep_words", lambda s, w, n: dataclasses.replace(
+        keep(s, w, n), label_names=("positive", "negative")))
+    _toy_sst2(tmp_path / "data")
+    with pytest.raises(SystemExit, match=r"^short-questions: label_names, train, validation, "
+                       r"test read back from .+ differ from the rows written there$"):
+        process.question_settings(str(tmp_path / "data"), 8, 10102, 6, tmp_path)
+
+
+def test_process_benchmark_workload_option_and_the_trainer_scripts_data(monkeypatch, capsys):
+    from benchmarks import process
+    from bertft.cli import build_parser, config_from_args
+
+    seen = []
+    monkeypatch.setattr(process, "measure", lambda *a: seen.append(a) or {})
+    assert process.main(["--workload", "short-questions", "--rows", "64", "--val-rows", "16",
+                         "--test-rows", "32", "--rounds", "1", "--data", "/d"]) == 0
+    assert process.main(["--data", "/d"]) == 0
+    assert seen == [("/d", 64, 16, 1, 32, "short-questions"), ("/d", 2000, 875, 2, None, "sst2")]
+    assert list(process.WORKLOADS) == ["sst2", "short-questions"]
+    with pytest.raises(SystemExit) as e:
+        process.main(["--workload", "trec"])
+    assert e.value.code == 2
+    assert "argument --workload: invalid choice: 'trec'" in capsys.readouterr().err
+    settings = {"task": "text-file", "train_file": "/q/train.tsv",
+                "validation_file": "/q/validation.tsv", "test_file": "/q/test.tsv",
+                "text_column": "sentence", "label_column": "label"}
+    args = process.parser().parse_args(process.trainer_argv(settings)[3:])
+    assert args.trainer_script and args.settings == settings
+    flat = config_from_args(build_parser().parse_args(
+        process.bertft_argv(settings, "/tmp/out")[3:])).to_dict()
+    assert {k: flat[k] for k in settings} == settings
+    assert [flat[k] for k in ("max_train_samples", "max_test_samples", "save_model")] == [
+        None, None, False]
