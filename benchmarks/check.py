@@ -7,7 +7,8 @@ One process measures, after a warmup, on a small SST-2 workload (see floors.toml
 configurations on one epoch (interleaved rounds, the fastest of each), and the freezing grid
 through both; then the whole process (`benchmarks.process` at the gate's size: `bertft train`
 against a Trainer script, fresh processes, interleaved rounds); and, on very short uniform
-texts (`SHORT_QUESTIONS` at the gate's size), bertft's defaults against the dynamic Trainer.
+texts (`SHORT_QUESTIONS` at the gate's size), bertft's defaults against the dynamic Trainer and
+the whole process (`benchmarks.process --workload short-questions` at the gate's size).
 Ratios survive noisy machines better than absolute times. Exit 1 when a ratio is more than the
 tolerance below its floor, naming the ratio, its value, the floor and the tolerance. A measured
 ratio with no floor in the floors file yet is printed and stored, not gated.
@@ -76,14 +77,19 @@ def measure(setup: Setup) -> tuple[dict[str, float], dict]:
 
 def measure_questions() -> tuple[dict[str, float], dict]:
     """bertft's defaults against the dynamic Trainer on `GATE_QUESTIONS`, as `measure` times
-    single trials (interleaved rounds, the fastest of each)."""
+    single trials (interleaved rounds, the fastest of each); then the whole process on the
+    same kind of texts at `GATE_PROCESS`' size (four more processes)."""
     setup = Setup.load(GATE_QUESTIONS)
     warmup(setup)
     rounds = [(run_bertft(setup), run_trainer(setup, "dynamic")) for _ in range(ROUNDS)]
     bertft, dyn = (_fastest([r[i] for r in rounds]) for i in range(2))
+    whole = process.measure(str(data_dir()), rounds=ROUNDS, workload="short-questions",
+                            **GATE_PROCESS)
     return ({"short_questions_vs_trainer_dynamic": bertft["samples_per_s"]
-             / dyn["samples_per_s"]}, {"questions-bertft-defaults": bertft,
-                                       "questions-trainer-dynamic": dyn})
+             / dyn["samples_per_s"],
+             "process_short_questions_vs_trainer": whole["process_vs_trainer"]},
+            {"questions-bertft-defaults": bertft, "questions-trainer-dynamic": dyn,
+             "process-questions": whole})
 
 
 def main(argv: list[str] | None = None) -> int:

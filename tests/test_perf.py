@@ -88,7 +88,8 @@ SINGLE_AND_GRID = {"train_vs_trainer_dynamic", "train_vs_trainer_max_length",
 
 
 @pytest.mark.parametrize("name, expected", [
-    ("floors.toml", SINGLE_AND_GRID | {"defaults_vs_trainer_dynamic", "process_vs_trainer"}),
+    ("floors.toml", SINGLE_AND_GRID | {"defaults_vs_trainer_dynamic", "process_vs_trainer",
+                                       "short_questions_vs_trainer_dynamic"}),
     ("floors-gpu.toml", SINGLE_AND_GRID),
 ])
 def test_shipped_floors_files_are_valid(name, expected):
@@ -143,3 +144,46 @@ def test_candidate_defaults_are_validated_before_anything_runs(capsys):
         defaults.main(["--also", "unpad_min_pading=0.2"])
     assert "--also: 1 problem:\n  - unknown setting 'unpad_min_pading' (did you mean " in \
         capsys.readouterr().err
+
+
+def test_gate_measures_the_whole_process_on_short_questions_not_gated(tmp_path, monkeypatch,
+                                                                      capsys):
+    """`benchmarks.check` runs `benchmarks.process --workload short-questions` at its process
+    size and prints and stores `process_short_questions_vs_trainer` as not gated (the shipped
+    floors have no floor for it). Every measurement is replaced by a stub here."""
+    import json
+
+    from benchmarks import check, process
+
+    class FakeSetup:
+        @classmethod
+        def load(cls, workload):
+            return cls()
+
+        def facts(self):
+            return {"device": "cpu", "device_type": "cpu", "dtype": "float32", "threads": 1}
+
+    calls = []
+
+    def fake_process(data, rows, val_rows, rounds, test_rows=None, workload="sst2"):
+        calls.append((workload, rows, val_rows, test_rows, rounds))
+        return {"process_vs_trainer": 0.9 if workload == "short-questions" else 1.2}
+
+    monkeypatch.setenv("BERTFT_CACHE_DIR", "")
+    monkeypatch.setattr(check, "data_dir", lambda: tmp_path)
+    monkeypatch.setattr(check, "Setup", FakeSetup)
+    monkeypatch.setattr(check, "warmup", lambda setup: None)
+    monkeypatch.setattr(check, "run_bertft", lambda setup, **o: {"samples_per_s": 200.0})
+    monkeypatch.setattr(check, "run_trainer", lambda setup, padding: {
+        "samples_per_s": 80.0 if padding == "dynamic" else 50.0})
+    monkeypatch.setattr(check, "run_grid_bertft", lambda setup, **o: {"wall_seconds": 1.0})
+    monkeypatch.setattr(check, "run_grid_trainer", lambda setup: {"wall_seconds": 2.0})
+    monkeypatch.setattr(process, "measure", fake_process)
+    assert check.main(["--out", str(tmp_path / "check.json")]) == 0
+    assert calls == [("sst2", 256, 64, 256, 2), ("short-questions", 256, 64, 256, 2)]
+    assert "| process_short_questions_vs_trainer | 0.900 | (no floor yet) | | not gated |" in \
+        capsys.readouterr().out
+    stored = json.loads((tmp_path / "check.json").read_text())
+    assert stored["ratios"]["process_short_questions_vs_trainer"] == 0.9
+    assert "process_short_questions_vs_trainer" not in {c["name"] for c in stored["checks"]}
+    assert stored["raw"]["process-questions"] == {"process_vs_trainer": 0.9}
