@@ -205,7 +205,10 @@ def test_short_questions_files_hold_what_keep_words_keeps_and_the_sst2_eval_rows
     default = load_task(Config.of(**process.sst2_settings(str(tmp_path / "data"), 8, 10102,
                                                           6)).data)
     assert loaded.train == keep_words(pool, (6, 14), 8).train
-    assert [len(e.text.split()) for e in loaded.train] == [13, 6, 7, 14, 8, 12, 10, 11]
+    # training rows 1, 3, 5, 7, 8, 9, 10, 12 hold 3 + (7 i mod 15) words: the first 8 of 6-14
+    assert [(e.text.split()[0], len(e.text.split())) for e in loaded.train] == [
+        ("w1", 10), ("w3", 9), ("w5", 8), ("w7", 7), ("w8", 14), ("w9", 6), ("w10", 13),
+        ("w12", 12)]
     assert any('"' in e.text for e in loaded.train)
     assert (loaded.validation, loaded.test) == (default.validation, default.test)
     assert (len(loaded.validation), len(loaded.test), loaded.label_names) == (
