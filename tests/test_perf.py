@@ -89,7 +89,8 @@ SINGLE_AND_GRID = {"train_vs_trainer_dynamic", "train_vs_trainer_max_length",
 
 @pytest.mark.parametrize("name, expected", [
     ("floors.toml", SINGLE_AND_GRID | {"defaults_vs_trainer_dynamic", "process_vs_trainer",
-                                       "short_questions_vs_trainer_dynamic"}),
+                                       "short_questions_vs_trainer_dynamic",
+                                       "process_short_questions_vs_trainer"}),
     ("floors-gpu.toml", SINGLE_AND_GRID),
 ])
 def test_shipped_floors_files_are_valid(name, expected):
@@ -146,11 +147,11 @@ def test_candidate_defaults_are_validated_before_anything_runs(capsys):
         capsys.readouterr().err
 
 
-def test_gate_measures_the_whole_process_on_short_questions_not_gated(tmp_path, monkeypatch,
-                                                                      capsys):
+def test_gate_measures_and_gates_the_whole_process_on_short_questions(tmp_path, monkeypatch,
+                                                                       capsys):
     """`benchmarks.check` runs `benchmarks.process --workload short-questions` at its process
-    size and prints and stores `process_short_questions_vs_trainer` as not gated (the shipped
-    floors have no floor for it). Every measurement is replaced by a stub here."""
+    size and gates `process_short_questions_vs_trainer` against the shipped floor (1.11, limit
+    0.94): 1.0 passes, 0.9 fails. Every measurement is replaced by a stub here."""
     import json
 
     from benchmarks import check, process
@@ -163,11 +164,11 @@ def test_gate_measures_the_whole_process_on_short_questions_not_gated(tmp_path, 
         def facts(self):
             return {"device": "cpu", "device_type": "cpu", "dtype": "float32", "threads": 1}
 
-    calls = []
+    calls, short = [], [1.0]
 
     def fake_process(data, rows, val_rows, rounds, test_rows=None, workload="sst2"):
         calls.append((workload, rows, val_rows, test_rows, rounds))
-        return {"process_vs_trainer": 0.9 if workload == "short-questions" else 1.2}
+        return {"process_vs_trainer": short[0] if workload == "short-questions" else 1.2}
 
     monkeypatch.setenv("BERTFT_CACHE_DIR", "")
     monkeypatch.setattr(check, "data_dir", lambda: tmp_path)
@@ -181,9 +182,13 @@ def test_gate_measures_the_whole_process_on_short_questions_not_gated(tmp_path, 
     monkeypatch.setattr(process, "measure", fake_process)
     assert check.main(["--out", str(tmp_path / "check.json")]) == 0
     assert calls == [("sst2", 256, 64, 256, 2), ("short-questions", 256, 64, 256, 2)]
-    assert "| process_short_questions_vs_trainer | 0.900 | (no floor yet) | | not gated |" in \
-        capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "| process_short_questions_vs_trainer | 1.000 | 1.110 | >= 0.94" in out
+    assert "not gated" not in out
     stored = json.loads((tmp_path / "check.json").read_text())
-    assert stored["ratios"]["process_short_questions_vs_trainer"] == 0.9
-    assert "process_short_questions_vs_trainer" not in {c["name"] for c in stored["checks"]}
-    assert stored["raw"]["process-questions"] == {"process_vs_trainer": 0.9}
+    assert stored["ratios"]["process_short_questions_vs_trainer"] == 1.0
+    assert "process_short_questions_vs_trainer" in {c["name"] for c in stored["checks"]}
+    assert stored["raw"]["process-questions"] == {"process_vs_trainer": 1.0}
+    short[0] = 0.9
+    assert check.main(["--out", str(tmp_path / "check.json")]) == 1
+    assert "FAIL: process_short_questions_vs_trainer" in capsys.readouterr().err
