@@ -153,11 +153,16 @@ integer for which the exact size in the seed + example normal model stays at or 
 for every share of seed variance, k = 2..20, levels 0.05 to 0.05/30 (docs/statistics.md)."""
 
 
+def ms_upper(ms: np.ndarray, k: int, gamma: float | np.ndarray) -> np.ndarray:
+    """Upper confidence bound, at confidence `1 - gamma`, of the expectation of a seed mean
+    square with k - 1 degrees of freedom (chi-square)."""
+    return np.asarray(ms, dtype=float) * (k - 1) / stats.chi2.ppf(gamma, k - 1)
+
+
 def seed_upper(ms_seed: np.ndarray, k: int, level: float | np.ndarray) -> np.ndarray:
     """Upper confidence bound of E[MS_seed] (k - 1 degrees of freedom) at confidence
     `1 - DF_GAMMA·level`."""
-    gamma = np.minimum(DF_GAMMA * np.asarray(level, dtype=float), 0.5)
-    return np.asarray(ms_seed, dtype=float) * (k - 1) / stats.chi2.ppf(gamma, k - 1)
+    return ms_upper(ms_seed, k, np.minimum(DF_GAMMA * np.asarray(level, dtype=float), 0.5))
 
 
 def satterthwaite(ms_seed: np.ndarray, ms_ex: np.ndarray, ms_res: np.ndarray, k: int, n: int
@@ -330,8 +335,8 @@ def alpha_spent(schedule: tuple[int, ...], alpha: float = ALPHA) -> tuple[float,
 
 __all__ = ["ALPHA", "DEFAULT_MARGIN", "VERDICTS", "Components", "Family", "accuracy_influence",
            "alpha_spent", "bonferroni", "decide", "entity_f1_influence", "guarantee", "looks",
-           "macro_f1_influence", "paired_components", "power", "satterthwaite", "seed_upper",
-           "seeds_needed", "sequential"]
+           "macro_f1_influence", "ms_upper", "paired_components", "power", "satterthwaite",
+           "seed_upper", "seeds_needed", "sequential"]
 
 
 def sequential(diff: np.ndarray, psi: np.ndarray, schedule: tuple[int, ...], margin: float,

@@ -20,7 +20,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from scipy import stats
 
 from bertft.report import decide as dc
 from bertft.report.compare import against_baseline, paired
@@ -93,8 +92,7 @@ def plan(results: Sequence[TrialResult], alpha: float = dc.ALPHA) -> list[PlanRo
 def seed_bound(c: dc.Components, confidence: float = CAUTIOUS) -> float:
     """Upper confidence bound of the seed variance component: the seed mean square's chi-square
     bound (k - 1 degrees of freedom) less the residual mean square, per example."""
-    upper = float(c.ms_seed) * (c.k - 1) / stats.chi2.ppf(1 - confidence, c.k - 1)
-    return max(upper - float(c.s2_res), 0.0) / c.n
+    return max(float(dc.ms_upper(c.ms_seed, c.k, 1 - confidence)) - float(c.s2_res), 0.0) / c.n
 
 
 def examples_needed(c: dc.Components, margin: float, level: float, k: int) -> int | None:
