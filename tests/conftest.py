@@ -11,6 +11,32 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("BERTFT_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
+NO_DROPOUT = {"model": "tiny-bert", "progress": False, "max_length": 32, "head_dropout": 0.0,
+              "encoder_dropout": 0.0, "save_model": False}
+"""tiny-bert settings whose training steps are deterministic (no dropout): gradient checks."""
+
+
+def seeded_forward(splits, cfg):
+    """(tokenizer, encoded splits, model, forward path) for `cfg` on `splits`: the model built
+    after `set_seed(0)` and in train mode, its forward path (`frozen.choose_forward`) on the CPU
+    in fp32."""
+    import torch
+
+    from bertft import frozen
+    from bertft.features import encode_splits
+    from bertft.models import build_model, load_tokenizer
+    from bertft.runtime import set_seed
+
+    tok = load_tokenizer(cfg.model)
+    enc = encode_splits(splits, tok, cfg.tokens)
+    set_seed(0)
+    model = build_model(cfg.model, splits.kind, splits.label_names)
+    model.train()
+    forward = frozen.choose_forward(model, enc, tok, splits.kind, cfg, torch.device("cpu"),
+                                    torch.float32)
+    return tok, enc, model, forward
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_cache(tmp_path_factory):
     """Tokenization cache in a temporary folder: tests never touch ~/.cache."""
@@ -51,3 +77,31 @@ def tiny_model():
 
     set_seed(0)
     return build_model(Config.of(model="tiny-bert").model, "classification", ("neg", "pos"))
+
+
+@pytest.fixture
+def toy_text_run(tmp_path):
+    """`train(epochs, *args)`: `bertft train` (tiny-bert, max_length 16, one thread; torch's
+    thread count restored after) on a CSV of 40 toy rows under `tmp_path`, asserting exit 0.
+    Returns (the run folder, the data file, its rows)."""
+    def train(epochs: int, *args: str) -> tuple[Path, Path, list[str]]:
+        import torch
+
+        from bertft.cli import main
+
+        rows = [f"{'good great fine' if i % 2 else 'bad awful poor'} text {i},"
+                f"{'pos' if i % 2 else 'neg'}" for i in range(40)]
+        data = tmp_path / "data.csv"
+        data.write_text("text,label\n" + "\n".join(rows) + "\n")
+        run = tmp_path / "run"
+        threads = torch.get_num_threads()
+        try:
+            code = main(["train", "--out", str(run), "--task", "text-file", "--train-file",
+                         str(data), "--model", "tiny-bert", "--epochs", str(epochs),
+                         "--max-length", "16", "--progress", "false", "--num-threads", "1",
+                         *args])
+        finally:
+            torch.set_num_threads(threads)
+        assert code == 0
+        return run, data, rows
+    return train

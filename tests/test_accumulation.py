@@ -9,19 +9,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bertft import frozen as frozen_prefix
 from bertft.config import Config
 from bertft.data import Example, Splits
-from bertft.features import encode_splits
-from bertft.models import build_model, load_tokenizer
 from bertft.optim import class_weights
-from bertft.runtime import set_seed
 from bertft.state import Running
 from bertft.train import accumulate, fit
+from tests.conftest import NO_DROPOUT, seeded_forward
 
 CPU = torch.device("cpu")
-NO_DROPOUT = {"model": "tiny-bert", "progress": False, "max_length": 32, "head_dropout": 0.0,
-              "encoder_dropout": 0.0, "save_model": False}
 
 
 def _classification() -> Splits:
@@ -49,12 +44,7 @@ def _grads(splits: Splits, cfg: Config, sizes: list[int] | None, weighted: bool,
     `F.cross_entropy(...).backward()` on one padded batch of the first `n` examples (the
     model's own forward, torch's mean: over labelled word pieces for NER, weighted by the
     class weights of the labels present)."""
-    tok = load_tokenizer(cfg.model)
-    enc = encode_splits(splits, tok, cfg.tokens)
-    set_seed(0)
-    model = build_model(cfg.model, splits.kind, splits.label_names)
-    model.train()
-    forward = frozen_prefix.choose_forward(model, enc, tok, splits.kind, cfg, CPU, torch.float32)
+    _, enc, model, forward = seeded_forward(splits, cfg)
     collate = forward.loader("train", train=False).collate_fn
     weight = (class_weights([f["labels"] for f in enc.train], len(splits.label_names))
               if weighted else None)

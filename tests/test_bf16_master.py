@@ -166,19 +166,10 @@ def test_combinations_it_cannot_run_are_refused_before_loading(overrides, messag
         fit(Config.of(**TINY, precision="bf16", **overrides), splits=toy_splits())
 
 
-def test_bertft_eval_reads_a_bf16_master_run_like_any_run(tmp_path, capsys):
+def test_bertft_eval_reads_a_bf16_master_run_like_any_run(toy_text_run, capsys):
     from bertft.cli import main
 
-    rows = [f"{'good great fine' if i % 2 else 'bad awful poor'} text {i},"
-            f"{'pos' if i % 2 else 'neg'}" for i in range(40)]
-    data = tmp_path / "data.csv"
-    data.write_text("text,label\n" + "\n".join(rows) + "\n")
-    run = tmp_path / "run"
-    threads = torch.get_num_threads()
-    assert main(["train", "--out", str(run), "--task", "text-file", "--train-file", str(data),
-                 "--model", "tiny-bert", "--epochs", "2", "--max-length", "16", "--progress",
-                 "false", "--num-threads", "1", "--precision", MASTER]) == 0
-    torch.set_num_threads(threads)
+    run, _, _ = toy_text_run(2, "--precision", MASTER)
     trained = json.loads((run / "metrics.json").read_text())
     assert trained["environment"]["dtype"] == "bfloat16"
     capsys.readouterr()

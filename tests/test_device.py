@@ -11,10 +11,11 @@ from bertft import frozen as frozen_prefix
 from bertft.config import Config
 from bertft.data import Example, Splits
 from bertft.features import collator, encode_splits
-from bertft.models import build_model, load_tokenizer
-from bertft.runtime import resolve_precision, resolve_settings, resolved_config, set_seed
+from bertft.models import load_tokenizer
+from bertft.runtime import resolve_precision, resolve_settings, resolved_config
 from bertft.state import Running
 from bertft.train import accumulate, fit
+from tests.conftest import NO_DROPOUT, seeded_forward
 
 CPU = torch.device("cpu")
 ALL_AUTO = {k: "auto" for k in auto.SETTINGS}
@@ -123,20 +124,12 @@ def test_bucketed_widths_never_pass_max_length():
     assert short["input_ids"][0, 3:].tolist() == [tok.pad_token_id] * 13
 
 
-NO_DROPOUT = {"model": "tiny-bert", "progress": False, "max_length": 32, "head_dropout": 0.0,
-              "encoder_dropout": 0.0, "save_model": False}
 
 
 def _window_grads(splits: Splits, rows: int | None) -> tuple[dict, tuple[int, int], float]:
     """Gradients, counted (samples, tokens) and loss of one batch of the first 3 training
     examples, filled up to `rows` rows (None: as it is)."""
-    cfg = Config.of(**NO_DROPOUT, unpad=False)
-    tok = load_tokenizer(cfg.model)
-    enc = encode_splits(splits, tok, cfg.tokens)
-    set_seed(0)
-    model = build_model(cfg.model, splits.kind, splits.label_names)
-    model.train()
-    forward = frozen_prefix.choose_forward(model, enc, tok, splits.kind, cfg, CPU, torch.float32)
+    tok, enc, model, forward = seeded_forward(splits, Config.of(**NO_DROPOUT, unpad=False))
     batch = forward.loader("train", train=False).collate_fn(enc.train[:3])
     if rows is not None:
         batch = graphs.fill_rows(batch, rows, tok.cls_token_id, tok.pad_token_id)

@@ -225,19 +225,10 @@ def test_tokenizers_with_other_settings_never_share_features() -> None:
 
 
 # -- eval compares the run's data fingerprint --------------------------------------------------
-def test_eval_refuses_a_data_file_changed_since_training(tmp_path, capsys) -> None:
+def test_eval_refuses_a_data_file_changed_since_training(toy_text_run, capsys) -> None:
     from bertft.cli import main
 
-    rows = [f"{'good great fine' if i % 2 else 'bad awful poor'} text {i},"
-            f"{'pos' if i % 2 else 'neg'}" for i in range(40)]
-    data = tmp_path / "data.csv"
-    data.write_text("text,label\n" + "\n".join(rows) + "\n")
-    run = tmp_path / "run"
-    threads = torch.get_num_threads()
-    assert main(["train", "--out", str(run), "--task", "text-file", "--train-file", str(data),
-                 "--model", "tiny-bert", "--epochs", "1", "--max-length", "16",
-                 "--progress", "false", "--num-threads", "1"]) == 0
-    torch.set_num_threads(threads)
+    run, data, rows = toy_text_run(1)
     assert main(["eval", str(run), "--split", "test"]) == 0
     stored = json.loads((run / "metrics.json").read_text())["data"]["fingerprint"]
     data.write_text("text,label\n" + "\n".join(reversed(rows)) + "\n")  # rows reordered
